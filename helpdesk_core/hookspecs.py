@@ -1,0 +1,146 @@
+"""The plugin contract of the help desk (pluggy project ``helpdesk``).
+
+Every hook is called from exactly one core function, always with keyword arguments, so an
+implementation may accept any subset of the arguments. Hooks never commit: the importer owns the
+database session and its transaction. Documented with exact signatures in ``docs/hooks.md``.
+
+Hook kinds by name: ``register_*`` collect (all implementations are called); ``find_*``, ``*_to_*``,
+``classify_*`` and ``deliver_*`` decide (``firstresult``: stops at the first non-None result);
+``*_imported`` notify.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from .context import Classification, HelpdeskContext, OutgoingMail
+    from .message import ParsedMessage
+    from .models import Department, Mailbox, Ticket, TicketMessage
+    from .providers import MailboxProvider
+
+hookspec = pluggy.HookspecMarker("helpdesk")
+
+
+# ---------------------------------------------------------------------------------------------
+# Providers
+# ---------------------------------------------------------------------------------------------
+
+@hookspec
+def helpdesk_register_providers(register: Callable[[MailboxProvider], None]) -> None:
+    """Register mailbox providers an admin can pick per department.
+
+    Called once when the plugin manager is built. Call ``register(provider)`` with a
+    :class:`~helpdesk_core.providers.MailboxProvider` instance for each provider; a duplicate
+    name is refused with an error naming both plugins.
+
+    :param register: callback taking a ``MailboxProvider``
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Inbound mail
+# ---------------------------------------------------------------------------------------------
+
+@hookspec(firstresult=True)
+def helpdesk_classify_message(
+    message: ParsedMessage, department: Department, context: HelpdeskContext
+) -> Classification | None:
+    """Classify an inbound message before threading (ordinary mail, bounce, auto-reply, our own
+    mail …). Stops at first non-None result.
+
+    The core default returns ``Classification(kind="normal")``.
+
+    :param message: the parsed inbound message
+    :param department: the department whose mailbox received it
+    :param context: session, settings, storage and secrets of this import
+    :return: a :class:`~helpdesk_core.context.Classification`, or None to let others decide
+    """
+
+
+@hookspec(firstresult=True)
+def helpdesk_find_ticket(
+    message: ParsedMessage, department: Department, classification: Classification,
+    context: HelpdeskContext,
+) -> Ticket | None:
+    """Find the existing ticket an inbound message continues. Stops at first non-None result.
+
+    Implementations must only return tickets of ``department``. Returning None from every
+    implementation means "make a new ticket". The core default matches ``In-Reply-To`` /
+    ``References`` against stored Message-IDs, then a ``[Ticket #N]`` subject reference.
+
+    :param message: the parsed inbound message
+    :param department: the department whose mailbox received it
+    :param classification: the result of ``helpdesk_classify_message``
+    :param context: session, settings, storage and secrets of this import
+    :return: the ticket, or None
+    """
+
+
+@hookspec(firstresult=True)
+def helpdesk_message_to_ticket(
+    message: ParsedMessage, department: Department, ticket: Ticket | None,
+    classification: Classification, context: HelpdeskContext,
+) -> TicketMessage | None:
+    """Store an inbound message: as a new ticket (``ticket`` is None) or on ``ticket``.
+    Stops at first non-None result.
+
+    Add objects to ``context.session`` and flush if needed; never commit. The core default
+    creates the ticket and requester, stores the attachments allowed by General settings and
+    records the ones it removed and why.
+
+    :param message: the parsed inbound message
+    :param department: the department whose mailbox received it
+    :param ticket: the ticket found by ``helpdesk_find_ticket``, or None for a new ticket
+    :param classification: the result of ``helpdesk_classify_message``
+    :param context: session, settings, storage and secrets of this import
+    :return: the new :class:`~helpdesk_core.models.TicketMessage` (with ``ticket`` set)
+    """
+
+
+@hookspec
+def helpdesk_message_imported(
+    message: ParsedMessage, ticket_message: TicketMessage, created: bool,
+    department: Department, context: HelpdeskContext,
+) -> None:
+    """Notification: an inbound message was stored, in the same transaction, before commit.
+
+    Use it for work that must commit or roll back with the ticket (queueing an acknowledgement,
+    indexing). Do not commit; do no slow network I/O here.
+
+    :param message: the parsed inbound message
+    :param ticket_message: the stored message (``ticket_message.ticket`` is its ticket)
+    :param created: True when the message opened a new ticket
+    :param department: the department whose mailbox received it
+    :param context: session, settings, storage and secrets of this import
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Outbound mail
+# ---------------------------------------------------------------------------------------------
+
+@hookspec(firstresult=True)
+def helpdesk_deliver_reply(
+    mails: list[OutgoingMail], department: Department, mailbox: Mailbox | None,
+    secrets: dict[str, str],
+) -> list[Any] | None:
+    """Deliver outgoing mails of one department (staff replies, acknowledgements).
+    Stops at first non-None result.
+
+    The plugin of the department's provider (``mailbox.provider``) delivers them, reusing one
+    connection, and returns one result per mail in order: ``None`` for sent, or a
+    :class:`~helpdesk_core.errors.DeliveryError` (``permanent`` set for a 5xx). Return None
+    (not a list) when the mailbox is not yours.
+
+    :param mails: the outgoing mails, already rendered (``mail.raw`` holds the bytes)
+    :param department: the sending department
+    :param mailbox: the department's mail configuration, or None when it has none
+    :param secrets: the decrypted secrets of that configuration
+    :return: a list of ``None | DeliveryError``, one per mail, or None
+    """

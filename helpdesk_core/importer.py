@@ -1,0 +1,218 @@
+"""The import engine: mailbox → tickets, with nothing lost and nothing duplicated.
+
+One cycle of one department:
+
+1. take the mailbox lease (two workers never import one mailbox at once);
+2. open the provider session and fetch in batches;
+3. for each message, in a savepoint: ledger check → classify → find ticket → map → ledger entry
+   → ``helpdesk_message_imported``; a failure rolls back only that message and counts an attempt;
+4. **commit the batch, then delete** the stored messages from the mailbox;
+5. record the cycle and the mailbox health.
+
+A crash between 4's commit and its delete is harmless: the next cycle finds the ledger entry and
+only deletes. A message that fails three times is kept raw as a :class:`FailedImport`, then deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from .app import Helpdesk
+from .context import Classification, HelpdeskContext
+from .errors import DatabaseUnavailable, HelpdeskError, MailboxError
+from .message import ParsedMessage
+from .models import Department, FailedImport, ImportAttempt, ImportCycle, LedgerEntry, Mailbox
+from .parsing import parse_message
+from .providers import RemoteMessage
+
+log = logging.getLogger("helpdesk.importer")
+
+MAX_ATTEMPTS = 3
+BATCH_SIZE = 100
+LEASE_SECONDS = 300
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class CycleResult:
+    """Counts of one cycle; ``as_json()`` is the shape of ``helpdesk import --json``."""
+
+    department: str
+    fetched: int = 0
+    created: int = 0
+    updated: int = 0
+    failed: int = 0
+    skipped: int = 0
+    deleted: int = 0
+    error: str | None = None
+    error_kind: str | None = None
+    waiting: int | None = None
+    ran: bool = True
+
+    def as_json(self) -> dict[str, object]:
+        data = asdict(self)
+        data.pop("department")
+        return data
+
+
+@dataclass
+class Outcome:
+    """What happened to one message: ``created``, ``updated``, ``skipped``, ``duplicate``,
+    ``retry`` (left in the mailbox for the next cycle), ``failed`` (kept as a failed import),
+    ``kept`` (left in the mailbox on purpose, e.g. too large)."""
+
+    status: str
+    ticket_id: int | None = None
+    ticket_message_id: int | None = None
+    reason: str = ""
+
+    @property
+    def delete(self) -> bool:
+        return self.status in {"created", "updated", "skipped", "duplicate", "failed"}
+
+
+@dataclass
+class _Progress:
+    callback: Callable[[int, int | None], None] | None = None
+    done: int = 0
+    total: int | None = None
+
+    def step(self) -> None:
+        self.done += 1
+        if self.callback:
+            self.callback(self.done, self.total)
+
+
+# ----------------------------------------------------------------------------------------------
+# one message
+# ----------------------------------------------------------------------------------------------
+
+def _ledger(ctx: HelpdeskContext, department: Department, message: ParsedMessage, outcome: str,
+            reason: str | None = None, ticket_message_id: int | None = None) -> None:
+    ctx.session.add(LedgerEntry(department_id=department.id, key=message.ledger_key,
+                                raw_sha256=message.raw_sha256, outcome=outcome, reason=reason,
+                                ticket_message_id=ticket_message_id))
+
+
+def _store(ctx: HelpdeskContext, department: Department, message: ParsedMessage) -> Outcome:
+    """Classify, thread and store one message. Runs inside a savepoint; may raise."""
+    hook = ctx.pm.hook
+    classification: Classification = hook.helpdesk_classify_message(
+        message=message, department=department, context=ctx) or Classification()
+    if classification.action == "skip":
+        _ledger(ctx, department, message, "skipped", classification.reason or classification.kind)
+        return Outcome("skipped", reason=classification.reason or classification.kind)
+    ticket = hook.helpdesk_find_ticket(message=message, department=department,
+                                       classification=classification, context=ctx)
+    if ticket is None and not classification.may_create:
+        reason = classification.reason or f"{classification.kind} does not open tickets"
+        _ledger(ctx, department, message, "skipped", reason)
+        return Outcome("skipped", reason=reason)
+    if ticket is None and classification.action == "hold":
+        _ledger(ctx, department, message, "held", classification.reason)
+        return Outcome("skipped", reason=classification.reason)
+    created = ticket is None
+    tm = hook.helpdesk_message_to_ticket(message=message, department=department, ticket=ticket,
+                                         classification=classification, context=ctx)
+    if tm is None:
+        raise HelpdeskError("No plugin stored the message (helpdesk_message_to_ticket returned None).")
+    ctx.session.flush()
+    _ledger(ctx, department, message, "imported", ticket_message_id=tm.id)
+    hook.helpdesk_message_imported(message=message, ticket_message=tm, created=created,
+                                   department=department, context=ctx)
+    ctx.session.flush()
+    return Outcome("created" if created else "updated", ticket_id=tm.ticket_id, ticket_message_id=tm.id)
+
+
+def _keep_failed(ctx: HelpdeskContext, department: Department, raw: bytes, message: ParsedMessage,
+                 error: str, attempts: int) -> None:
+    sender = message.from_.email if message.from_ else ""
+    ctx.session.add(FailedImport(department_id=department.id, raw=raw, raw_sha256=message.raw_sha256,
+                                 subject=message.subject[:1000], sender=sender[:320], error=error,
+                                 attempts=attempts))
+    _ledger(ctx, department, message, "failed", error[:2000])
+
+
+def import_message(ctx: HelpdeskContext, department: Department, raw: bytes, *,
+                   max_attempts: int = MAX_ATTEMPTS) -> Outcome:
+    """Import one raw message in the caller's transaction. Never raises for a bad message:
+    a failure rolls back to a savepoint and is counted; after ``max_attempts`` the raw message is
+    kept as a failed import. Database outages do raise (the caller rolls back and retries later).
+    """
+    session = ctx.session
+    message = parse_message(raw)
+    if len(raw) > ctx.settings.max_message_bytes:
+        seen = session.scalar(select(LedgerEntry.id).where(
+            LedgerEntry.department_id == department.id, LedgerEntry.key == message.ledger_key))
+        reason = (f"message of {len(raw) / 1048576:.1f} MB is larger than mail.max_message_size_mb "
+                  f"({ctx.settings.get('mail.max_message_size_mb')} MB); left in the mailbox")
+        if seen is None:
+            _ledger(ctx, department, message, "kept", reason)
+        return Outcome("kept", reason=reason)
+    existing = session.scalar(select(LedgerEntry).where(
+        LedgerEntry.department_id == department.id, LedgerEntry.key == message.ledger_key))
+    if existing is not None:
+        return Outcome("duplicate", ticket_message_id=existing.ticket_message_id, reason=existing.outcome)
+    attempt = session.scalar(select(ImportAttempt).where(
+        ImportAttempt.department_id == department.id, ImportAttempt.raw_sha256 == message.raw_sha256))
+    try:
+        with session.begin_nested():
+            ctx.extra.clear()
+            outcome = _store(ctx, department, message)
+    except OperationalError as exc:
+        raise DatabaseUnavailable(f"Database error while importing: {exc.orig}") from exc
+    except Exception as exc:  # noqa: BLE001 - a bad message must never block the others
+        error = f"{type(exc).__name__}: {exc}"
+        log.warning("import of %s failed: %s", message.ledger_key, error)
+        log.debug("traceback: %s", traceback.format_exc())
+        if attempt is None:
+            attempt = ImportAttempt(department_id=department.id, raw_sha256=message.raw_sha256, attempts=0)
+            session.add(attempt)
+        attempt.attempts += 1
+        attempt.last_error = error[:4000]
+        attempt.updated_at = datetime.now(UTC)
+        if attempt.attempts >= max_attempts:
+            _keep_failed(ctx, department, raw, message, error, attempt.attempts)
+            return Outcome("failed", reason=error)
+        return Outcome("retry", reason=error)
+    if attempt is not None:
+        session.delete(attempt)
+    return outcome
+
+
+# ----------------------------------------------------------------------------------------------
+# leases and health
+# ----------------------------------------------------------------------------------------------
+
+def acquire_lease(session: Session, mailbox_id: int, owner: str, seconds: int = LEASE_SECONDS) -> bool:
+    """Take (or renew) the mailbox lease; False when another worker holds a live one. Commits."""
+    now = datetime.now(UTC)
+    result = session.execute(
+        update(Mailbox).where(
+            Mailbox.id == mailbox_id,
+            or_(Mailbox.lease_owner.is_(None), Mailbox.lease_owner == owner,
+                Mailbox.lease_expires_at < now))
+        .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=seconds))
+        .execution_options(synchronize_session=False))
+    session.commit()
+    return result.rowcount == 1
+
+
+def release_lease(session: Session, mailbox_id: int, owner: str) -> None:
+    session.execute(update(Mailbox).where(Mailbox.id == mailbox_id, Mailbox.lease_owner == owner)
+                    .values(lease_owner=None, lease_expires_at=None)
+                    .execution_options(synchronize_session=False))
+    session.commit()

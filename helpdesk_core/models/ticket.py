@@ -1,0 +1,117 @@
+"""Tickets, their messages and attachments."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .base import Base, created_at, email_str, intpk, utcnow
+
+if TYPE_CHECKING:
+    from .department import Department
+    from .user import User
+
+
+class TicketStatus(enum.StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Direction(enum.StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+    NOTE = "note"
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        UniqueConstraint("department_id", "number"),
+        Index("ix_tickets_department_id_requester_id", "department_id", "requester_id"),
+    )
+
+    id: Mapped[intpk]
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"))
+    #: per-department number shown as ``[Ticket #N]``
+    number: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[TicketStatus] = mapped_column(
+        Enum(TicketStatus, name="ticket_status", native_enum=False, length=20), default=TicketStatus.OPEN)
+    requester_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    #: lower-cased addresses seen on the ticket (requester, To/Cc of its messages)
+    participants: Mapped[list[Any]] = mapped_column(default=list)
+    #: a ticket reference the first mail claimed but was not allowed to use ("mentions #123")
+    mentions: Mapped[str | None] = mapped_column(String(100))
+    linked_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    created_at: Mapped[created_at]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    department: Mapped[Department] = relationship(back_populates="tickets")
+    requester: Mapped[User | None] = relationship()
+    messages: Mapped[list[TicketMessage]] = relationship(
+        back_populates="ticket", order_by="TicketMessage.id", cascade="all, delete-orphan")
+
+
+class TicketMessage(Base):
+    """One mail (inbound or outbound) or internal note on a ticket."""
+
+    __tablename__ = "ticket_messages"
+    __table_args__ = (
+        Index("ix_ticket_messages_department_id_message_id", "department_id", "message_id"),
+    )
+
+    id: Mapped[intpk]
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    #: denormalised for an index-bound thread lookup scoped to the department
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"))
+    direction: Mapped[Direction] = mapped_column(
+        Enum(Direction, name="message_direction", native_enum=False, length=20))
+    #: ``message`` for ordinary mail; ``auto_reply``, ``bounce`` … for classified inbound mail
+    kind: Mapped[str] = mapped_column(String(32), default="message")
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    in_reply_to: Mapped[list[Any]] = mapped_column(default=list)
+    references: Mapped[list[Any]] = mapped_column(default=list)
+    from_email: Mapped[email_str | None]
+    from_name: Mapped[str] = mapped_column(String(300), default="")
+    to: Mapped[list[Any]] = mapped_column(default=list)
+    cc: Mapped[list[Any]] = mapped_column(default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    date: Mapped[datetime | None]
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    #: sanitised HTML, safe to render
+    body_html: Mapped[str | None] = mapped_column(Text)
+    #: the new part without quoted history / signature, for display
+    body_display: Mapped[str] = mapped_column(Text, default="")
+    #: attachments not stored, with why: ``[{"filename", "content_type", "size", "reason"}]``
+    removed_attachments: Mapped[list[Any]] = mapped_column(default=list)
+    defects: Mapped[list[Any]] = mapped_column(default=list)
+    raw_sha256: Mapped[str | None] = mapped_column(String(64))
+    raw_storage_key: Mapped[str | None] = mapped_column(String(200))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[created_at]
+
+    ticket: Mapped[Ticket] = relationship(back_populates="messages")
+    attachments: Mapped[list[Attachment]] = relationship(
+        back_populates="message", order_by="Attachment.id", cascade="all, delete-orphan")
+
+
+class Attachment(Base):
+    """Metadata of a stored attachment; the bytes live in the attachment storage."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[intpk]
+    message_id: Mapped[int] = mapped_column(ForeignKey("ticket_messages.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(500))
+    content_type: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_id: Mapped[str | None] = mapped_column(String(998))
+    inline: Mapped[bool] = mapped_column(default=False)
+    storage_key: Mapped[str] = mapped_column(String(200))
+
+    message: Mapped[TicketMessage] = relationship(back_populates="attachments")

@@ -1,0 +1,574 @@
+"""Raw RFC 5322 bytes → :class:`~helpdesk_core.message.ParsedMessage`, robustly.
+
+:func:`parse_message` never raises. The message is parsed once with :mod:`email` (``policy.default``)
+but headers are read raw (``raw_items``) and decoded here, because the header objects of
+``policy.default`` raise on many real-world malformations. Every problem met is recorded as a
+human-readable string in ``ParsedMessage.defects``.
+
+Text decoding everywhere follows the same rule (:func:`decode_bytes`): the declared charset if
+Python knows it and it decodes cleanly, else UTF-8, else UTF-8 with replacement characters when
+the bytes are mostly valid UTF-8, else windows-1252 (which cannot fail).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import re
+from datetime import datetime, timezone
+from email import policy
+from email.message import Message
+from email.parser import BytesParser
+from email.utils import getaddresses, parsedate_to_datetime
+
+from helpdesk_core.htmltext import html_to_text, sanitize_html
+from helpdesk_core.message import Address, ParsedAttachment, ParsedMessage
+from helpdesk_core.quotes import strip_quoted
+
+__all__ = ["parse_message", "decode_bytes", "decode_header_value", "sanitize_filename"]
+
+_MAX_DEPTH = 40
+_ENCODED_WORD_RE = re.compile(r"=\?([^?\s]{1,75})\?([QqBb])\?([^?]*?)\?=")
+_WS_BETWEEN_WORDS_RE = re.compile(r"[ \t\r\n]+")
+_FOLD_RE = re.compile(r"[ \t]*\r?\n[ \t]*")
+_SPACES_RE = re.compile(r"[ \t]{2,}")
+_EMAIL_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){0,10}")
+_VALID_EMAIL_RE = re.compile(r'^(?:"[^"\r\n]{1,64}"|[^@\s<>(),;:"\[\]]{1,64})@[^@\s<>(),;:"\[\]]{1,255}$')
+_BRACKET_ID_RE = re.compile(r"<\s*([^<>\s]{1,998})\s*>")
+_NON_UTF8_CHARS_RE = re.compile("[^\x00-\x7f\ufffd]")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_FILENAME_RE = re.compile(r'[<>:"|?*]')
+_PARAM_RE_CACHE: dict[str, re.Pattern[str]] = {}
+_UU_BEGIN_RE = re.compile(r"^begin(?:-base64)? ([0-7]{3,4}) (\S[^\r\n]*)$")
+_EXTENSIONS: dict[str, str] = {
+    "text/plain": ".txt", "text/html": ".html", "text/calendar": ".ics", "text/csv": ".csv",
+    "text/rfc822-headers": ".txt", "message/delivery-status": ".txt", "message/rfc822": ".eml",
+    "message/disposition-notification": ".txt", "message/feedback-report": ".txt",
+    "image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp",
+    "image/bmp": ".bmp", "image/tiff": ".tif", "image/svg+xml": ".svg",
+    "application/pdf": ".pdf", "application/zip": ".zip", "application/json": ".json",
+    "application/xml": ".xml", "application/msword": ".doc", "application/vnd.ms-excel": ".xls",
+    "application/pgp-signature": ".asc", "application/pkcs7-signature": ".p7s",
+    "application/x-pkcs7-signature": ".p7s", "application/ms-tnef": ".dat",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
+}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- text decoding
+
+
+def _text_codec(charset: str | None) -> str | None:
+    """Python codec name for a MIME charset, or None when unknown or not a text encoding."""
+    if not charset:
+        return None
+    name = charset.strip().strip("\"'").split("*", 1)[0].lower()
+    if not name or len(name) > 40:
+        return None
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):
+        return None
+    return info.name if getattr(info, "_is_text_encoding", True) else None
+
+
+def decode_bytes(data: bytes, charset: str | None = None, defects: list[str] | None = None,
+                 what: str = "text") -> str:
+    """Decode ``data`` with ``charset``, falling back to UTF-8 then windows-1252; never raises.
+
+    When a declared charset is unknown or does not fit the bytes, a defect naming ``what`` is
+    appended to ``defects``.
+    """
+    codec = _text_codec(charset)
+    if charset and codec is None and defects is not None:
+        defects.append(f"{what}: unknown charset {charset.strip()[:40]!r}, decoded with a fallback")
+    if codec is not None:
+        try:
+            return data.decode(codec)
+        except Exception:
+            if defects is not None:
+                defects.append(f"{what}: bytes do not match the declared charset {charset!r}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    decoded = data.decode("utf-8", "replace")
+    bad = decoded.count("\ufffd")
+    if len(_NON_UTF8_CHARS_RE.findall(decoded)) >= 4 * bad:
+        return decoded  # mostly UTF-8 with a few broken sequences
+    return data.decode("windows-1252", "replace")
+
+
+def _raw_to_text(value: str) -> str:
+    """Header value from the parser (8-bit bytes as surrogate escapes) → proper text."""
+    try:
+        data = value.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if data.isascii():
+        return value
+    return decode_bytes(data)
+
+
+def _decode_word(charset: str, enc: str, text: str) -> bytes:
+    if enc in "bB":
+        text = re.sub(r"[^A-Za-z0-9+/]", "", text)
+        if len(text) % 4 == 1:
+            text = text[:-1]
+        return base64.b64decode(text + "=" * (-len(text) % 4))
+    return binascii.a2b_qp(text.encode("ascii", "replace"), header=True)
+
+
+def decode_header_value(value: str, defects: list[str] | None = None, name: str = "header") -> str:
+    """Decode a raw header value: unfold, raw 8-bit → text, RFC 2047 encoded words; never raises.
+
+    Folding whitespace is collapsed to one space; whitespace between adjacent encoded words is
+    dropped; adjacent words of the same charset are joined before decoding (split multibyte
+    characters). Undecodable words are kept as they were and reported in ``defects``.
+    """
+    if not value:
+        return ""
+    text = _FOLD_RE.sub(" ", _raw_to_text(str(value)))
+    if "=?" not in text:
+        return text.strip()
+    out: list[str] = []
+    pending: list[tuple[bytes, str]] = []  # adjacent encoded words not yet decoded
+
+    def flush() -> None:
+        merged: list[tuple[bytes, str]] = []
+        for data, cs in pending:
+            if merged and merged[-1][1] == cs:
+                merged[-1] = (merged[-1][0] + data, cs)
+            else:
+                merged.append((data, cs))
+        for data, cs in merged:
+            out.append(decode_bytes(data, cs, defects, f"{name} header"))
+        pending.clear()
+
+    pos = 0
+    for m in _ENCODED_WORD_RE.finditer(text):
+        between = text[pos : m.start()]
+        if between and not (pending and not between.strip()):
+            flush()
+            out.append(between)
+        try:
+            pending.append((_decode_word(m.group(1), m.group(2), m.group(3)), m.group(1)))
+        except (binascii.Error, ValueError):
+            flush()
+            out.append(m.group(0))
+            if defects is not None:
+                defects.append(f"{name} header: undecodable encoded word {m.group(0)[:60]!r}")
+        pos = m.end()
+    flush()
+    out.append(text[pos:])
+    return "".join(out).strip()
+
+
+# --------------------------------------------------------------------------- header helpers
+
+
+def _raw_header(part: Message, name: str) -> str | None:
+    lname = name.lower()
+    try:
+        for key, value in part.raw_items():
+            if key.lower() == lname:
+                return str(value)
+    except Exception:
+        return None
+    return None
+
+
+def _param_from_raw(raw: str | None, param: str) -> str | None:
+    """Fallback parameter extraction (``name="value"`` or RFC 2231 ``name*=cs''value``)."""
+    if not raw:
+        return None
+    pattern = _PARAM_RE_CACHE.get(param)
+    if pattern is None:
+        pattern = re.compile(rf'(?i)[;\s]{param}(\*)?(?:\*\d+\*?)?\s*=\s*(?:"([^"]*)"|([^;\s]*))')
+        _PARAM_RE_CACHE[param] = pattern
+    m = pattern.search(";" + raw)
+    if not m:
+        return None
+    value = m.group(2) if m.group(2) is not None else m.group(3)
+    if m.group(1) and value.count("'") >= 2:
+        cs, _lang, enc = value.split("'", 2)
+        try:
+            from urllib.parse import unquote_to_bytes
+
+            return decode_bytes(unquote_to_bytes(enc), cs or None)
+        except Exception:
+            return value
+    return value
+
+
+def _content_type(part: Message, defects: list[str]) -> str:
+    try:
+        return part.get_content_type().lower()
+    except Exception as exc:
+        defects.append(f"unreadable Content-Type header ({type(exc).__name__}); assumed text/plain")
+        raw = _raw_header(part, "content-type") or ""
+        m = re.match(r"\s*([\w.+-]+/[\w.+-]+)", raw)
+        return m.group(1).lower() if m else "text/plain"
+
+
+def _filename(part: Message, defects: list[str]) -> str | None:
+    try:
+        name = part.get_filename()
+    except Exception:
+        name = _param_from_raw(_raw_header(part, "content-disposition"), "filename") or _param_from_raw(
+            _raw_header(part, "content-type"), "name"
+        )
+    if name is None:
+        return None
+    return decode_header_value(str(name), defects, "filename")
+
+
+def _disposition(part: Message) -> str | None:
+    try:
+        return part.get_content_disposition()
+    except Exception:
+        raw = _raw_header(part, "content-disposition")
+        return raw.split(";", 1)[0].strip().lower() if raw else None
+
+
+def _charset(part: Message) -> str | None:
+    try:
+        return part.get_content_charset()
+    except Exception:
+        return _param_from_raw(_raw_header(part, "content-type"), "charset")
+
+
+def _payload_bytes(part: Message, defects: list[str], label: str) -> bytes:
+    try:
+        data = part.get_payload(decode=True)
+    except Exception as exc:
+        defects.append(f"{label}: content could not be decoded ({type(exc).__name__})")
+        raw = part.get_payload()
+        return raw.encode("ascii", "surrogateescape") if isinstance(raw, str) else b""
+    if data is None:
+        return b""
+    return data if isinstance(data, bytes) else str(data).encode("utf-8", "replace")
+
+
+def _parse_addresses(raw: str | None, defects: list[str], name: str) -> list[Address]:
+    """Parse an address list; garbage yields the addresses a regex can still find."""
+    if not raw:
+        return []
+    text = _FOLD_RE.sub(" ", _raw_to_text(raw))
+    result: list[Address] = []
+    seen: set[str] = set()
+    try:
+        pairs = getaddresses([text])
+    except Exception:
+        pairs = []
+    for display, addr in pairs:
+        addr = addr.strip().strip("<>").lower()
+        if not _VALID_EMAIL_RE.match(addr) or addr in seen:
+            continue
+        seen.add(addr)
+        result.append(Address(email=addr, name=decode_header_value(display, defects, name).strip('"\' ')))
+    if not result:
+        for addr in _EMAIL_RE.findall(text):
+            addr = addr.lower()
+            if addr not in seen:
+                seen.add(addr)
+                result.append(Address(email=addr))
+        if result:
+            defects.append(f"{name} header is malformed; addresses recovered by pattern matching")
+    return result
+
+
+def _parse_ids(raw: str | None) -> list[str]:
+    """Message-IDs from a header value, without angle brackets; tolerates missing brackets."""
+    if not raw:
+        return []
+    text = _FOLD_RE.sub(" ", _raw_to_text(raw))
+    ids = [m.strip() for m in _BRACKET_ID_RE.findall(text)]
+    if not ids:
+        tokens = [t.strip("<>,;\"'()") for t in text.split()]
+        ids = [t for t in tokens if "@" in t] or [t for t in tokens[:1] if t]
+    seen: set[str] = set()
+    return [i for i in ids if i and not (i in seen or seen.add(i))]  # type: ignore[func-returns-value]
+
+
+def _parse_date(raw: str | None, defects: list[str]) -> datetime | None:
+    if not raw:
+        return None
+    text = _FOLD_RE.sub(" ", _raw_to_text(raw)).strip()
+    try:
+        value = parsedate_to_datetime(text)
+    except Exception:
+        value = None
+    if value is None:
+        defects.append(f"Date header could not be parsed: {text[:60]!r}")
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def sanitize_filename(name: str | None, index: int, content_type: str) -> str:
+    """A safe file name: no directories, control or reserved characters; default
+    ``attachment-<index><ext>`` (extension from ``content_type``)."""
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = _UNSAFE_FILENAME_RE.sub("_", _CONTROL_RE.sub("", name)).strip().strip(".").strip()
+    if len(name) > 200:
+        stem, dot, ext = name.rpartition(".")
+        name = (stem[: 200 - len(ext) - 1] + dot + ext) if dot and len(ext) <= 10 else name[:200]
+    if not name:
+        ext = _EXTENSIONS.get(content_type)
+        if ext is None:
+            ext = ".txt" if content_type.startswith("text/") else ".bin"
+        name = f"attachment-{index}{ext}"
+    return name
+
+
+# --------------------------------------------------------------------------- special contents
+
+
+def _uudecode_line(line: str) -> bytes:
+    try:
+        return binascii.a2b_uu(line)
+    except binascii.Error:  # lines padded or truncated by some encoders
+        nbytes = (((ord(line[0]) - 32) & 63) * 4 + 5) // 3
+        return binascii.a2b_uu(line[:nbytes])
+
+
+def extract_uuencoded(text: str, defects: list[str]) -> tuple[str, list[tuple[str, bytes]]]:
+    """Remove ``begin 644 name`` … ``end`` blocks from ``text``; return (text, [(name, data)])."""
+    if "begin " not in text:
+        return text, []
+    lines = text.split("\n")
+    kept: list[str] = []
+    files: list[tuple[str, bytes]] = []
+    i = 0
+    while i < len(lines):
+        m = _UU_BEGIN_RE.match(lines[i].rstrip("\r"))
+        if not m or m.group(0).startswith("begin-base64"):
+            kept.append(lines[i])
+            i += 1
+            continue
+        chunks: list[bytes] = []
+        i += 1
+        ended = False
+        while i < len(lines):
+            line = lines[i].rstrip("\r")
+            i += 1
+            if line.strip() == "end":
+                ended = True
+                break
+            if line and line not in ("`", " "):
+                try:
+                    chunks.append(_uudecode_line(line))
+                except (binascii.Error, IndexError):
+                    defects.append(f"uuencoded {m.group(2)!r}: a corrupt line was skipped")
+        if not ended:
+            defects.append(f"uuencoded {m.group(2)!r}: missing 'end' line")
+        files.append((m.group(2).strip(), b"".join(chunks)))
+    return "\n".join(kept), files
+
+
+def _unpack_tnef(data: bytes, defects: list[str]) -> list[tuple[str, bytes]] | None:
+    """Attachments inside a ``winmail.dat``; None when it cannot be unpacked."""
+    try:
+        from tnefparse import TNEF
+
+        tnef = TNEF(data, do_checksum=False)
+        files: list[tuple[str, bytes]] = []
+        for att in tnef.attachments:
+            try:
+                name = att.long_filename()
+            except Exception:
+                name = att.name
+            if isinstance(name, bytes):
+                name = decode_bytes(name)
+            files.append((str(name or "").strip("\x00"), bytes(att.data or b"")))
+        return files
+    except Exception as exc:
+        defects.append(f"winmail.dat could not be unpacked ({type(exc).__name__}); kept as is")
+        return None
+
+
+def _message_bytes(inner: Message) -> bytes:
+    """The bytes of an attached message, as close to the original as the parser allows."""
+    from email.generator import BytesGenerator
+    from io import BytesIO
+
+    buf = BytesIO()
+    BytesGenerator(buf, mangle_from_=False, policy=policy.compat32.clone(max_line_length=0)).flatten(inner)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- MIME walk
+
+
+class _Walker:
+    """Walks the MIME tree once, sorting leaves into body texts and attachments."""
+
+    def __init__(self, defects: list[str]) -> None:
+        self.defects = defects
+        self.plain: list[str] = []
+        self.html: list[str] = []
+        self.attachments: list[ParsedAttachment] = []
+
+    def add(self, name: str | None, ctype: str, data: bytes, cid: str | None = None,
+            inline: bool = False) -> None:
+        filename = sanitize_filename(name, len(self.attachments) + 1, ctype)
+        self.attachments.append(ParsedAttachment(filename, ctype, data, cid, inline))
+
+    def walk(self, part: Message, depth: int = 0) -> None:
+        if depth > _MAX_DEPTH:
+            self.defects.append("MIME structure nested too deeply; inner parts ignored")
+            return
+        ctype = _content_type(part, self.defects)
+        for defect in getattr(part, "defects", ()) or ():
+            doc = (type(defect).__doc__ or type(defect).__name__).strip().split("\n")[0]
+            self.defects.append(f"mail structure: {doc}")
+        if ctype == "message/rfc822" or (part.is_multipart() and not ctype.startswith("multipart/")):
+            self._attached_message(part)
+            return
+        if part.is_multipart():
+            payload = part.get_payload()
+            for sub in payload if isinstance(payload, list) else ():
+                if isinstance(sub, Message):
+                    self.walk(sub, depth + 1)
+            return
+        self._leaf(part, ctype)
+
+    def _attached_message(self, part: Message) -> None:
+        payload = part.get_payload()
+        inner = payload[0] if isinstance(payload, list) and payload else None
+        name = _filename(part, self.defects)
+        if inner is None or not isinstance(inner, Message):
+            self.add(name or "forwarded-message.eml", "message/rfc822",
+                     _payload_bytes(part, self.defects, "attached message"))
+            return
+        try:
+            data = _message_bytes(inner)
+        except Exception as exc:
+            self.defects.append(f"attached message could not be re-serialised ({type(exc).__name__})")
+            data = str(inner.get_payload()).encode("utf-8", "surrogateescape")
+        if not name:
+            subject = decode_header_value(_raw_header(inner, "subject") or "", self.defects, "Subject")
+            name = (subject[:120] + ".eml") if subject.strip() else "forwarded-message.eml"
+        self.add(name, "message/rfc822", data)
+
+    def _leaf(self, part: Message, ctype: str) -> None:
+        disposition = _disposition(part)
+        name = _filename(part, self.defects)
+        label = f"part {ctype}"
+        if ctype.startswith("multipart/"):
+            self.defects.append(f"{ctype} part without usable boundary; read as text")
+            ctype = "text/plain"
+        if ctype in ("text/plain", "text/html") and disposition != "attachment" and not name:
+            data = _payload_bytes(part, self.defects, label)
+            text = decode_bytes(data, _charset(part), self.defects, label)
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+            if ctype == "text/html":
+                self.html.append(text)
+                return
+            text, files = extract_uuencoded(text, self.defects)
+            for fname, fdata in files:
+                self.add(fname, "application/octet-stream", fdata)
+            self.plain.append(text)
+            return
+        data = _payload_bytes(part, self.defects, label)
+        if ctype == "application/ms-tnef" or (name or "").lower() == "winmail.dat":
+            files = _unpack_tnef(data, self.defects)
+            if files is not None:
+                for fname, fdata in files:
+                    self.add(fname, "application/octet-stream", fdata)
+                return
+        cid = _parse_ids(_raw_header(part, "content-id"))
+        content_id = cid[0] if cid else None
+        inline = bool(content_id) and disposition != "attachment"
+        self.add(name, ctype, data, content_id, inline)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _salvage(raw: bytes, exc: BaseException) -> ParsedMessage:
+    """Last resort when the parser itself failed: pick subject/sender with regexes."""
+    msg = ParsedMessage(raw=raw, defects=[f"message could not be parsed ({type(exc).__name__}: {exc})"[:300]])
+    head, _sep, body = raw.partition(b"\n\n") if b"\r\n\r\n" not in raw[:65536] else raw.partition(b"\r\n\r\n")
+    text = decode_bytes(head)
+    for key in ("subject", "from"):
+        m = re.search(rf"(?im)^{key}:[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", text)
+        if m and key == "subject":
+            msg.subject = _SPACES_RE.sub(" ", decode_header_value(m.group(1)))
+        elif m:
+            found = _parse_addresses(m.group(1), [], "From")
+            msg.from_ = found[0] if found else None
+    msg.body_text = decode_bytes(body).strip()
+    msg.body_display = msg.body_text
+    return msg
+
+
+def parse_message(raw: bytes) -> ParsedMessage:
+    """Parse raw RFC 5322 bytes into a :class:`ParsedMessage`; never raises.
+
+    See the module docstring and :class:`ParsedMessage` for the meaning of each field. Problems
+    (malformed headers, unknown charsets, broken MIME structure, …) are listed in ``defects``;
+    whatever could be decoded is still returned.
+    """
+    if not isinstance(raw, bytes):
+        try:
+            raw = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw)
+        except Exception:
+            raw = b""
+    try:
+        return _parse(raw)
+    except Exception as exc:  # noqa: BLE001 - the contract is to never raise
+        try:
+            return _salvage(raw, exc)
+        except Exception:  # pragma: no cover - defensive
+            return ParsedMessage(raw=raw, defects=["message could not be parsed"])
+
+
+def _parse(raw: bytes) -> ParsedMessage:
+    defects: list[str] = []
+    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    result = ParsedMessage(raw=raw, defects=defects)
+
+    first: dict[str, str] = {}
+    for name, value in msg.raw_items():
+        name = str(name)
+        decoded = decode_header_value(str(value), defects, name)
+        result.headers.append((name, decoded))
+        first.setdefault(name.lower(), str(value))
+
+    result.subject = _SPACES_RE.sub(" ", decode_header_value(first.get("subject", ""))).strip()
+    senders = _parse_addresses(first.get("from"), defects, "From")
+    for fallback in ("sender", "return-path"):
+        if not senders and first.get(fallback):
+            senders = _parse_addresses(first.get(fallback), defects, fallback.title())
+            if senders:
+                defects.append(f"no usable From address; sender taken from {fallback.title()}")
+    result.from_ = senders[0] if senders else None
+    result.reply_to = _parse_addresses(first.get("reply-to"), defects, "Reply-To")
+    result.to = _parse_addresses(first.get("to"), defects, "To")
+    result.cc = _parse_addresses(first.get("cc"), defects, "Cc")
+    ids = _parse_ids(first.get("message-id"))
+    result.message_id = ids[0] if ids else None
+    result.in_reply_to = _parse_ids(first.get("in-reply-to"))
+    result.references = _parse_ids(first.get("references"))
+    result.date = _parse_date(first.get("date"), defects)
+    result.content_type = _content_type(msg, defects)
+
+    walker = _Walker(defects)
+    walker.walk(msg)
+    result.attachments = walker.attachments
+    plain = [t for t in walker.plain if t.strip()]
+    html = "\n".join(walker.html)
+    if html.strip():
+        result.body_html = sanitize_html(html)
+    if plain:
+        result.body_text = "\n\n".join(t.strip("\n") for t in plain).strip()
+    elif html.strip():
+        result.body_text = html_to_text(html)
+    result.body_display = strip_quoted(result.body_text) if result.body_text else ""
+    # keep the order of first occurrence, drop repeated identical defects
+    result.defects = list(dict.fromkeys(defects))
+    return result

@@ -1,0 +1,153 @@
+"""Departments and their mail configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..app import Helpdesk
+from ..errors import ConfigurationError, ConflictError, NotFoundError
+from ..models import Department, FailedImport, ImportCycle, Mailbox
+from .permissions import Actor, require_manage_settings
+
+
+def get_department(session: Session, name: str) -> Department:
+    dept = session.scalar(select(Department).where(Department.name == name))
+    if dept is None:
+        names = ", ".join(session.scalars(select(Department.name).order_by(Department.name))) or "none yet"
+        raise NotFoundError(f"No department named {name!r} (departments: {names}). "
+                            f"Create it with 'helpdesk department add {name!r} --sender ADDRESS'.")
+    return dept
+
+
+def add_department(session: Session, *, actor: Actor, name: str, sender: str,
+                   interval_minutes: int = 5) -> Department:
+    require_manage_settings(actor)
+    name = name.strip()
+    if not name:
+        raise ConfigurationError("A department needs a name.")
+    if "@" not in sender:
+        raise ConfigurationError(f"--sender must be an email address (got {sender!r}).")
+    if interval_minutes < 1:
+        raise ConfigurationError("--interval must be at least 1 minute.")
+    if session.scalar(select(Department.id).where(Department.name == name)) is not None:
+        raise ConflictError(f"Department {name!r} already exists.")
+    dept = Department(name=name, sender_address=sender.strip().lower(),
+                      interval_minutes=interval_minutes, options={})
+    session.add(dept)
+    session.flush()
+    return dept
+
+
+def list_departments(session: Session) -> list[Department]:
+    return list(session.scalars(select(Department).order_by(Department.name)))
+
+
+def department_summary(dept: Department) -> dict[str, Any]:
+    mb = dept.mailbox
+    return {
+        "id": dept.id, "name": dept.name, "sender": dept.sender_address,
+        "interval_minutes": dept.interval_minutes,
+        "mailbox": None if mb is None else {
+            "provider": mb.provider, "identity": mb.identity,
+            "config": {k: v for k, v in mb.config.items()},
+        },
+    }
+
+
+def set_mailbox(app: Helpdesk, session: Session, *, actor: Actor, department: str, provider: str,
+                config: Mapping[str, Any], secrets: Mapping[str, str],
+                validate: bool = True) -> dict[str, Any]:
+    """Validate connectivity, then save the department's mailbox. Saves nothing on failure.
+
+    Raises :class:`~helpdesk_core.errors.MailboxError` with a precise ``kind`` when the check fails,
+    ConflictError when another department already uses this mailbox. Returns the validation facts.
+    Existing secrets are kept for fields not given (e.g. changing the port keeps the password).
+    """
+    dept = get_department(session, department)
+    require_manage_settings(actor, dept)
+    prov = app.providers.get(provider)
+    normalized = prov.normalize_config(config)
+    identity = prov.identity(normalized)
+    other = session.scalar(select(Mailbox).where(Mailbox.identity == identity,
+                                                 Mailbox.department_id != dept.id))
+    if other is not None:
+        raise ConflictError(f"This mailbox ({identity}) is already configured for department "
+                            f"{other.department.name!r}; one mailbox serves one department. "
+                            f"Clear it there first ('helpdesk department clear-mailbox "
+                            f"{other.department.name!r}').")
+    current = dept.mailbox
+    merged: dict[str, str] = {}
+    if current is not None and current.provider == provider:
+        merged.update(app.secrets.decrypt(current.secrets_encrypted))
+    merged.update({k: v for k, v in secrets.items() if v is not None})
+    missing = [f.name for f in prov.fields if f.secret and f.required and not merged.get(f.name)]
+    if missing:
+        raise ConfigurationError(f"Missing secret setting(s) {', '.join(missing)}: pass them with "
+                                 "--password-stdin (or the provider's own option).")
+    facts = prov.validate(normalized, merged) if validate else {}
+    encrypted = app.secrets.encrypt(merged)
+    if current is None:
+        current = Mailbox(department_id=dept.id, provider=provider, identity=identity, config=normalized,
+                          secrets_encrypted=encrypted, state={})
+        session.add(current)
+    else:
+        if current.identity != identity:
+            current.state = {}
+        current.provider, current.identity, current.config = provider, identity, normalized
+        current.secrets_encrypted = encrypted
+        current.needs_reauthorization = False
+        current.failing_since = current.last_error = current.last_error_kind = None
+    current.waiting = facts.get("waiting")
+    session.flush()
+    return facts
+
+
+def clear_mailbox(session: Session, *, actor: Actor, department: str) -> bool:
+    """Remove the department's mailbox; the department keeps working for internal tickets."""
+    dept = get_department(session, department)
+    require_manage_settings(actor, dept)
+    if dept.mailbox is None:
+        return False
+    session.delete(dept.mailbox)
+    dept.mailbox = None
+    session.flush()
+    return True
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def department_status(session: Session, *, department: str) -> dict[str, Any]:
+    """Health of a department's import: the shape of ``helpdesk department status --json``."""
+    dept = get_department(session, department)
+    mb = dept.mailbox
+    last = session.scalar(select(ImportCycle).where(ImportCycle.department_id == dept.id)
+                          .order_by(ImportCycle.id.desc()).limit(1))
+    failed = session.scalar(select(func.count(FailedImport.id)).where(
+        FailedImport.department_id == dept.id, FailedImport.status == "failed"))
+    return {
+        "department": dept.name,
+        "mailbox": None if mb is None else mb.identity,
+        "provider": None if mb is None else mb.provider,
+        "state": ("no mailbox" if mb is None else "needs re-authorisation" if mb.needs_reauthorization
+                  else "failing" if mb.failing_since else "ok" if mb.last_success_at else "never run"),
+        "last_success_at": _iso(mb.last_success_at) if mb else None,
+        "failing_since": _iso(mb.failing_since) if mb else None,
+        "last_error": mb.last_error if mb else None,
+        "last_error_kind": mb.last_error_kind if mb else None,
+        "needs_reauthorization": bool(mb and mb.needs_reauthorization),
+        "waiting": mb.waiting if mb else None,
+        "next_run_at": _iso(mb.next_run_at) if mb else None,
+        "failed_imports": failed or 0,
+        "last_cycle": None if last is None else {
+            "started_at": _iso(last.started_at), "finished_at": _iso(last.finished_at),
+            "fetched": last.fetched, "created": last.created, "updated": last.updated,
+            "failed": last.failed, "skipped": last.skipped, "deleted": last.deleted,
+            "error": last.error,
+        },
+    }

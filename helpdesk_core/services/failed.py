@@ -1,0 +1,59 @@
+"""Failed imports: list, export the raw mail, retry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..app import Helpdesk
+from ..errors import NotFoundError
+from ..importer import Outcome, import_message
+from ..models import Department, FailedImport, ImportAttempt, LedgerEntry
+from .permissions import Actor, require_manage_settings
+
+
+def list_failed(session: Session, *, include_retried: bool = False) -> list[dict[str, Any]]:
+    query = select(FailedImport, Department.name).join(Department).order_by(FailedImport.id)
+    if not include_retried:
+        query = query.where(FailedImport.status == "failed")
+    return [{"id": f.id, "department": name, "subject": f.subject, "sender": f.sender, "error": f.error,
+             "attempts": f.attempts, "status": f.status, "size": len(f.raw),
+             "created_at": f.created_at.isoformat()} for f, name in session.execute(query).all()]
+
+
+def get_failed(session: Session, failed_id: int) -> FailedImport:
+    row = session.get(FailedImport, failed_id)
+    if row is None:
+        raise NotFoundError(f"No failed import {failed_id}: see 'helpdesk failed list'.")
+    return row
+
+
+def retry_failed(app: Helpdesk, session: Session, *, actor: Actor, failed_id: int) -> Outcome:
+    """Import a failed message again (e.g. after a fix). On success it is marked ``retried``."""
+    row = get_failed(session, failed_id)
+    department = session.get(Department, row.department_id)
+    require_manage_settings(actor, department)
+    for stale in session.scalars(select(LedgerEntry).where(
+            LedgerEntry.department_id == row.department_id, LedgerEntry.raw_sha256 == row.raw_sha256,
+            LedgerEntry.outcome == "failed")):
+        session.delete(stale)
+    for stale in session.scalars(select(ImportAttempt).where(
+            ImportAttempt.department_id == row.department_id, ImportAttempt.raw_sha256 == row.raw_sha256)):
+        session.delete(stale)
+    session.flush()
+    outcome = import_message(app.context(session), department, row.raw, max_attempts=1)
+    if outcome.status in ("created", "updated", "duplicate"):
+        row.status = "retried"
+        row.ticket_message_id = outcome.ticket_message_id
+    elif outcome.status == "failed":
+        # import_message kept a new failed row; keep only this one, with the new error
+        newest = session.scalar(select(FailedImport).where(
+            FailedImport.raw_sha256 == row.raw_sha256, FailedImport.id != row.id,
+            FailedImport.department_id == row.department_id).order_by(FailedImport.id.desc()))
+        if newest is not None:
+            row.error, row.attempts = newest.error, row.attempts + 1
+            session.delete(newest)
+    session.flush()
+    return outcome

@@ -1,0 +1,103 @@
+"""General settings (attachments, message size, rate limits) stored in the ``settings`` table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .errors import ConfigurationError
+from .models import Setting
+
+
+@dataclass(frozen=True)
+class SettingDef:
+    key: str
+    type: str
+    default: Any
+    help: str
+
+
+SETTINGS: dict[str, SettingDef] = {s.key: s for s in [
+    SettingDef("attachments.allowed_extensions", "list",
+               ["pdf", "png", "jpg", "jpeg", "gif", "txt", "doc", "docx", "xls", "xlsx", "ppt", "pptx",
+                "odt", "ods", "csv", "zip", "eml", "heic", "webp", "rtf"],
+               "File extensions kept as attachments (comma-separated); others are removed and noted."),
+    SettingDef("attachments.max_size_mb", "float", 10.0,
+               "Largest attachment kept, in MB; larger ones are removed and noted."),
+    SettingDef("mail.max_message_size_mb", "float", 50.0,
+               "Largest message imported, in MB; larger ones are recorded as skipped and left a note."),
+    SettingDef("mail.ticket_reference_format", "str", "[Ticket #{number}]",
+               "How the ticket reference is written in subjects; {number} is the ticket number."),
+    SettingDef("mail.rate_limit_per_hour", "int", 20,
+               "New tickets per sender per department per hour; beyond it mail is held."),
+]}
+
+
+def _coerce(defn: SettingDef, value: Any) -> Any:
+    try:
+        if defn.type == "list":
+            if isinstance(value, str):
+                value = [v.strip().lower().lstrip(".") for v in value.split(",") if v.strip()]
+            return [str(v).lower().lstrip(".") for v in value]
+        if defn.type == "float":
+            result = float(value)
+            if result < 0:
+                raise ValueError
+            return result
+        if defn.type == "int":
+            result = int(value)
+            if result < 0:
+                raise ValueError
+            return result
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"Setting {defn.key} takes a {defn.type} (got {value!r}).") from None
+
+
+class GeneralSettings:
+    """Read-mostly view of the settings table with defaults."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    @classmethod
+    def load(cls, session: Session) -> GeneralSettings:
+        stored = {row.key: row.value for row in session.scalars(select(Setting))}
+        values = {k: stored.get(k, d.default) for k, d in SETTINGS.items()}
+        values.update({k: v for k, v in stored.items() if k not in SETTINGS})
+        return cls(values)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._values.get(key, default)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+    @property
+    def allowed_extensions(self) -> set[str]:
+        return set(self._values["attachments.allowed_extensions"])
+
+    @property
+    def max_attachment_bytes(self) -> int:
+        return int(float(self._values["attachments.max_size_mb"]) * 1024 * 1024)
+
+    @property
+    def max_message_bytes(self) -> int:
+        return int(float(self._values["mail.max_message_size_mb"]) * 1024 * 1024)
+
+
+def set_setting(session: Session, key: str, value: Any) -> Any:
+    """Validate and store one setting; return the stored value. Caller commits."""
+    defn = SETTINGS.get(key)
+    if defn is None:
+        raise ConfigurationError(f"Unknown setting {key!r}; known settings: {', '.join(sorted(SETTINGS))}.")
+    coerced = _coerce(defn, value)
+    row = session.get(Setting, key)
+    if row is None:
+        session.add(Setting(key=key, value=coerced))
+    else:
+        row.value = coerced
+    return coerced

@@ -1,0 +1,52 @@
+"""Attachment storage: a content-addressed local folder by default.
+
+Files are written before the ticket commits; a crash in between leaves only an unreferenced file,
+and identical content is stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+
+class AttachmentStorage:
+    """Stores blobs by sha256 under ``root/ab/cd/<sha256>``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / key[2:4] / key
+
+    def put(self, data: bytes, sha256: str | None = None) -> str:
+        """Store ``data``; return its key (the sha256 hex digest)."""
+        key = sha256 or hashlib.sha256(data).hexdigest()
+        dest = self.path(key)
+        if dest.exists():
+            return key
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, dest)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        return key
+
+    def open(self, key: str) -> BinaryIO:
+        return open(self.path(key), "rb")
+
+    def get(self, key: str) -> bytes:
+        return self.path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).exists()

@@ -1,0 +1,12 @@
+"""Test support for helpdesk-core: real servers on loopback and shared test helpers.
+
+Modules (importable outside pytest, e.g. by ``bench/``; only ``pytest_plugin`` imports pytest):
+
+* :mod:`helpdesk_core.testing.dovecot` -- a private Dovecot (IMAP, IMAPS, POP3, POP3S) instance.
+* :mod:`helpdesk_core.testing.postgres` -- a throwaway PostgreSQL cluster.
+* :mod:`helpdesk_core.testing.smtp` -- an in-process aiosmtpd capture sink (STARTTLS, AUTH, XOAUTH2).
+* :mod:`helpdesk_core.testing.blackhole` -- ports that never greet / never accept (timeout tests).
+* :mod:`helpdesk_core.testing.pytest_plugin` -- pytest fixtures built on the above.
+
+Facts, configuration and gotchas: ``/work/shared/reference/mail-servers.md``.
+"""

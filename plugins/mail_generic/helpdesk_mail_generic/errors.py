@@ -1,0 +1,221 @@
+"""Turn what imaplib/imapclient/poplib/ssl/socket/mailbox raise into one :class:`MailboxError`.
+
+Every session of this plugin (and of plugins reusing it, e.g. a Google OAuth provider) wraps
+third-party exceptions here, at the plugin boundary, so the importer and the admin only ever see a
+:class:`~helpdesk_core.errors.MailboxError` with a stable ``kind``, a ``temporary`` flag and a
+one-line message saying what failed and what to check. Messages never contain the password: they
+are built from the configuration (host, port, user, folder) and from server replies only.
+
+The exact exceptions and texts mapped here were observed against Dovecot 2.3 on this machine
+(``/work/shared/reference/mail-servers.md``, section 8).
+"""
+
+from __future__ import annotations
+
+import ast
+import imaplib
+import mailbox
+import poplib
+import re
+import socket
+import ssl
+from collections.abc import Mapping
+from typing import Any
+
+from helpdesk_core.errors import MailboxError
+
+__all__ = ["translate", "MAIL_ERRORS"]
+
+#: exception families a session wraps with :func:`translate`; anything else is a bug and propagates
+MAIL_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # socket, ssl, timeouts, refused, file errors
+    imaplib.IMAP4.error,  # imapclient's LoginError, CapabilityError, abort, readonly
+    poplib.error_proto,
+    mailbox.Error,
+    EOFError,
+)
+
+_STEPS = {
+    "connect": "connecting",
+    "tls": "starting TLS",
+    "login": "logging in",
+    "select": "opening the folder",
+    "count": "counting messages",
+    "fetch": "fetching messages",
+    "delete": "deleting messages",
+    "checkpoint": "committing deletions",
+    "close": "closing the connection",
+}
+
+
+def translate(exc: BaseException, *, config: Mapping[str, Any], step: str) -> MailboxError:
+    """Map ``exc``, raised while doing ``step`` with ``config``, to a :class:`MailboxError`.
+
+    ``step`` is one of ``connect``, ``tls``, ``login``, ``select``, ``count``, ``fetch``,
+    ``delete``, ``checkpoint``, ``close``. A :class:`MailboxError` is returned unchanged (a login
+    callable of another plugin may raise its own, e.g. ``needs_reauthorization``).
+
+    Kinds and ``temporary``: ``unknown_host`` (no; yes for a temporary DNS failure),
+    ``connection_refused`` (yes), ``timeout`` (yes), ``tls`` (no), ``certificate`` (no),
+    ``auth_failed`` (no), ``folder_missing`` (no), ``protocol_disabled`` (no),
+    ``server_error`` (yes, except permanent server conditions such as a read-only mailbox).
+    """
+    if isinstance(exc, MailboxError):
+        return exc
+    where = _where(config)
+    doing = _STEPS.get(step, step)
+    proto = _proto(config)
+    text = _server_text(exc)
+    upper = text.upper()
+
+    # ---- network and TLS (all OSError subclasses; order matters) --------------------------
+    if isinstance(exc, socket.gaierror):
+        host = config.get("host")
+        if exc.errno == getattr(socket, "EAI_AGAIN", None):
+            return _err(f"DNS lookup for {host!r} failed temporarily ({exc.strerror}): "
+                        "check the network and DNS server; the next run may work.", "unknown_host", True)
+        return _err(f"Unknown host {host!r}: check the server name (DNS lookup failed).", "unknown_host", False)
+    if isinstance(exc, ConnectionRefusedError):
+        return _err(f"Connection refused by {where}: check the port and that the {proto} service "
+                    "is running and enabled on the server.", "connection_refused", True)
+    if isinstance(exc, TimeoutError) or _is_timeout_text(exc, text):
+        return _timeout(config, doing)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return _certificate(exc, where)
+    if isinstance(exc, ssl.SSLError):
+        reason = getattr(exc, "reason", None) or text
+        return _err(f"TLS handshake with {where} failed ({reason}): the port may not speak TLS: try "
+                    f"security starttls or the TLS port ({_tls_port(config)} for {proto}).", "tls", False)
+    if isinstance(exc, (FileNotFoundError, NotADirectoryError)) and config.get("protocol") == "maildir":
+        return _err(f"Maildir {config.get('path')!r} does not exist: check the path.", "folder_missing", False)
+    if isinstance(exc, PermissionError):
+        return _err(f"Permission denied while {doing} ({exc.filename or where}): check that the importer's "
+                    "user may read and delete the mail files.", "server_error", False)
+
+    # ---- server replies (imaplib/imapclient/poplib) ----------------------------------------
+    if step in ("connect", "tls") and ("STARTTLS" in upper or "STLS" in upper) and (
+            "CAPABILITY" in upper or "NOT SUPPORTED" in upper):
+        return _no_starttls(config)
+    if "[UNAVAILABLE]" in upper or "[SYS/TEMP]" in upper or "[IN-USE]" in upper or "[INUSE]" in upper:
+        return _err(f"{proto} server {where} is temporarily unavailable while {doing} ({text}): "
+                    "the next run may work; check the server if it persists.", "server_error", True)
+    if "PLAINTEXT AUTHENTICATION DISALLOWED" in upper or "[PRIVACYREQUIRED]" in upper or (
+            "LOGINDISABLED" in upper):
+        return _err(f"{where} refuses password logins on an unencrypted connection ({text}): "
+                    "use security ssl or starttls.", "protocol_disabled", False)
+    if ("AUTHENTICATIONFAILED" in upper or "[AUTH]" in upper
+            or exc.__class__.__name__ == "LoginError"
+            or (step == "login" and isinstance(exc, poplib.error_proto) and upper.startswith("-ERR"))):
+        return _err(f"Login failed for user {_user(config)!r} on {where}: check the username and password.",
+                    "auth_failed", False)
+    if isinstance(exc, imaplib.IMAP4.readonly):
+        return _err(f"Folder {config.get('folder')!r} on {where} is read-only ({text}): the importer must "
+                    "delete imported mail; check the mailbox permissions.", "server_error", False)
+    if step == "select" and ("DOESN'T EXIST" in upper or "[NONEXISTENT]" in upper
+                             or "NO SUCH" in upper or "UNKNOWN MAILBOX" in upper):
+        return _err(f"Folder {config.get('folder')!r} does not exist for user {_user(config)!r} on {where}: "
+                    "check the folder name (names other than INBOX are case-sensitive).",
+                    "folder_missing", False)
+    if exc.__class__.__name__ == "CapabilityError" or any(
+            s in upper for s in ("UNKNOWN COMMAND", "NOT SUPPORTED", "UNSUPPORTED", "NOT ENABLED",
+                                 "DISABLED")):
+        return _err(f"{where} does not support what the importer needs while {doing} ({text}): "
+                    f"check that {proto} is enabled on the server.", "protocol_disabled", False)
+    if isinstance(exc, (imaplib.IMAP4.error, poplib.error_proto)) and step == "connect":
+        return _err(f"{where} did not answer like a {proto} server ({text or 'no greeting'}): "
+                    f"check the port and that {proto} is enabled there.", "protocol_disabled", False)
+    if isinstance(exc, mailbox.NoSuchMailboxError):
+        return _err(f"Maildir {config.get('path')!r} does not exist: check the path.", "folder_missing", False)
+    if isinstance(exc, mailbox.Error):
+        return _err(f"Maildir {config.get('path')!r} could not be read ({text}): check that it is a Maildir "
+                    "(with cur/, new/ and tmp/ folders).", "server_error", False)
+    if isinstance(exc, (OSError, EOFError, imaplib.IMAP4.error, poplib.error_proto)):
+        return _err(f"{proto} error with {where} while {doing} ({text or type(exc).__name__}): the next run "
+                    "may work; check the server if it persists.", "server_error", True)
+    return _err(f"Unexpected {type(exc).__name__} with {where} while {doing} ({text}).", "server_error", False)
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+def _err(message: str, kind: str, temporary: bool) -> MailboxError:
+    return MailboxError(_one_line(message), kind=kind, temporary=temporary)
+
+
+def _timeout(config: Mapping[str, Any], doing: str) -> MailboxError:
+    seconds = config.get("timeout")
+    after = f" after {seconds} s" if seconds else ""
+    return _err(f"Timed out{after} while {doing} with {_where(config)}: check the host, port and firewall, "
+                "and the security setting (ssl vs starttls): a plain connection to a TLS port also hangs.",
+                "timeout", True)
+
+
+def _certificate(exc: ssl.SSLCertVerificationError, where: str) -> MailboxError:
+    verify = str(getattr(exc, "verify_message", "") or exc.reason or exc)
+    low = verify.lower()
+    if "self-signed" in low or "self signed" in low:
+        hint = "the server uses a self-signed certificate: give that certificate with --ca-file"
+    elif "hostname mismatch" in low or "doesn't match" in low or "not valid for" in low:
+        hint = ("hostname mismatch: connect with the host name the certificate was issued for, "
+                "or ask the server admin to fix the certificate")
+    elif "expired" in low:
+        hint = "the server certificate has expired: ask the server admin to renew it"
+    elif "local issuer" in low or "unknown ca" in low:
+        hint = "the certificate is signed by an untrusted CA: give that CA's certificate with --ca-file"
+    else:
+        hint = "check the server certificate, or give the CA certificate to trust with --ca-file"
+    return _err(f"Certificate of {where} not accepted ({verify}): {hint}.", "certificate", False)
+
+
+def _no_starttls(config: Mapping[str, Any]) -> MailboxError:
+    return _err(f"{_where(config)} does not offer STARTTLS: use security ssl with the TLS port "
+                f"({_tls_port(config)}); the importer never falls back to an unencrypted connection.",
+                "tls", False)
+
+
+def _is_timeout_text(exc: BaseException, text: str) -> bool:
+    """imaplib wraps socket timeouts during a command as ``abort('... timed out')``."""
+    return isinstance(exc, (imaplib.IMAP4.abort, poplib.error_proto, OSError)) and "timed out" in text.lower()
+
+
+def _proto(config: Mapping[str, Any]) -> str:
+    return {"imap": "IMAP", "pop3": "POP3", "maildir": "Maildir"}.get(str(config.get("protocol")), "IMAP/POP3")
+
+
+def _tls_port(config: Mapping[str, Any]) -> int:
+    return 995 if config.get("protocol") == "pop3" else 993
+
+
+def _where(config: Mapping[str, Any]) -> str:
+    if config.get("protocol") == "maildir":
+        return f"Maildir {config.get('path')!r}"
+    host, port = config.get("host"), config.get("port")
+    return f"{host}:{port}" if port else str(host)
+
+
+def _user(config: Mapping[str, Any]) -> str:
+    return str(config.get("username") or config.get("email") or "?")
+
+
+def _server_text(exc: BaseException) -> str:
+    """The server's text without ``b'...'`` wrappers (imapclient's LoginError is ``"b'[...] ...'"``)."""
+    if not exc.args:
+        return ""
+    arg = exc.args[0]
+    if isinstance(exc, OSError) and exc.strerror:
+        arg = exc.strerror
+    if isinstance(arg, (bytes, bytearray)):
+        return bytes(arg).decode("utf-8", "replace").strip()
+    text = str(arg) if len(exc.args) == 1 else str(exc)
+    if re.fullmatch(r"b(['\"]).*\1", text, flags=re.S):
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "replace").strip()
+    return text.strip()
+
+
+def _one_line(message: str, limit: int = 400) -> str:
+    message = " ".join(message.split())
+    return message if len(message) <= limit else message[: limit - 1] + "…"

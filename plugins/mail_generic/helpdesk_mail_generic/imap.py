@@ -1,0 +1,223 @@
+"""IMAP sessions with imapclient: connect (ssl / starttls / none), log in, select, fetch, delete.
+
+How to log in is a parameter (``login``), so a provider for another service reuses this module
+unchanged and only supplies its own login step, e.g. XOAUTH2::
+
+    session = ImapSession(config, login=lambda client: client.oauth2_login(user, token))
+
+Guarantees: TLS certificates are always verified (``ca_file`` names the CA to trust instead of the
+system store); ``security=starttls`` never falls back to plain text; every socket operation has a
+timeout; messages are fetched with ``BODY.PEEK[]`` so ``\\Seen`` is never set; imapclient's protocol
+logging is left alone (it costs ~7x at fetch when its logger is at DEBUG).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from imapclient import IMAPClient, SocketTimeout
+from imapclient.exceptions import CapabilityError
+
+from helpdesk_core.errors import MailboxError
+from helpdesk_core.providers import MailboxSession, RemoteMessage
+
+from .errors import MAIL_ERRORS, translate
+
+__all__ = ["ImapLogin", "ImapSession", "password_login", "socket_timeout", "tls_context"]
+
+#: logs a connected, not yet authenticated client in; raise LoginError/MailboxError on failure
+ImapLogin = Callable[[IMAPClient], None]
+
+#: timeouts when the configuration has no ``timeout`` setting
+DEFAULT_TIMEOUT = SocketTimeout(connect=10, read=60)
+#: longest wait for the TCP connection when ``timeout`` is larger
+MAX_CONNECT_TIMEOUT = 10.0
+
+_BODY = b"BODY[]"
+_SIZE = b"RFC822.SIZE"
+_DELETED = b"\\Deleted"
+
+
+def password_login(username: str, password: str) -> ImapLogin:
+    """The ``login`` of the generic provider: IMAP ``LOGIN`` with username and password."""
+
+    def login(client: IMAPClient) -> None:
+        client.login(username, password)
+
+    return login
+
+
+def socket_timeout(config: Mapping[str, Any]) -> SocketTimeout:
+    """``timeout`` seconds for reads, at most 10 s for connecting; (10, 60) when not set."""
+    seconds = config.get("timeout")
+    if seconds is None:
+        return DEFAULT_TIMEOUT
+    seconds = float(seconds)
+    return SocketTimeout(connect=min(seconds, MAX_CONNECT_TIMEOUT), read=seconds)
+
+
+def tls_context(config: Mapping[str, Any]) -> ssl.SSLContext:
+    """A verifying TLS context; with ``ca_file`` it trusts that PEM file (e.g. a self-signed cert)."""
+    ca_file = config.get("ca_file") or None
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ValueError) as exc:  # FileNotFoundError, ssl.SSLError (not PEM)
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+        raise MailboxError(f"Cannot load the CA file {ca_file!r} ({reason}): check the --ca-file path; "
+                           "it must be a PEM certificate.", kind="certificate", temporary=False) from exc
+
+
+class ImapSession(MailboxSession):
+    """One IMAP connection with ``folder`` selected read-write, for one import cycle.
+
+    ``config`` keys used: ``host``, ``port``, ``security`` (``ssl``/``starttls``/``none``),
+    ``folder`` (default ``INBOX``), ``ca_file``, ``timeout``, and ``username``/``email`` for messages.
+    ``login`` authenticates the connected client. Raises :class:`MailboxError` (see
+    :func:`helpdesk_mail_generic.errors.translate`).
+
+    Keys are UIDs; :attr:`uidvalidity` is the folder's UIDVALIDITY (UIDs are only comparable
+    between sessions while it stays the same).
+    """
+
+    def __init__(self, config: Mapping[str, Any], *, login: ImapLogin) -> None:
+        self.config: dict[str, Any] = {"protocol": "imap", "folder": "INBOX", **config}
+        self.folder: str = self.config["folder"] or "INBOX"
+        self.client: IMAPClient | None = None
+        #: UIDVALIDITY of the selected folder
+        self.uidvalidity: int | None = None
+        self._exists: int | None = None
+        step = "connect"
+        try:
+            self.client = self._connect()
+            step = "login"
+            login(self.client)
+            step = "select"
+            info = self.client.select_folder(self.folder)
+        except MAIL_ERRORS as exc:
+            self._drop()
+            raise translate(exc, config=self.config, step=step) from exc
+        except BaseException:
+            self._drop()
+            raise
+        self.uidvalidity = _int_or_none(info.get(b"UIDVALIDITY"))
+        self._exists = _int_or_none(info.get(b"EXISTS"))
+
+    def _connect(self) -> IMAPClient:
+        """Open the TCP connection and secure it as configured (never silently unencrypted)."""
+        security = self.config.get("security")
+        host, port = self.config["host"], self.config.get("port")
+        timeout = socket_timeout(self.config)
+        if security == "ssl":
+            return IMAPClient(host, port=port or 993, ssl=True, ssl_context=tls_context(self.config),
+                              timeout=timeout)
+        if security not in ("starttls", "none"):
+            raise MailboxError(f"Unknown security {security!r}: use ssl, starttls or none.", kind="tls")
+        client = IMAPClient(host, port=port or 143, ssl=False, timeout=timeout)
+        if security == "starttls":
+            self.client = client  # so a failure below closes it
+            try:
+                offered = client.has_capability("STARTTLS")
+                if not offered:
+                    raise CapabilityError("Server does not support STARTTLS capability")
+                client.starttls(tls_context(self.config))
+            except MAIL_ERRORS as exc:
+                raise translate(exc, config=self.config, step="tls") from exc
+        return client
+
+    # ---- MailboxSession --------------------------------------------------------------------
+
+    def count(self) -> int | None:
+        """Messages in the folder (SELECT's EXISTS, minus what this session expunged)."""
+        return self._exists
+
+    def fetch(self, *, batch_size: int = 100, max_size: int | None = None) -> Iterator[list[RemoteMessage]]:
+        """Yield messages in UID order (= arrival order) in batches, never setting ``\\Seen``."""
+        client = self._client()
+        try:
+            uids = sorted(int(u) for u in client.search(["ALL"]))
+        except MAIL_ERRORS as exc:
+            raise translate(exc, config=self.config, step="fetch") from exc
+        size = max(1, int(batch_size))
+        for start in range(0, len(uids), size):
+            try:
+                batch = self._fetch_batch(client, uids[start:start + size], max_size)
+            except MAIL_ERRORS as exc:
+                raise translate(exc, config=self.config, step="fetch") from exc
+            if batch:
+                yield batch
+
+    def _fetch_batch(self, client: IMAPClient, uids: list[int], max_size: int | None) -> list[RemoteMessage]:
+        sizes: dict[int, int] = {}
+        wanted = uids
+        if max_size is not None:
+            for uid, data in client.fetch(uids, [_SIZE]).items():
+                if uid in uids and _SIZE in data:
+                    sizes[uid] = int(data[_SIZE])
+            wanted = [u for u in uids if u in sizes and sizes[u] <= max_size]
+        bodies = client.fetch(wanted, [b"BODY.PEEK[]"]) if wanted else {}
+        out: list[RemoteMessage] = []
+        for uid in uids:  # ascending; messages expunged meanwhile are simply missing
+            data = bodies.get(uid)
+            if data is not None and data.get(_BODY) is not None:
+                raw = bytes(data[_BODY])
+                out.append(RemoteMessage(key=str(uid), raw=raw, size=sizes.get(uid, len(raw))))
+            elif max_size is not None and sizes.get(uid, 0) > max_size:
+                out.append(RemoteMessage(key=str(uid), raw=b"", size=sizes[uid]))
+        return out
+
+    def delete(self, keys: Sequence[str]) -> None:
+        """Flag ``\\Deleted`` and expunge: only these UIDs with UIDPLUS, else the whole folder."""
+        if not keys:
+            return
+        client = self._client()
+        uids = [int(k) for k in keys]
+        try:
+            client.add_flags(uids, [_DELETED], silent=True)
+            if client.has_capability("UIDPLUS"):
+                client.uid_expunge(uids)
+            else:
+                client.expunge()
+        except MAIL_ERRORS as exc:
+            raise translate(exc, config=self.config, step="delete") from exc
+        if self._exists is not None:
+            self._exists = max(0, self._exists - len(set(uids)))
+
+    def close(self) -> None:
+        """Log out; errors are swallowed (the deletions were already expunged in :meth:`delete`)."""
+        client, self.client = self.client, None
+        if client is None:
+            return
+        try:
+            client.logout()
+        except Exception:  # noqa: BLE001 - closing must never fail the import
+            _shutdown(client)
+
+    # ---- internals ---------------------------------------------------------------------------
+
+    def _client(self) -> IMAPClient:
+        if self.client is None:
+            raise MailboxError(f"The IMAP session for {self.config.get('host')} is closed.",
+                               kind="server_error", temporary=True)
+        return self.client
+
+    def _drop(self) -> None:
+        """Close the socket without a LOGOUT after a failed open."""
+        client, self.client = self.client, None
+        if client is not None:
+            _shutdown(client)
+
+
+def _shutdown(client: IMAPClient) -> None:
+    try:
+        client.shutdown()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

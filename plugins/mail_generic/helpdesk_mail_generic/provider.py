@@ -1,0 +1,164 @@
+"""The ``generic`` mailbox provider: IMAP, POP3 or a local Maildir, logging in with a password.
+
+Other providers reuse the connection code and replace only the login, e.g. Gmail with XOAUTH2::
+
+    from helpdesk_mail_generic.provider import connect_imap
+
+    session = connect_imap(config, lambda client: client.oauth2_login(user, access_token))
+
+``config`` for :func:`connect_imap` / :func:`connect_pop3` holds ``host``, ``port``, ``security``
+(``ssl``/``starttls``/``none``), ``folder`` (IMAP), ``ca_file``, ``timeout`` and ``username`` or
+``email`` (used in error messages); :meth:`GenericProvider.normalize_config` produces such a dict.
+"""
+
+from __future__ import annotations
+
+import os
+import poplib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from imapclient import IMAPClient
+
+from helpdesk_core.errors import ConfigurationError, MailboxError
+from helpdesk_core.providers import ConfigField, MailboxProvider, MailboxSession
+
+from . import imap, pop3
+from .imap import ImapSession
+from .maildir import MaildirSession
+from .pop3 import Pop3Session
+
+__all__ = ["GenericProvider", "connect_imap", "connect_pop3", "default_port"]
+
+_DEFAULT_PORTS = {("imap", "ssl"): 993, ("imap", "starttls"): 143, ("imap", "none"): 143,
+                  ("pop3", "ssl"): 995, ("pop3", "starttls"): 110, ("pop3", "none"): 110}
+
+#: settings that only make sense for some protocols
+_ONLY_FOR: dict[str, tuple[str, ...]] = {
+    "host": ("imap", "pop3"), "port": ("imap", "pop3"), "security": ("imap", "pop3"),
+    "username": ("imap", "pop3"), "ca_file": ("imap", "pop3"), "timeout": ("imap", "pop3"),
+    "folder": ("imap",), "path": ("maildir",),
+}
+
+
+def default_port(protocol: str, security: str) -> int:
+    """993/143 for IMAP, 995/110 for POP3 (implicit TLS / STARTTLS or plain)."""
+    return _DEFAULT_PORTS[(protocol, security)]
+
+
+def connect_imap(config: Mapping[str, Any], authenticate: Callable[[IMAPClient], None]) -> ImapSession:
+    """Connect and secure as ``config`` says, call ``authenticate(client)``, select the folder."""
+    return ImapSession(config, login=authenticate)
+
+
+def connect_pop3(config: Mapping[str, Any], authenticate: Callable[[poplib.POP3], None]) -> Pop3Session:
+    """Connect and secure as ``config`` says, then call ``authenticate(pop)``."""
+    return Pop3Session(config, login=authenticate)
+
+
+class GenericProvider(MailboxProvider):
+    """Any IMAP or POP3 server with a username and password, or a Maildir on this machine."""
+
+    name = "generic"
+    label = "IMAP / POP3 / Maildir (password)"
+    fields = (
+        ConfigField("protocol", "Protocol", type="choice", required=True, choices=("imap", "pop3", "maildir"),
+                    help="imap or pop3 to read a mail server, maildir for a folder on this machine."),
+        ConfigField("host", "Server host name", help="IMAP/POP3 server, e.g. imap.example.org."),
+        ConfigField("port", "Port", type="int",
+                    help="Default: IMAP 993 (ssl) or 143; POP3 995 (ssl) or 110."),
+        ConfigField("security", "Connection security", type="choice", choices=("ssl", "starttls", "none"),
+                    help="ssl = TLS from the start (993/995), starttls = upgrade a plain connection "
+                         "(143/110), none = unencrypted (only on a trusted network). Required for imap/pop3."),
+        ConfigField("email", "Department address", type="email", required=True,
+                    help="The address mail to this department is sent to."),
+        ConfigField("username", "Login name", help="Default: the department address."),
+        ConfigField("folder", "IMAP folder", default="INBOX", help="IMAP only."),
+        ConfigField("ca_file", "CA certificate (PEM)", type="path",
+                    help="Trust this certificate file instead of the system CAs, e.g. for a self-signed server."),
+        ConfigField("path", "Maildir path", type="path", help="Maildir only: the folder holding cur/, new/, tmp/."),
+        ConfigField("timeout", "Network timeout (seconds)", type="int", default=30,
+                    help="Waiting longer than this for the server is an error."),
+        ConfigField("password", "Password", secret=True, help="IMAP/POP3 password."),
+    )
+
+    def normalize_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Check the settings for the chosen protocol and fill defaults (port, username, folder).
+
+        maildir needs ``path`` and no server settings; imap and pop3 need ``host`` and
+        ``security`` (there is no default: ``none`` must be chosen explicitly).
+        """
+        given = {k: (v.strip() if isinstance(v, str) else v) for k, v in config.items()}
+        given = {k: (None if v == "" else v) for k, v in given.items()}
+        out = super().normalize_config(given)
+        protocol = out["protocol"]
+        defaults = {f.name: f.default for f in self.fields}
+        for name, protocols in _ONLY_FOR.items():
+            if protocol in protocols:
+                continue
+            value = given.get(name)
+            if value is not None and not _same(value, defaults.get(name)):
+                raise ConfigurationError(f"Setting {name!r} does not apply to protocol {protocol!r}; remove it.")
+            out[name] = None
+        email = str(out["email"])
+        if "@" not in email.strip("@"):
+            raise ConfigurationError(f"Setting 'email' must be an email address (got {email!r}).")
+        if protocol == "maildir":
+            if not out["path"]:
+                raise ConfigurationError("Setting 'path' is required for protocol 'maildir': "
+                                         "the Maildir folder holding cur/, new/ and tmp/.")
+            out["path"] = os.path.abspath(os.path.expanduser(str(out["path"])))
+            return out
+        if not out["host"]:
+            raise ConfigurationError(f"Setting 'host' is required for protocol {protocol!r}.")
+        out["host"] = str(out["host"])
+        if not out["security"]:
+            tls, plain = default_port(protocol, "ssl"), default_port(protocol, "starttls")
+            raise ConfigurationError(
+                f"Setting 'security' is required for protocol {protocol!r}: ssl (port {tls}), "
+                f"starttls (port {plain}) or none (unencrypted, port {plain}; only on a trusted network).")
+        if out["port"] is None:
+            out["port"] = default_port(protocol, out["security"])
+        if not 0 < out["port"] < 65536:
+            raise ConfigurationError(f"Setting 'port' must be between 1 and 65535 (got {out['port']}).")
+        if out["timeout"] is not None and out["timeout"] <= 0:
+            raise ConfigurationError(f"Setting 'timeout' must be a positive number of seconds (got {out['timeout']}).")
+        out["username"] = str(out["username"] or email)
+        if protocol == "imap":
+            folder = str(out["folder"] or "INBOX")
+            out["folder"] = "INBOX" if folder.upper() == "INBOX" else folder
+        if out["ca_file"]:
+            ca_file = os.path.abspath(os.path.expanduser(str(out["ca_file"])))
+            if not os.path.isfile(ca_file):
+                raise ConfigurationError(f"Setting 'ca_file': no file {ca_file!r}; give a PEM certificate file.")
+            out["ca_file"] = ca_file
+        return out
+
+    def identity(self, config: Mapping[str, Any]) -> str:
+        """``imap://user@host:port/folder``, ``pop3://user@host:port`` or ``maildir:/abs/path``."""
+        cfg = self.normalize_config(config)
+        if cfg["protocol"] == "maildir":
+            return f"maildir:{os.path.realpath(cfg['path'])}"
+        user, host = cfg["username"].lower(), cfg["host"].lower()
+        if cfg["protocol"] == "imap":
+            return f"imap://{user}@{host}:{cfg['port']}/{cfg['folder']}"
+        return f"pop3://{user}@{host}:{cfg['port']}"
+
+    def open(self, config: Mapping[str, Any], secrets: Mapping[str, str]) -> MailboxSession:
+        """Connect, log in with the password and (IMAP) select the folder."""
+        cfg = self.normalize_config(config)
+        if cfg["protocol"] == "maildir":
+            return MaildirSession(cfg)
+        password = secrets.get("password")
+        if not password:
+            raise MailboxError(f"No password is stored for user {cfg['username']!r} on {cfg['host']}: "
+                               "set the mailbox password.", kind="auth_failed", temporary=False)
+        if cfg["protocol"] == "imap":
+            return connect_imap(cfg, imap.password_login(cfg["username"], password))
+        return connect_pop3(cfg, pop3.password_login(cfg["username"], password))
+
+
+def _same(value: Any, default: Any) -> bool:
+    if default is None:
+        return False
+    return str(value).strip().upper() == str(default).upper()

@@ -1,0 +1,1 @@
+"""SMTP reply delivery comes with the outbox issue."""
