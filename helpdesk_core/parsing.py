@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import mimetypes
 import re
 from datetime import datetime, timezone
 from email import policy
@@ -366,6 +367,8 @@ def extract_uuencoded(text: str, defects: list[str]) -> tuple[str, list[tuple[st
         if not ended:
             defects.append(f"uuencoded {m.group(2)!r}: missing 'end' line")
         files.append((m.group(2).strip(), b"".join(chunks)))
+        if kept and not kept[-1].strip() and i < len(lines) and not lines[i].strip():
+            i += 1  # do not leave a double blank line where the block was
     return "\n".join(kept), files
 
 
@@ -414,6 +417,8 @@ class _Walker:
 
     def add(self, name: str | None, ctype: str, data: bytes, cid: str | None = None,
             inline: bool = False) -> None:
+        if ctype == "application/octet-stream" and name:
+            ctype = mimetypes.guess_type(name, strict=False)[0] or ctype
         filename = sanitize_filename(name, len(self.attachments) + 1, ctype)
         self.attachments.append(ParsedAttachment(filename, ctype, data, cid, inline))
 

@@ -126,12 +126,15 @@ def test_folders_seen_flag_reset_append_and_kick(dovecot: DovecotServer, mail_us
         assert c.folder_status("Archive/2024", [b"MESSAGES"])[b"MESSAGES"] == 1
         c.select_folder("INBOX", readonly=True)
         assert len(c.search(["SEEN"])) == 1
-        c.unselect_folder()
-        dovecot.reset(mail_user.email)
-        assert c.folder_status("INBOX", [b"MESSAGES"])[b"MESSAGES"] == 0
         dovecot.kick(mail_user.email)
         with pytest.raises(imaplib.IMAP4.abort):
             c.noop()
+    dovecot.reset(mail_user.email)  # no session open any more
+    assert dovecot.count(mail_user.email) == 0
+    with _imaps(dovecot) as c:
+        c.login(mail_user.email, mail_user.password)
+        assert c.select_folder("INBOX")[b"EXISTS"] == 0
+        assert c.folder_status("Archive/2024", [b"MESSAGES"])[b"MESSAGES"] == 1
     assert "Login: user=<" + mail_user.email in dovecot.log_text()
 
 
@@ -198,9 +201,9 @@ def test_postgres_url_is_a_fresh_database(postgres_url: str) -> None:
 def test_postgres_create_and_drop(postgres: PostgresServer) -> None:
     url = postgres.create_database("infra_tmp")
     engine = sa.create_engine(url)
-    with engine.connect() as conn:  # an open connection does not block the drop (WITH FORCE)
+    with engine.connect() as conn:
         assert conn.execute(sa.text("select current_database()")).scalar() == "infra_tmp"
-        postgres.drop_database("infra_tmp")
+    postgres.drop_database("infra_tmp")  # the pooled connection does not block the drop (WITH FORCE)
     engine.dispose()
     postgres.drop_database("infra_tmp")  # idempotent
     with pytest.raises(ValueError):

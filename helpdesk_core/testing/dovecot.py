@@ -487,8 +487,8 @@ class DovecotServer:
     def reset(self, email: str, kick: bool = False) -> None:
         """Empty the INBOX: delete ``new/ cur/ tmp/`` and Dovecot's index files (fresh UIDVALIDITY).
 
-        Only call it while no client has the INBOX selected (``kick=True`` disconnects the user first).
-        Other folders are kept.
+        Only call it while no client session of the user is open (an open session answers
+        ``Mailbox was deleted under us``); ``kick=True`` disconnects the user first.  Other folders are kept.
         """
         if kick:
             self.kick(email)

@@ -140,8 +140,11 @@ class _CountingSMTP(SMTP):
         self._sink = sink
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # aiosmtpd calls connection_made again after STARTTLS: that is not a new connection
+        upgraded = self.transport is not None and self._original_transport is not None
         super().connection_made(transport)
-        self._sink._count_connection()
+        if not upgraded:
+            self._sink._count_connection()
 
 
 class _Controller(Controller):

@@ -82,7 +82,7 @@ def translate(exc: BaseException, *, config: Mapping[str, Any], step: str) -> Ma
         return _timeout(config, doing)
     if isinstance(exc, ssl.SSLCertVerificationError):
         return _certificate(exc, where)
-    if isinstance(exc, ssl.SSLError):
+    if isinstance(exc, ssl.SSLError) and step in ("connect", "tls"):
         reason = getattr(exc, "reason", None) or text
         return _err(f"TLS handshake with {where} failed ({reason}): the port may not speak TLS: try "
                     f"security starttls or the TLS port ({_tls_port(config)} for {proto}).", "tls", False)
@@ -93,15 +93,18 @@ def translate(exc: BaseException, *, config: Mapping[str, Any], step: str) -> Ma
                     "user may read and delete the mail files.", "server_error", False)
 
     # ---- server replies (imaplib/imapclient/poplib) ----------------------------------------
-    if step in ("connect", "tls") and ("STARTTLS" in upper or "STLS" in upper) and (
+    if step == "tls" and ("STARTTLS" in upper or "STLS" in upper) and (
             "CAPABILITY" in upper or "NOT SUPPORTED" in upper):
         return _no_starttls(config)
+    if step == "connect" and _wrong_greeting(exc, text):
+        return _err(f"The server at {where} does not speak {proto} (greeting: {_short(text) or 'none'}): "
+                    f"check the port and that {proto} is enabled on the server.", "protocol_disabled", False)
     if "[UNAVAILABLE]" in upper or "[SYS/TEMP]" in upper or "[IN-USE]" in upper or "[INUSE]" in upper:
         return _err(f"{proto} server {where} is temporarily unavailable while {doing} ({text}): "
                     "the next run may work; check the server if it persists.", "server_error", True)
     if "PLAINTEXT AUTHENTICATION DISALLOWED" in upper or "[PRIVACYREQUIRED]" in upper or (
             "LOGINDISABLED" in upper):
-        return _err(f"{where} refuses password logins on an unencrypted connection ({text}): "
+        return _err(f"The {proto} server at {where} refuses password logins on an unencrypted connection ({text}): "
                     "use security ssl or starttls.", "protocol_disabled", False)
     if ("AUTHENTICATIONFAILED" in upper or "[AUTH]" in upper
             or exc.__class__.__name__ == "LoginError"
@@ -121,9 +124,6 @@ def translate(exc: BaseException, *, config: Mapping[str, Any], step: str) -> Ma
                                  "DISABLED")):
         return _err(f"{where} does not support what the importer needs while {doing} ({text}): "
                     f"check that {proto} is enabled on the server.", "protocol_disabled", False)
-    if isinstance(exc, (imaplib.IMAP4.error, poplib.error_proto)) and step == "connect":
-        return _err(f"{where} did not answer like a {proto} server ({text or 'no greeting'}): "
-                    f"check the port and that {proto} is enabled there.", "protocol_disabled", False)
     if isinstance(exc, mailbox.NoSuchMailboxError):
         return _err(f"Maildir {config.get('path')!r} does not exist: check the path.", "folder_missing", False)
     if isinstance(exc, mailbox.Error):
@@ -144,7 +144,7 @@ def _err(message: str, kind: str, temporary: bool) -> MailboxError:
 def _timeout(config: Mapping[str, Any], doing: str) -> MailboxError:
     seconds = config.get("timeout")
     after = f" after {seconds} s" if seconds else ""
-    return _err(f"Timed out{after} while {doing} with {_where(config)}: check the host, port and firewall, "
+    return _err(f"Timed out{after} on {_where(config)} while {doing}: check the host, port and firewall, "
                 "and the security setting (ssl vs starttls): a plain connection to a TLS port also hangs.",
                 "timeout", True)
 
@@ -170,6 +170,15 @@ def _no_starttls(config: Mapping[str, Any]) -> MailboxError:
     return _err(f"{_where(config)} does not offer STARTTLS: use security ssl with the TLS port "
                 f"({_tls_port(config)}); the importer never falls back to an unencrypted connection.",
                 "tls", False)
+
+
+def _wrong_greeting(exc: BaseException, text: str) -> bool:
+    """An IMAP client greeted by a POP3 server or the other way round (or no greeting at all)."""
+    if isinstance(exc, poplib.error_proto):
+        return not text.upper().startswith(("-ERR", "+OK"))
+    if isinstance(exc, imaplib.IMAP4.error) and not isinstance(exc, imaplib.IMAP4.abort):
+        return not text or text.upper().startswith(("+OK", "-ERR"))
+    return False
 
 
 def _is_timeout_text(exc: BaseException, text: str) -> bool:
@@ -201,6 +210,8 @@ def _server_text(exc: BaseException) -> str:
     if not exc.args:
         return ""
     arg = exc.args[0]
+    if arg is None:
+        return ""
     if isinstance(exc, OSError) and exc.strerror:
         arg = exc.strerror
     if isinstance(arg, (bytes, bytearray)):
@@ -214,6 +225,10 @@ def _server_text(exc: BaseException) -> str:
         if isinstance(value, bytes):
             return value.decode("utf-8", "replace").strip()
     return text.strip()
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _one_line(message: str, limit: int = 400) -> str:
