@@ -331,7 +331,7 @@ def sanitize_filename(name: str | None, index: int, content_type: str) -> str:
 def _uudecode_line(line: str) -> bytes:
     try:
         return binascii.a2b_uu(line)
-    except binascii.Error:  # lines padded or truncated by some encoders
+    except ValueError:  # lines padded or truncated by some encoders
         nbytes = (((ord(line[0]) - 32) & 63) * 4 + 5) // 3
         return binascii.a2b_uu(line[:nbytes])
 
@@ -362,7 +362,7 @@ def extract_uuencoded(text: str, defects: list[str]) -> tuple[str, list[tuple[st
             if line and line not in ("`", " "):
                 try:
                     chunks.append(_uudecode_line(line))
-                except (binascii.Error, IndexError):
+                except (ValueError, IndexError):
                     defects.append(f"uuencoded {m.group(2)!r}: a corrupt line was skipped")
         if not ended:
             defects.append(f"uuencoded {m.group(2)!r}: missing 'end' line")
@@ -439,7 +439,10 @@ class _Walker:
                 if isinstance(sub, Message):
                     self.walk(sub, depth + 1)
             return
-        self._leaf(part, ctype)
+        try:
+            self._leaf(part, ctype)
+        except Exception as exc:  # one broken part must not lose the rest of the message
+            self.defects.append(f"part {ctype} skipped: {type(exc).__name__}: {exc}"[:200])
 
     def _attached_message(self, part: Message) -> None:
         payload = part.get_payload()

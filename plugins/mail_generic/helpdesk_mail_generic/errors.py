@@ -102,6 +102,9 @@ def translate(exc: BaseException, *, config: Mapping[str, Any], step: str) -> Ma
     if "[UNAVAILABLE]" in upper or "[SYS/TEMP]" in upper or "[IN-USE]" in upper or "[INUSE]" in upper:
         return _err(f"{proto} server {where} is temporarily unavailable while {doing} ({text}): "
                     "the next run may work; check the server if it persists.", "server_error", True)
+    if "[SYS/PERM]" in upper:
+        return _err(f"{proto} server {where} reports a permanent error while {doing} ({text}): "
+                    "ask the mail server admin to check the mailbox.", "server_error", False)
     if "PLAINTEXT AUTHENTICATION DISALLOWED" in upper or "[PRIVACYREQUIRED]" in upper or (
             "LOGINDISABLED" in upper):
         return _err(f"The {proto} server at {where} refuses password logins on an unencrypted connection ({text}): "

@@ -98,6 +98,7 @@ def test_translate_imap(exc: BaseException, step: str, kind: str, temporary: boo
     (poplib.error_proto(b"* OK [CAPABILITY IMAP4rev1 STARTTLS] Dovecot ready."), "connect",
      "protocol_disabled", False),
     (poplib.error_proto(b"-ERR There's no message 999."), "fetch", "server_error", True),
+    (poplib.error_proto(b"-ERR [SYS/PERM] Mailbox is broken."), "login", "server_error", False),
     (ConnectionRefusedError(111, "Connection refused"), "connect", "connection_refused", True),
 ])
 def test_translate_pop3(exc: BaseException, step: str, kind: str, temporary: bool) -> None:

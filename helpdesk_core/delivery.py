@@ -1,0 +1,33 @@
+"""Hands rendered outgoing mail to the reply-delivery hook (the outbox builds on this)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .app import Helpdesk
+from .context import OutgoingMail
+from .errors import DeliveryError
+from .models import Department
+
+
+def deliver(app: Helpdesk, department: Department, mails: list[OutgoingMail]) -> list[DeliveryError | None]:
+    """Deliver ``mails`` of one department through ``helpdesk_deliver_reply``.
+
+    Returns one entry per mail: None when sent, else the DeliveryError. When no plugin handles the
+    department's mailbox, every mail gets a permanent-for-now ConfigurationError-like DeliveryError.
+    """
+    if not mails:
+        return []
+    mailbox = department.mailbox
+    secrets = app.secrets.decrypt(mailbox.secrets_encrypted) if mailbox is not None else {}
+    results: list[Any] | None = app.pm.hook.helpdesk_deliver_reply(
+        mails=mails, department=department, mailbox=mailbox, secrets=secrets)
+    if results is None:
+        provider = mailbox.provider if mailbox else "none"
+        error = DeliveryError(
+            f"No plugin delivers mail for department {department.name!r} (provider {provider}): "
+            "configure the department's mailbox with outgoing mail settings.", kind="no_delivery")
+        return [error for _ in mails]
+    if len(results) != len(mails):
+        raise DeliveryError(f"The delivery plugin returned {len(results)} results for {len(mails)} mails.")
+    return [r if isinstance(r, DeliveryError) or r is None else DeliveryError(str(r)) for r in results]
