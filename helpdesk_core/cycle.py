@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -22,17 +23,36 @@ ProgressCallback = Callable[[int, int | None], None]
 
 
 def _count(result: CycleResult, outcome: Outcome) -> None:
-    if outcome.status in ("created", "updated", "failed"):
+    """``retry`` (left in the mailbox, tried again next cycle) and ``failed`` (kept as a failed
+    import after the last attempt) both count as ``failed``: every fetched message is counted
+    exactly once in created + updated + failed + skipped."""
+    if outcome.status in ("created", "updated"):
         setattr(result, outcome.status, getattr(result, outcome.status) + 1)
+    elif outcome.status in ("failed", "retry"):
+        result.failed += 1
     elif outcome.status in ("skipped", "duplicate", "kept"):
         result.skipped += 1
 
 
+def default_batch_size() -> int:
+    """``HELPDESK_BATCH_SIZE`` from the environment (messages committed per batch), else 100."""
+    value = os.environ.get("HELPDESK_BATCH_SIZE", "").strip()
+    try:
+        return max(1, int(value)) if value else BATCH_SIZE
+    except ValueError:
+        log.warning("HELPDESK_BATCH_SIZE=%r is not a whole number; using %s", value, BATCH_SIZE)
+        return BATCH_SIZE
+
+
 def run_cycle(app: Helpdesk, department_id: int, *, owner: str | None = None,
-              progress: ProgressCallback | None = None, batch_size: int = BATCH_SIZE) -> CycleResult:
+              progress: ProgressCallback | None = None, batch_size: int | None = None) -> CycleResult:
     """Import everything waiting in one department's mailbox. Never raises for mailbox errors:
-    they are recorded on the mailbox (``department status``) and in the result."""
+    they are recorded on the mailbox (``department status``) and in the result.
+
+    ``batch_size`` defaults to :func:`default_batch_size` (``HELPDESK_BATCH_SIZE`` or 100).
+    """
     owner = owner or worker_id()
+    batch_size = batch_size or default_batch_size()
     with app.session() as session:
         department = session.get(Department, department_id)
         if department is None:

@@ -48,7 +48,18 @@ def worker_id() -> str:
 
 @dataclass
 class CycleResult:
-    """Counts of one cycle; ``as_json()`` is the shape of ``helpdesk import --json``."""
+    """Counts of one cycle; ``as_json()`` is the shape of ``helpdesk import --json``.
+
+    Every fetched message is counted once in ``created``, ``updated``, ``failed`` or ``skipped``:
+
+    * ``failed``: could not be imported this cycle -- either left in the mailbox to be tried
+      again next cycle (outcome ``retry``), or, after :data:`MAX_ATTEMPTS`, kept raw as a failed
+      import (``helpdesk failed list``) and deleted from the mailbox (outcome ``failed``);
+    * ``skipped``: not a new ticket message on purpose -- already imported (``duplicate``),
+      skipped by classification, or too large and left in the mailbox (``kept``);
+    * ``deleted``: removed from the mailbox after the batch was committed (imported, skipped,
+      duplicates and kept-as-failed messages).
+    """
 
     department: str
     fetched: int = 0
@@ -153,7 +164,12 @@ def import_message(ctx: HelpdeskContext, department: Department, raw: bytes, *,
     kept as a failed import. Database outages do raise (the caller rolls back and retries later).
     """
     session = ctx.session
-    message = parse_message(raw)
+    parse_error: Exception | None = None
+    try:
+        message = parse_message(raw)
+    except Exception as exc:  # noqa: BLE001 - parse_message must never raise; if it does, retry
+        parse_error = exc     # and keep the message like any other failure, never block the rest
+        message = ParsedMessage(raw=raw, defects=[f"parser crashed: {type(exc).__name__}: {exc}"])
     if len(raw) > ctx.settings.max_message_bytes:
         seen = session.scalar(select(LedgerEntry.id).where(
             LedgerEntry.department_id == department.id, LedgerEntry.key == message.ledger_key))
@@ -169,6 +185,8 @@ def import_message(ctx: HelpdeskContext, department: Department, raw: bytes, *,
     attempt = session.scalar(select(ImportAttempt).where(
         ImportAttempt.department_id == department.id, ImportAttempt.raw_sha256 == message.raw_sha256))
     try:
+        if parse_error is not None:
+            raise parse_error
         with session.begin_nested():
             ctx.extra.clear()
             outcome = _store(ctx, department, message)
@@ -197,15 +215,59 @@ def import_message(ctx: HelpdeskContext, department: Department, raw: bytes, *,
 # leases and health
 # ----------------------------------------------------------------------------------------------
 
+def _owner_is_dead(owner: str | None) -> bool:
+    """True only when ``owner`` ("hostname:pid") names a process of THIS host that no longer runs.
+
+    Anything else (another host, not our format, our own pid, a live or unknowable pid) is treated
+    as alive, so the lease is then only taken over once it expires. Caveat: this assumes that one
+    hostname means one PID namespace; containers sharing a hostname but not their PIDs must not
+    share a database without distinct hostnames.
+    """
+    if not owner:
+        return False
+    host, sep, pid_text = owner.rpartition(":")
+    if not sep or host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # EPERM: it exists (another user's process)
+        return False
+    return False
+
+
 def acquire_lease(session: Session, mailbox_id: int, owner: str, seconds: int = LEASE_SECONDS) -> bool:
-    """Take (or renew) the mailbox lease; False when another worker holds a live one. Commits."""
+    """Take (or renew) the mailbox lease; False when another worker holds a live one. Commits.
+
+    A lease is free when it has none, is ours, has expired, or is held by a process of this host
+    that has died (e.g. ``kill -9`` of ``helpdesk import``): that one is taken over at once instead
+    of after ``LEASE_SECONDS``. The take-over is a compare-and-set on the dead owner, so two
+    processes racing for it cannot both win.
+    """
     now = datetime.now(UTC)
+    expires = now + timedelta(seconds=seconds)
     result = session.execute(
         update(Mailbox).where(
             Mailbox.id == mailbox_id,
             or_(Mailbox.lease_owner.is_(None), Mailbox.lease_owner == owner,
                 Mailbox.lease_expires_at < now))
-        .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=seconds))
+        .values(lease_owner=owner, lease_expires_at=expires)
+        .execution_options(synchronize_session=False))
+    session.commit()
+    if result.rowcount == 1:
+        return True
+    holder = session.scalar(select(Mailbox.lease_owner).where(Mailbox.id == mailbox_id))
+    session.commit()
+    if not _owner_is_dead(holder):
+        return False
+    log.warning("mailbox %s: taking over the lease of %s, which is no longer running", mailbox_id, holder)
+    result = session.execute(
+        update(Mailbox).where(Mailbox.id == mailbox_id, Mailbox.lease_owner == holder)
+        .values(lease_owner=owner, lease_expires_at=expires)
         .execution_options(synchronize_session=False))
     session.commit()
     return result.rowcount == 1

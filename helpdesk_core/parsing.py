@@ -1,8 +1,9 @@
 """Raw RFC 5322 bytes → :class:`~helpdesk_core.message.ParsedMessage`, robustly.
 
-:func:`parse_message` never raises. The message is parsed once with :mod:`email` (``policy.default``)
-but headers are read raw (``raw_items``) and decoded here, because the header objects of
-``policy.default`` raise on many real-world malformations. Every problem met is recorded as a
+:func:`parse_message` never raises. The message is parsed once with :mod:`email` using
+``policy.default`` whose header fetches return raw strings (:class:`_RawHeaderPolicy`): the header
+objects of ``policy.default`` are slow and raise on many real-world malformations, so header
+values are decoded here instead. Every problem met is recorded as a
 human-readable string in ``ParsedMessage.defects``.
 
 Text decoding everywhere follows the same rule (:func:`decode_bytes`): the declared charset if
@@ -19,9 +20,13 @@ import mimetypes
 import re
 from datetime import datetime, timezone
 from email import policy
+from email.generator import BytesGenerator
 from email.message import Message
 from email.parser import BytesParser
+from email.policy import EmailPolicy
 from email.utils import getaddresses, parsedate_to_datetime
+from io import BytesIO
+from urllib.parse import unquote_to_bytes
 
 from helpdesk_core.htmltext import html_to_text, sanitize_html
 from helpdesk_core.message import Address, ParsedAttachment, ParsedMessage
@@ -31,7 +36,6 @@ __all__ = ["parse_message", "decode_bytes", "decode_header_value", "sanitize_fil
 
 _MAX_DEPTH = 40
 _ENCODED_WORD_RE = re.compile(r"=\?([^?\s]{1,75})\?([QqBb])\?([^?]*?)\?=")
-_WS_BETWEEN_WORDS_RE = re.compile(r"[ \t\r\n]+")
 _FOLD_RE = re.compile(r"[ \t]*\r?\n[ \t]*")
 _SPACES_RE = re.compile(r"[ \t]{2,}")
 _EMAIL_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){0,10}")
@@ -42,19 +46,31 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\
 _UNSAFE_FILENAME_RE = re.compile(r'[<>:"|?*]')
 _PARAM_RE_CACHE: dict[str, re.Pattern[str]] = {}
 _UU_BEGIN_RE = re.compile(r"^begin(?:-base64)? ([0-7]{3,4}) (\S[^\r\n]*)$")
+#: default-name extensions that mimetypes gets wrong or does not know (the rest: mimetypes)
 _EXTENSIONS: dict[str, str] = {
-    "text/plain": ".txt", "text/html": ".html", "text/calendar": ".ics", "text/csv": ".csv",
-    "text/rfc822-headers": ".txt", "message/delivery-status": ".txt", "message/rfc822": ".eml",
-    "message/disposition-notification": ".txt", "message/feedback-report": ".txt",
-    "image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp",
-    "image/bmp": ".bmp", "image/tiff": ".tif", "image/svg+xml": ".svg",
-    "application/pdf": ".pdf", "application/zip": ".zip", "application/json": ".json",
-    "application/xml": ".xml", "application/msword": ".doc", "application/vnd.ms-excel": ".xls",
-    "application/pgp-signature": ".asc", "application/pkcs7-signature": ".p7s",
-    "application/x-pkcs7-signature": ".p7s", "application/ms-tnef": ".dat",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
+    "text/plain": ".txt", "text/html": ".html", "text/rfc822-headers": ".txt", "image/jpeg": ".jpg",
+    "message/rfc822": ".eml", "message/delivery-status": ".txt", "application/pgp-signature": ".asc",
+    "application/ms-tnef": ".dat", "application/octet-stream": ".bin",
 }  # fmt: skip
+
+
+
+
+class _RawHeaderPolicy(EmailPolicy):
+    """``policy.default`` whose header *fetches* return the unfolded raw string (compat32 style).
+
+    The parser still applies the default policy's rules, but no header objects are built: that
+    halves parsing time and removes the exceptions malformed headers raise on access. Header
+    values are decoded by this module instead.
+    """
+
+    def header_fetch_parse(self, name: str, value: str) -> str:  # type: ignore[override]
+        if hasattr(value, "name"):  # a header object set programmatically
+            return str(value)
+        return _FOLD_RE.sub(" ", value)
+
+
+_POLICY = _RawHeaderPolicy()
 
 
 # --------------------------------------------------------------------------- text decoding
@@ -195,8 +211,6 @@ def _param_from_raw(raw: str | None, param: str) -> str | None:
     if m.group(1) and value.count("'") >= 2:
         cs, _lang, enc = value.split("'", 2)
         try:
-            from urllib.parse import unquote_to_bytes
-
             return decode_bytes(unquote_to_bytes(enc), cs or None)
         except Exception:
             return value
@@ -318,8 +332,8 @@ def sanitize_filename(name: str | None, index: int, content_type: str) -> str:
         stem, dot, ext = name.rpartition(".")
         name = (stem[: 200 - len(ext) - 1] + dot + ext) if dot and len(ext) <= 10 else name[:200]
     if not name:
-        ext = _EXTENSIONS.get(content_type)
-        if ext is None:
+        ext = _EXTENSIONS.get(content_type) or mimetypes.guess_extension(content_type, strict=False)
+        if not ext:
             ext = ".txt" if content_type.startswith("text/") else ".bin"
         name = f"attachment-{index}{ext}"
     return name
@@ -395,9 +409,6 @@ def _unpack_tnef(data: bytes, defects: list[str]) -> list[tuple[str, bytes]] | N
 
 def _message_bytes(inner: Message) -> bytes:
     """The bytes of an attached message, as close to the original as the parser allows."""
-    from email.generator import BytesGenerator
-    from io import BytesIO
-
     buf = BytesIO()
     BytesGenerator(buf, mangle_from_=False, policy=policy.compat32.clone(max_line_length=0)).flatten(inner)
     return buf.getvalue()
@@ -430,8 +441,11 @@ class _Walker:
         for defect in getattr(part, "defects", ()) or ():
             doc = (type(defect).__doc__ or type(defect).__name__).strip().split("\n")[0]
             self.defects.append(f"mail structure: {doc}")
-        if ctype == "message/rfc822" or (part.is_multipart() and not ctype.startswith("multipart/")):
+        if ctype == "message/rfc822":
             self._attached_message(part)
+            return
+        if part.is_multipart() and not ctype.startswith("multipart/"):
+            self._header_blocks(part, ctype)  # message/delivery-status and the like
             return
         if part.is_multipart():
             payload = part.get_payload()
@@ -443,6 +457,17 @@ class _Walker:
             self._leaf(part, ctype)
         except Exception as exc:  # one broken part must not lose the rest of the message
             self.defects.append(f"part {ctype} skipped: {type(exc).__name__}: {exc}"[:200])
+
+    def _header_blocks(self, part: Message, ctype: str) -> None:
+        """Keep a part the parser split into header blocks (delivery status) as one attachment."""
+        payload = part.get_payload()
+        blocks: list[bytes] = []
+        for block in payload if isinstance(payload, list) else ():
+            try:
+                blocks.append(_message_bytes(block).rstrip(b"\r\n") + b"\n")
+            except Exception as exc:
+                self.defects.append(f"{ctype} block could not be re-serialised ({type(exc).__name__})")
+        self.add(_filename(part, self.defects), ctype, b"\n".join(blocks))
 
     def _attached_message(self, part: Message) -> None:
         payload = part.get_payload()
@@ -537,7 +562,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
 
 def _parse(raw: bytes) -> ParsedMessage:
     defects: list[str] = []
-    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    msg = BytesParser(policy=_POLICY).parsebytes(raw)
     result = ParsedMessage(raw=raw, defects=defects)
 
     first: dict[str, str] = {}

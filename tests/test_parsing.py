@@ -88,6 +88,10 @@ def test_flufl_bounces_all_parse() -> None:
     assert no_sender == ["simple_31.txt"]
     reports = [parse_message(p.read_bytes()) for p in files if p.name.startswith("dsn_")]
     assert sum(m.content_type == "multipart/report" for m in reports) >= len(reports) // 2
+    dsn = parse_message((FLUFL / "data" / "dsn_01.txt").read_bytes())
+    status = [a for a in dsn.attachments if a.content_type == "message/delivery-status"]
+    assert status and b"Final-recipient: rfc822;userx@sims-ms-daemon" in status[0].data
+    assert any(a.content_type == "message/rfc822" and a.filename.endswith(".eml") for a in dsn.attachments)
 
 
 # --------------------------------------------------------------------------- own fixtures
