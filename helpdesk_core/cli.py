@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import click
+import pluggy
 from sqlalchemy.orm import Session
 
 from .app import Helpdesk
@@ -118,8 +119,32 @@ def plugins(state: CliState, as_json: bool) -> None:
             click.echo(f"    provider {prov['name']}: {prov['label']} [{fields}]")
 
 
-from . import cli_departments, cli_imports, cli_tickets  # noqa: E402  (register sub-commands)
+from . import cli_departments, cli_imports, cli_outbox, cli_tickets  # noqa: E402  (register sub-commands)
 
 cli_departments.register(main)
 cli_imports.register(main)
 cli_tickets.register(main)
+
+from . import cli_log  # noqa: E402  (helpdesk log, helpdesk held)
+
+cli_log.register(main)
+cli_outbox.register(main, cli_tickets.ticket)
+
+
+def register_plugin_commands(group: click.Group, pm: pluggy.PluginManager | None = None) -> None:
+    """Let installed plugins add commands through ``helpdesk_register_commands`` (at import).
+
+    A plugin that cannot be loaded costs only its own commands: a one-line warning is printed and
+    the core's commands keep working (``helpdesk plugins`` then shows the real error).
+    """
+    from .plugins import get_plugin_manager
+
+    try:
+        pm = pm or get_plugin_manager()
+        pm.hook.helpdesk_register_commands(cli=group)
+    except Exception as exc:  # noqa: BLE001 - never break the core CLI because of a plugin
+        click.echo(f"Warning: plugin commands are unavailable ({type(exc).__name__}: {exc}); "
+                   "run 'helpdesk plugins' to see which plugin fails.", err=True)
+
+
+register_plugin_commands(main)

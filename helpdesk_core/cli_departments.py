@@ -64,12 +64,22 @@ def department_list(state: CliState, as_json: bool) -> None:
 @click.option("--timeout", type=int, help="Network timeout in seconds.")
 @click.option("--set", "extra", multiple=True, metavar="KEY=VALUE", help="Any other provider setting.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--smtp-host", help="Outgoing mail (SMTP) server for replies; without it nothing is sent.")
+@click.option("--smtp-port", type=int, help="Default: 465 (ssl), 587 (starttls), 25 (none).")
+@click.option("--smtp-security", type=click.Choice(["ssl", "starttls", "none"]),
+              help="ssl (implicit TLS), starttls, or none (plaintext; must be explicit).")
+@click.option("--smtp-username", help="SMTP login (default: the mailbox login).")
+@click.option("--smtp-password-stdin", is_flag=True,
+              help="Read the SMTP password from standard input (default: the mailbox password); "
+                   "with --password-stdin too, the second line.")
 @click.option("--no-validate", is_flag=True, hidden=True)
 @click.pass_obj
 @handle_errors
 def department_set_mailbox(state: CliState, name: str, provider: str, password_stdin: bool,
-                           extra: tuple[str, ...], no_validate: bool, **options: Any) -> None:
-    """Configure the department's mailbox. Connectivity is checked first; nothing is saved on failure."""
+                           smtp_password_stdin: bool, extra: tuple[str, ...], no_validate: bool,
+                           **options: Any) -> None:
+    """Configure the department's mailbox (and outgoing mail server). Connectivity is checked first;
+    nothing is saved on failure."""
     config = {k: v for k, v in options.items() if v is not None}
     secrets: dict[str, str] = {}
     for item in extra:
@@ -82,6 +92,8 @@ def department_set_mailbox(state: CliState, name: str, provider: str, password_s
             config[key.replace("-", "_")] = value
     if password_stdin:
         secrets["password"] = sys.stdin.readline().rstrip("\r\n")
+    if smtp_password_stdin:
+        secrets["smtp_password"] = sys.stdin.readline().rstrip("\r\n")
     with state.session() as (app, session, actor):
         try:
             facts = svc.set_mailbox(app, session, actor=actor, department=name, provider=provider,
@@ -90,7 +102,28 @@ def department_set_mailbox(state: CliState, name: str, provider: str, password_s
             fail(f"[{exc.kind}] {exc.message} Nothing was saved.", 1)
         waiting = facts.get("waiting")
         extra_info = f" ({waiting} messages waiting)" if waiting is not None else ""
+        if facts.get("smtp"):
+            extra_info += f"; outgoing mail via {facts['smtp']} checked"
         click.echo(f"Mailbox of {name!r} checked and saved{extra_info}.")
+
+
+@department.command("set")
+@click.argument("name")
+@click.option("--acknowledge/--no-acknowledge", default=None,
+              help="Send an automatic acknowledgement for each new ticket opened by a person.")
+@click.option("--reopen/--new-ticket-on-closed", "reopen_closed", default=None,
+              help="A reply to a closed ticket reopens it (default), or opens a new ticket.")
+@click.option("--templates-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder overriding the mail templates (reply/, acknowledgement/); '' for the defaults.")
+@click.pass_obj
+@handle_errors
+def department_set(state: CliState, name: str, acknowledge: bool | None, reopen_closed: bool | None,
+                   templates_dir: str | None) -> None:
+    """Change department options."""
+    with state.session() as (_app, session, actor):
+        options = svc.set_department_options(session, actor=actor, department=name, acknowledge=acknowledge,
+                                             reopen_closed=reopen_closed, templates_dir=templates_dir)
+    click.echo(f"{name}: " + ", ".join(f"{k}={v}" for k, v in sorted(options.items())))
 
 
 @department.command("clear-mailbox")
@@ -136,9 +169,9 @@ def settings_set(state: CliState, key: str, value: str) -> None:
     """Change one setting."""
     from .services.permissions import require_manage_settings
 
-    with state.session() as (_app, session, actor):
+    with state.session() as (app, session, actor):
         require_manage_settings(actor)
-        stored = set_setting(session, key, value)
+        stored = set_setting(session, key, value, pm=app.pm)
     click.echo(f"{key} = {stored}")
 
 

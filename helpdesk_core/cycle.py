@@ -15,6 +15,7 @@ from .importer import (
     BATCH_SIZE, CycleResult, Outcome, acquire_lease, import_message, release_lease, worker_id,
 )
 from .models import Department, ImportCycle, Mailbox
+from .services.departments import stored_secrets
 from .settings import GeneralSettings
 
 log = logging.getLogger("helpdesk.cycle")
@@ -89,7 +90,7 @@ def run_cycle(app: Helpdesk, department_id: int, *, owner: str | None = None,
 def _run(app: Helpdesk, session, department: Department, mailbox: Mailbox, result: CycleResult,
          progress: ProgressCallback | None, batch_size: int, owner: str) -> None:
     provider = app.providers.get(mailbox.provider)
-    secrets = app.secrets.decrypt(mailbox.secrets_encrypted)
+    secrets = stored_secrets(app, mailbox)  # providers may save rotated tokens (StoredSecrets.save)
     settings = GeneralSettings.load(session)
     session.commit()
     done = 0

@@ -31,6 +31,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+
+        @event.listens_for(engine, "savepoint")
+        def _sqlite_begin_before_savepoint(conn: Any, _name: str) -> None:
+            # pysqlite only opens a transaction before INSERT/UPDATE/DELETE, not before SAVEPOINT;
+            # SQLite then treats the savepoint as the transaction and RELEASE commits it, so the
+            # importer's batch would be committed message by message and a rollback would undo
+            # nothing. Open the real transaction first (IMMEDIATE: the write lock, waiting for it
+            # with the busy timeout, as pysqlite's own implicit BEGIN before a write would).
+            dbapi_conn = conn.connection.driver_connection
+            if not dbapi_conn.in_transaction:
+                dbapi_conn.execute("BEGIN IMMEDIATE")
     return engine
 
 

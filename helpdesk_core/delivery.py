@@ -8,6 +8,7 @@ from .app import Helpdesk
 from .context import OutgoingMail
 from .errors import DeliveryError
 from .models import Department
+from .services.departments import stored_secrets
 
 
 def deliver(app: Helpdesk, department: Department, mails: list[OutgoingMail]) -> list[DeliveryError | None]:
@@ -19,7 +20,8 @@ def deliver(app: Helpdesk, department: Department, mails: list[OutgoingMail]) ->
     if not mails:
         return []
     mailbox = department.mailbox
-    secrets = app.secrets.decrypt(mailbox.secrets_encrypted) if mailbox is not None else {}
+    # StoredSecrets: a plugin may save rotated tokens (e.g. OAuth) with secrets.save()
+    secrets = stored_secrets(app, mailbox) if mailbox is not None else {}
     results: list[Any] | None = app.pm.hook.helpdesk_deliver_reply(
         mails=mails, department=department, mailbox=mailbox, secrets=secrets)
     if results is None:

@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    import click
     from sqlalchemy.orm import Session
 
     from .context import Classification, HelpdeskContext, OutgoingMail
@@ -82,6 +85,23 @@ def helpdesk_find_ticket(
     """
 
 
+@hookspec
+def helpdesk_register_thread_matchers(
+    register: Callable[[str, Callable[..., Ticket | None]], None],
+) -> None:
+    """Register named thread-matching strategies run by the default ``helpdesk_find_ticket``.
+
+    Called for every inbound message. Call ``register(name, matcher)``; the matcher is called with
+    the keyword arguments ``message``, ``department``, ``classification`` and ``context`` and
+    returns a ticket or None. General setting ``mail.thread_matchers`` names which run, in which
+    order (core: ``message_id``, ``subject_reference``); a duplicate name is refused. The core
+    drops tickets of other departments and, unless the matcher is marked with
+    :func:`helpdesk_core.matchers.trusted_matcher`, matches from senders not on the ticket.
+
+    :param register: callback taking a strategy name and a matcher callable
+    """
+
+
 @hookspec(firstresult=True)
 def helpdesk_message_to_ticket(
     message: ParsedMessage, department: Department, ticket: Ticket | None,
@@ -143,4 +163,34 @@ def helpdesk_deliver_reply(
     :param mailbox: the department's mail configuration, or None when it has none
     :param secrets: the decrypted secrets of that configuration
     :return: a list of ``None | DeliveryError``, one per mail, or None
+    """
+
+
+@hookspec
+def helpdesk_register_template_folders(register: Callable[[Path], None]) -> None:
+    """Add folders of jinja2 templates for outgoing mail (staff replies, acknowledgements).
+
+    Called each time outgoing mail is rendered. Call ``register(folder)`` for each folder; it
+    holds ``reply/`` and/or ``acknowledgement/`` with ``subject.txt``, ``body.txt`` and
+    ``body.html`` (any subset). Lookup order: the department's ``templates_dir`` option, then
+    plugin folders in registration order, then the core's built-in templates.
+
+    :param register: callback taking a :class:`pathlib.Path` of a template folder
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+@hookspec
+def helpdesk_register_commands(cli: click.Group) -> None:
+    """Add commands to the ``helpdesk`` command line.
+
+    Called once when ``helpdesk_core.cli`` is imported, after the core's own commands exist.
+    Add groups or commands with ``cli.add_command(...)``, or extend a core group, e.g.
+    ``cli.commands["department"].add_command(my_command)``. Keep the logic in service functions
+    (the web admin calls those); commands only parse options and print.
+
+    :param cli: the top-level ``helpdesk`` click group
     """

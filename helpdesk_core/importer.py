@@ -123,6 +123,7 @@ def _store(ctx: HelpdeskContext, department: Department, message: ParsedMessage)
     hook = ctx.pm.hook
     classification: Classification = hook.helpdesk_classify_message(
         message=message, department=department, context=ctx) or Classification()
+    ctx.extra["classification"] = classification  # for helpdesk_message_imported (acknowledgements)
     if classification.action == "skip":
         _ledger(ctx, department, message, "skipped", classification.reason or classification.kind)
         return Outcome("skipped", reason=classification.reason or classification.kind)
@@ -133,7 +134,8 @@ def _store(ctx: HelpdeskContext, department: Department, message: ParsedMessage)
         _ledger(ctx, department, message, "skipped", reason)
         return Outcome("skipped", reason=reason)
     if ticket is None and classification.action == "hold":
-        _ledger(ctx, department, message, "held", classification.reason)
+        _keep_failed(ctx, department, message.raw, message, classification.reason or "held", 0,
+                     status="held")
         return Outcome("skipped", reason=classification.reason)
     created = ticket is None
     tm = hook.helpdesk_message_to_ticket(message=message, department=department, ticket=ticket,
@@ -149,12 +151,13 @@ def _store(ctx: HelpdeskContext, department: Department, message: ParsedMessage)
 
 
 def _keep_failed(ctx: HelpdeskContext, department: Department, raw: bytes, message: ParsedMessage,
-                 error: str, attempts: int) -> None:
+                 error: str, attempts: int, status: str = "failed") -> None:
+    """Keep the raw message (``status`` ``failed``, or ``held`` by the rate limit) and ledger it."""
     sender = message.from_.email if message.from_ else ""
     ctx.session.add(FailedImport(department_id=department.id, raw=raw, raw_sha256=message.raw_sha256,
                                  subject=message.subject[:1000], sender=sender[:320], error=error,
-                                 attempts=attempts))
-    _ledger(ctx, department, message, "failed", error[:2000])
+                                 attempts=attempts, status=status))
+    _ledger(ctx, department, message, status, error[:2000])
 
 
 def import_message(ctx: HelpdeskContext, department: Department, raw: bytes, *,
@@ -204,6 +207,11 @@ def import_message(ctx: HelpdeskContext, department: Department, raw: bytes, *,
         attempt.updated_at = datetime.now(UTC)
         if attempt.attempts >= max_attempts:
             _keep_failed(ctx, department, raw, message, error, attempt.attempts)
+            # the count now lives on the FailedImport; drop the attempt row
+            if attempt in session.new:
+                session.expunge(attempt)
+            else:
+                session.delete(attempt)
             return Outcome("failed", reason=error)
         return Outcome("retry", reason=error)
     if attempt is not None:

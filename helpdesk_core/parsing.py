@@ -15,24 +15,24 @@ from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import mimetypes
 import re
 from datetime import datetime, timezone
-from email import policy
-from email.generator import BytesGenerator
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import EmailPolicy
 from email.utils import getaddresses, parsedate_to_datetime
-from io import BytesIO
 from urllib.parse import unquote_to_bytes
 
 from helpdesk_core.htmltext import html_to_text, sanitize_html
 from helpdesk_core.message import Address, ParsedAttachment, ParsedMessage
+from helpdesk_core.mimeparts import (
+    _message_bytes, _unpack_tnef, content_was_lost, decode_bytes, extract_uuencoded, sanitize_filename,
+)
 from helpdesk_core.quotes import strip_quoted
 
-__all__ = ["parse_message", "decode_bytes", "decode_header_value", "sanitize_filename"]
+__all__ = ["parse_message", "decode_bytes", "decode_header_value", "sanitize_filename", "extract_uuencoded",
+           "content_was_lost"]
 
 _MAX_DEPTH = 40
 _ENCODED_WORD_RE = re.compile(r"=\?([^?\s]{1,75})\?([QqBb])\?([^?]*?)\?=")
@@ -41,19 +41,7 @@ _SPACES_RE = re.compile(r"[ \t]{2,}")
 _EMAIL_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){0,10}")
 _VALID_EMAIL_RE = re.compile(r'^(?:"[^"\r\n]{1,64}"|[^@\s<>(),;:"\[\]]{1,64})@[^@\s<>(),;:"\[\]]{1,255}$')
 _BRACKET_ID_RE = re.compile(r"<\s*([^<>\s]{1,998})\s*>")
-_NON_UTF8_CHARS_RE = re.compile("[^\x00-\x7f\ufffd]")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
-_UNSAFE_FILENAME_RE = re.compile(r'[<>:"|?*]')
 _PARAM_RE_CACHE: dict[str, re.Pattern[str]] = {}
-_UU_BEGIN_RE = re.compile(r"^begin(?:-base64)? ([0-7]{3,4}) (\S[^\r\n]*)$")
-#: default-name extensions that mimetypes gets wrong or does not know (the rest: mimetypes)
-_EXTENSIONS: dict[str, str] = {
-    "text/plain": ".txt", "text/html": ".html", "text/rfc822-headers": ".txt", "image/jpeg": ".jpg",
-    "message/rfc822": ".eml", "message/delivery-status": ".txt", "application/pgp-signature": ".asc",
-    "application/ms-tnef": ".dat", "application/octet-stream": ".bin",
-}  # fmt: skip
-
-
 
 
 class _RawHeaderPolicy(EmailPolicy):
@@ -74,47 +62,6 @@ _POLICY = _RawHeaderPolicy()
 
 
 # --------------------------------------------------------------------------- text decoding
-
-
-def _text_codec(charset: str | None) -> str | None:
-    """Python codec name for a MIME charset, or None when unknown or not a text encoding."""
-    if not charset:
-        return None
-    name = charset.strip().strip("\"'").split("*", 1)[0].lower()
-    if not name or len(name) > 40:
-        return None
-    try:
-        info = codecs.lookup(name)
-    except (LookupError, ValueError):
-        return None
-    return info.name if getattr(info, "_is_text_encoding", True) else None
-
-
-def decode_bytes(data: bytes, charset: str | None = None, defects: list[str] | None = None,
-                 what: str = "text") -> str:
-    """Decode ``data`` with ``charset``, falling back to UTF-8 then windows-1252; never raises.
-
-    When a declared charset is unknown or does not fit the bytes, a defect naming ``what`` is
-    appended to ``defects``.
-    """
-    codec = _text_codec(charset)
-    if charset and codec is None and defects is not None:
-        defects.append(f"{what}: unknown charset {charset.strip()[:40]!r}, decoded with a fallback")
-    if codec is not None:
-        try:
-            return data.decode(codec)
-        except Exception:
-            if defects is not None:
-                defects.append(f"{what}: bytes do not match the declared charset {charset!r}")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    decoded = data.decode("utf-8", "replace")
-    bad = decoded.count("\ufffd")
-    if len(_NON_UTF8_CHARS_RE.findall(decoded)) >= 4 * bad:
-        return decoded  # mostly UTF-8 with a few broken sequences
-    return data.decode("windows-1252", "replace")
 
 
 def _raw_to_text(value: str) -> str:
@@ -323,97 +270,6 @@ def _parse_date(raw: str | None, defects: list[str]) -> datetime | None:
     return value
 
 
-def sanitize_filename(name: str | None, index: int, content_type: str) -> str:
-    """A safe file name: no directories, control or reserved characters; default
-    ``attachment-<index><ext>`` (extension from ``content_type``)."""
-    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    name = _UNSAFE_FILENAME_RE.sub("_", _CONTROL_RE.sub("", name)).strip().strip(".").strip()
-    if len(name) > 200:
-        stem, dot, ext = name.rpartition(".")
-        name = (stem[: 200 - len(ext) - 1] + dot + ext) if dot and len(ext) <= 10 else name[:200]
-    if not name:
-        ext = _EXTENSIONS.get(content_type) or mimetypes.guess_extension(content_type, strict=False)
-        if not ext:
-            ext = ".txt" if content_type.startswith("text/") else ".bin"
-        name = f"attachment-{index}{ext}"
-    return name
-
-
-# --------------------------------------------------------------------------- special contents
-
-
-def _uudecode_line(line: str) -> bytes:
-    try:
-        return binascii.a2b_uu(line)
-    except ValueError:  # lines padded or truncated by some encoders
-        nbytes = (((ord(line[0]) - 32) & 63) * 4 + 5) // 3
-        return binascii.a2b_uu(line[:nbytes])
-
-
-def extract_uuencoded(text: str, defects: list[str]) -> tuple[str, list[tuple[str, bytes]]]:
-    """Remove ``begin 644 name`` … ``end`` blocks from ``text``; return (text, [(name, data)])."""
-    if "begin " not in text:
-        return text, []
-    lines = text.split("\n")
-    kept: list[str] = []
-    files: list[tuple[str, bytes]] = []
-    i = 0
-    while i < len(lines):
-        m = _UU_BEGIN_RE.match(lines[i].rstrip("\r"))
-        if not m or m.group(0).startswith("begin-base64"):
-            kept.append(lines[i])
-            i += 1
-            continue
-        chunks: list[bytes] = []
-        i += 1
-        ended = False
-        while i < len(lines):
-            line = lines[i].rstrip("\r")
-            i += 1
-            if line.strip() == "end":
-                ended = True
-                break
-            if line and line not in ("`", " "):
-                try:
-                    chunks.append(_uudecode_line(line))
-                except (ValueError, IndexError):
-                    defects.append(f"uuencoded {m.group(2)!r}: a corrupt line was skipped")
-        if not ended:
-            defects.append(f"uuencoded {m.group(2)!r}: missing 'end' line")
-        files.append((m.group(2).strip(), b"".join(chunks)))
-        if kept and not kept[-1].strip() and i < len(lines) and not lines[i].strip():
-            i += 1  # do not leave a double blank line where the block was
-    return "\n".join(kept), files
-
-
-def _unpack_tnef(data: bytes, defects: list[str]) -> list[tuple[str, bytes]] | None:
-    """Attachments inside a ``winmail.dat``; None when it cannot be unpacked."""
-    try:
-        from tnefparse import TNEF
-
-        tnef = TNEF(data, do_checksum=False)
-        files: list[tuple[str, bytes]] = []
-        for att in tnef.attachments:
-            try:
-                name = att.long_filename()
-            except Exception:
-                name = att.name
-            if isinstance(name, bytes):
-                name = decode_bytes(name)
-            files.append((str(name or "").strip("\x00"), bytes(att.data or b"")))
-        return files
-    except Exception as exc:
-        defects.append(f"winmail.dat could not be unpacked ({type(exc).__name__}); kept as is")
-        return None
-
-
-def _message_bytes(inner: Message) -> bytes:
-    """The bytes of an attached message, as close to the original as the parser allows."""
-    buf = BytesIO()
-    BytesGenerator(buf, mangle_from_=False, policy=policy.compat32.clone(max_line_length=0)).flatten(inner)
-    return buf.getvalue()
-
-
 # --------------------------------------------------------------------------- MIME walk
 
 
@@ -552,12 +408,32 @@ def parse_message(raw: bytes) -> ParsedMessage:
         except Exception:
             raw = b""
     try:
-        return _parse(raw)
+        return _without_nul(_parse(raw))
     except Exception as exc:  # noqa: BLE001 - the contract is to never raise
         try:
-            return _salvage(raw, exc)
+            return _without_nul(_salvage(raw, exc))
         except Exception:  # pragma: no cover - defensive
             return ParsedMessage(raw=raw, defects=["message could not be parsed"])
+
+
+def _without_nul(msg: ParsedMessage) -> ParsedMessage:
+    """Drop NUL characters from decoded text: databases (PostgreSQL) refuse them in text columns."""
+    found = False
+    for attr in ("subject", "body_text", "body_display", "body_html"):
+        value = getattr(msg, attr)
+        if value and "\x00" in value:
+            setattr(msg, attr, value.replace("\x00", ""))
+            found = True
+    if any("\x00" in k or "\x00" in v for k, v in msg.headers):
+        msg.headers = [(k.replace("\x00", ""), v.replace("\x00", "")) for k, v in msg.headers]
+        found = True
+    for group in (msg.to, msg.cc, msg.reply_to):
+        group[:] = [Address(a.email.replace("\x00", ""), a.name.replace("\x00", "")) for a in group]
+    if msg.from_ is not None and "\x00" in msg.from_.name + msg.from_.email:
+        msg.from_ = Address(msg.from_.email.replace("\x00", ""), msg.from_.name.replace("\x00", ""))
+    if found:
+        msg.defects.append("NUL characters removed from the text")
+    return msg
 
 
 def _parse(raw: bytes) -> ParsedMessage:

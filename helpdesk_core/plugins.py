@@ -24,6 +24,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "helpdesk_core.default_plugins.classify",
     "helpdesk_core.default_plugins.matching",
     "helpdesk_core.default_plugins.mapping",
+    "helpdesk_core.default_plugins.acknowledge",
 )
 
 log = logging.getLogger("helpdesk.hooks")

@@ -25,7 +25,7 @@ A provider only connects, lists, fetches and deletes.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -60,6 +60,52 @@ class ConfigField:
             "secret": self.secret,
             "help": self.help,
         }
+
+
+class StoredSecrets(dict[str, str]):
+    """The decrypted secrets of a saved mailbox, as the core passes them to
+    :meth:`MailboxProvider.open` (import cycles) and to ``helpdesk_deliver_reply``.
+
+    A plain ``dict`` plus two optional seams for providers whose secrets change while in use,
+    e.g. OAuth 2.0 (a refresh token rotated by the token endpoint, a cached access token):
+
+    * :meth:`save` merges updates and stores the whole dict encrypted at once, in a transaction of
+      its own (it survives a rollback of the import);
+    * :meth:`reload` re-reads what is stored (another process may have rotated a token meanwhile).
+
+    While a configuration is being validated (``set_mailbox``) providers get a plain dict: update it
+    in place and the core saves it with the configuration. :func:`update_secrets` does the right
+    thing for both.
+    """
+
+    def __init__(self, values: Mapping[str, str] = (), *,
+                 saver: Callable[[dict[str, str]], None] | None = None,
+                 loader: Callable[[], dict[str, str]] | None = None) -> None:
+        super().__init__(values)
+        self._saver = saver
+        self._loader = loader
+
+    def save(self, updates: Mapping[str, str]) -> None:
+        """Merge ``updates`` into these secrets and store them, encrypted, now."""
+        self.update(updates)
+        if self._saver is not None:
+            self._saver(dict(self))
+
+    def reload(self) -> None:
+        """Replace the contents with the secrets stored now (no-op without a loader)."""
+        if self._loader is not None:
+            fresh = self._loader()
+            self.clear()
+            self.update(fresh)
+
+
+def update_secrets(secrets: Mapping[str, str], updates: Mapping[str, str]) -> None:
+    """Record changed secrets: :meth:`StoredSecrets.save` when stored, else update a plain dict in
+    place (validation: the core saves it with the configuration)."""
+    if isinstance(secrets, StoredSecrets):
+        secrets.save(updates)
+    elif isinstance(secrets, dict):
+        secrets.update(updates)
 
 
 @dataclass
@@ -154,7 +200,11 @@ class MailboxProvider(ABC):
     @abstractmethod
     def open(self, config: Mapping[str, Any], secrets: Mapping[str, str]) -> MailboxSession:
         """Connect, log in and select the folder. Raise :class:`~helpdesk_core.errors.MailboxError`
-        with a precise ``kind`` and a message saying what to check."""
+        with a precise ``kind`` and a message saying what to check.
+
+        ``secrets`` is a :class:`StoredSecrets` in import cycles (a provider whose secrets change,
+        e.g. a rotated OAuth refresh token, stores them with :func:`update_secrets`) and a plain
+        dict during :meth:`validate`."""
 
     def validate(self, config: Mapping[str, Any], secrets: Mapping[str, str]) -> dict[str, Any]:
         """Check connectivity before a configuration is saved; return facts (e.g. ``{"waiting": 3}``).

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .errors import ConfigurationError
 from .models import Setting
+
+if TYPE_CHECKING:
+    import pluggy
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,11 @@ SETTINGS: dict[str, SettingDef] = {s.key: s for s in [
     SettingDef("mail.ticket_reference_format", "str", "[Ticket #{number}]",
                "How the ticket reference is written in subjects; {number} is the ticket number."),
     SettingDef("mail.rate_limit_per_hour", "int", 20,
-               "New tickets per sender per department per hour; beyond it mail is held."),
+               "New tickets per sender per department per hour; beyond it mail is held (0: no limit)."),
+    SettingDef("mail.thread_matchers", "list", ["message_id", "subject_reference"],
+               "Thread-matching strategies in the order they run (see docs/threading.md)."),
+    SettingDef("mail.acknowledgements_per_hour", "int", 3,
+               "Most automatic acknowledgements sent to one address per hour (all departments)."),
 ]}
 
 
@@ -89,12 +96,21 @@ class GeneralSettings:
         return int(float(self._values["mail.max_message_size_mb"]) * 1024 * 1024)
 
 
-def set_setting(session: Session, key: str, value: Any) -> Any:
-    """Validate and store one setting; return the stored value. Caller commits."""
+def set_setting(session: Session, key: str, value: Any, *, pm: pluggy.PluginManager | None = None) -> Any:
+    """Validate and store one setting; return the stored value. Caller commits.
+
+    ``pm`` (the application's plugin manager) validates plugin-provided names such as the
+    strategies of ``mail.thread_matchers``; without it the installed plugins are loaded.
+    """
     defn = SETTINGS.get(key)
     if defn is None:
         raise ConfigurationError(f"Unknown setting {key!r}; known settings: {', '.join(sorted(SETTINGS))}.")
     coerced = _coerce(defn, value)
+    if key == "mail.thread_matchers":
+        from .matchers import check_matcher_names
+        from .plugins import get_plugin_manager
+
+        coerced = check_matcher_names(pm or get_plugin_manager(), coerced)
     row = session.get(Setting, key)
     if row is None:
         session.add(Setting(key=key, value=coerced))

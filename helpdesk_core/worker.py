@@ -20,20 +20,21 @@ from .app import Helpdesk
 from .cycle import run_cycle
 from .importer import worker_id
 from .models import Department, Mailbox
+from .outbox import flush_task
 
 log = logging.getLogger("helpdesk.worker")
 
 
 class Worker:
-    """Runs import cycles until stopped. ``tasks`` are extra callables run every tick
-    (e.g. flushing the outbox); each gets the app and must not raise."""
+    """Runs import cycles until stopped. ``tasks`` are callables run every tick; each gets the app
+    and must not raise. Default: :func:`helpdesk_core.outbox.flush_task` (send due outgoing mail)."""
 
     def __init__(self, app: Helpdesk, *, threads: int = 4, tick_seconds: float = 5.0,
                  tasks: list[Callable[[Helpdesk], None]] | None = None) -> None:
         self.app = app
         self.threads = threads
         self.tick_seconds = tick_seconds
-        self.tasks = list(tasks or [])
+        self.tasks = list(tasks) if tasks is not None else [flush_task]  # default: send the outbox
         self.stopping = threading.Event()
         self.owner = worker_id()
         self._running: dict[int, Future[object]] = {}

@@ -15,6 +15,8 @@ PROTOCOLS = [("imap", "ssl"), ("imap", "starttls"), ("pop3", "ssl"), ("pop3", "s
 def configure(cli, dovecot, user, protocol: str, security: str | None, maildir: Path | None = None,
               department: str = "Tech") -> None:
     cli("department", "add", department, "--sender", user.email)
+    # these tests (and test_crash_safety) deliver many new tickets from one sender: no rate limit
+    cli("settings", "set", "mail.rate_limit_per_hour", "0")
     if protocol == "maildir":
         cli("department", "set-mailbox", department, "--protocol", "maildir", "--path", str(maildir),
             "--email", user.email)

@@ -164,6 +164,15 @@ class LedgerMachine(RuleBasedStateMachine):
             assert result.error_kind == "server_error"
         self.box.fail_delete = False
 
+    @rule(batch_size=st.integers(1, 5))
+    def crash_after_mailbox_deleted(self, batch_size: int) -> None:
+        self.box.crash_after_checkpoint = SimulatedCrash("killed right after the mailbox deleted")
+        try:
+            run_cycle(self.app, self.dept_id, batch_size=batch_size)
+        except SimulatedCrash:
+            pass
+        self.box.crash_after_checkpoint = None
+
     @rule(after=st.integers(0, 6), batch_size=st.integers(1, 5))
     def connection_lost_while_fetching(self, after: int, batch_size: int) -> None:
         self.box.fail_fetch_after = after

@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from helpdesk_core import hookimpl
 from helpdesk_core.context import Classification, HelpdeskContext
 from helpdesk_core.message import ParsedAttachment, ParsedMessage
+from helpdesk_core.mimeparts import content_was_lost
 from helpdesk_core.models import (
     Attachment, Department, Direction, Role, Ticket, TicketMessage, TicketStatus, User,
 )
@@ -62,6 +63,17 @@ def store_attachments(message: ParsedMessage, tm: TicketMessage, context: Helpde
                                          inline=att.inline, storage_key=key))
 
 
+def keep_original_if_damaged(message: ParsedMessage, tm: TicketMessage, context: HelpdeskContext) -> None:
+    """Attach the raw message as ``original.eml`` when decoding lost content
+    (:func:`helpdesk_core.mimeparts.content_was_lost`), whatever ``attachments.allowed_extensions`` says."""
+    if not content_was_lost(message.defects):
+        return
+    key = context.storage.put(message.raw, message.raw_sha256)
+    tm.attachments.append(Attachment(filename="original.eml", content_type="message/rfc822",
+                                     size=len(message.raw), sha256=message.raw_sha256,
+                                     content_id=None, inline=False, storage_key=key))
+
+
 def participants_of(message: ParsedMessage, department: Department) -> list[str]:
     ours = {department.sender_address.lower()}
     emails = [a.email for a in ([message.from_] if message.from_ else []) + message.to + message.cc]
@@ -78,7 +90,9 @@ def helpdesk_message_to_ticket(message: ParsedMessage, department: Department, t
         requester = get_or_create_requester(context, sender.email, sender.name) if sender else None
         ticket = Ticket(department_id=department.id, number=next_ticket_number(context, department),
                         subject=message.subject or "(no subject)", status=TicketStatus.OPEN,
-                        requester=requester, participants=participants_of(message, department))
+                        requester=requester, participants=participants_of(message, department),
+                        mentions=context.extra.get("mentions"),  # a reference the sender may not use
+                        linked_ticket_id=context.extra.get("linked_ticket_id"))  # closed, not reopened
         session.add(ticket)
     else:
         known = set(ticket.participants or [])
@@ -90,7 +104,7 @@ def helpdesk_message_to_ticket(message: ParsedMessage, department: Department, t
             ticket.status = TicketStatus.OPEN
     tm = TicketMessage(
         ticket=ticket, department_id=department.id,
-        direction=Direction.INBOUND if classification.action == "import" else Direction.NOTE,
+        direction=Direction.NOTE if classification.action == "note" else Direction.INBOUND,
         kind="message" if classification.kind == "normal" else classification.kind,
         message_id=message.message_id, in_reply_to=message.in_reply_to,
         references=message.references[-50:],
@@ -103,5 +117,6 @@ def helpdesk_message_to_ticket(message: ParsedMessage, department: Department, t
         removed_attachments=[], attachments=[],
     )
     store_attachments(message, tm, context)
+    keep_original_if_damaged(message, tm, context)
     session.add(tm)
     return tm

@@ -1,40 +1,67 @@
-"""Default thread matching: our Message-IDs in In-Reply-To/References, then a subject reference."""
+"""Default thread matching: the ``message_id`` and ``subject_reference`` strategies, run by
+:func:`helpdesk_core.matchers.find_thread` in the order of ``mail.thread_matchers``."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from sqlalchemy import select
 
 from helpdesk_core import hookimpl
 from helpdesk_core.context import Classification, HelpdeskContext
+from helpdesk_core.matchers import find_thread, trusted_matcher
 from helpdesk_core.message import ParsedMessage
-from helpdesk_core.models import Department, Ticket, TicketMessage
+from helpdesk_core.models import Department, OutboxMessage, Ticket, TicketMessage
 from helpdesk_core.threads import find_references, verify_message_id
 
 
+@trusted_matcher
 def match_by_message_ids(message: ParsedMessage, department: Department,
-                         context: HelpdeskContext) -> Ticket | None:
-    ids = list(dict.fromkeys([*reversed(message.in_reply_to), *reversed(message.references)]))[:50]
+                         classification: Classification | None = None,
+                         context: HelpdeskContext | None = None) -> Ticket | None:
+    """``In-Reply-To``/``References`` (newest first) against our signed Message-IDs, the ids of the
+    mail we sent (outbox) and the ids of mail we imported, all within ``department``.
+
+    For a bounce, the classification's ``returned_message_ids`` (the Message-IDs of our mail that
+    the bounce returns) are used instead: a bounce threads only to mail we sent.
+    """
+    assert context is not None
+    details = classification.details if classification is not None else {}
+    if classification is not None and classification.kind == "bounce":
+        ids = list(details.get("returned_message_ids") or [])[:50]
+    else:
+        ids = list(dict.fromkeys([*reversed(message.in_reply_to), *reversed(message.references)]))[:50]
     if not ids:
         return None
+    session = context.session
     for mid in ids:  # signed IDs we issued name their ticket directly
         ticket_id = verify_message_id(context.secrets, mid)
         if ticket_id is not None:
-            ticket = context.session.get(Ticket, ticket_id)
+            ticket = session.get(Ticket, ticket_id)
             if ticket is not None and ticket.department_id == department.id:
                 return ticket
-    row = context.session.execute(
-        select(TicketMessage.ticket_id, TicketMessage.message_id)
-        .where(TicketMessage.department_id == department.id, TicketMessage.message_id.in_(ids))
-    ).all()
-    if not row:
-        return None
     rank = {mid: i for i, mid in enumerate(ids)}
-    best = min(row, key=lambda r: rank.get(r.message_id, len(ids)))
-    return context.session.get(Ticket, best.ticket_id)
+    rows: list[tuple[int | None, str]] = [
+        (r.ticket_id, r.message_id) for r in session.execute(
+            select(OutboxMessage.ticket_id, OutboxMessage.message_id)
+            .where(OutboxMessage.department_id == department.id, OutboxMessage.message_id.in_(ids)))]
+    if not (classification is not None and classification.kind == "bounce"):
+        rows += [(r.ticket_id, r.message_id) for r in session.execute(
+            select(TicketMessage.ticket_id, TicketMessage.message_id)
+            .where(TicketMessage.department_id == department.id, TicketMessage.message_id.in_(ids)))]
+    rows = [r for r in rows if r[0] is not None]
+    if not rows:
+        return None
+    best = min(rows, key=lambda r: rank.get(r[1], len(ids)))
+    return session.get(Ticket, best[0])
 
 
 def match_by_subject(message: ParsedMessage, department: Department,
-                     context: HelpdeskContext) -> Ticket | None:
+                     classification: Classification | None = None,
+                     context: HelpdeskContext | None = None) -> Ticket | None:
+    """A ticket reference in the subject (``mail.ticket_reference_format``), within ``department``.
+    Untrusted: the core accepts it only from a sender on the ticket."""
+    assert context is not None
     fmt = context.settings.get("mail.ticket_reference_format")
     for number in find_references(message.subject, fmt):
         ticket = context.session.scalar(
@@ -45,7 +72,12 @@ def match_by_subject(message: ParsedMessage, department: Department,
 
 
 @hookimpl(trylast=True)
+def helpdesk_register_thread_matchers(register: Callable[[str, Callable[..., Ticket | None]], None]) -> None:
+    register("message_id", match_by_message_ids)
+    register("subject_reference", match_by_subject)
+
+
+@hookimpl(trylast=True)
 def helpdesk_find_ticket(message: ParsedMessage, department: Department,
                          classification: Classification, context: HelpdeskContext) -> Ticket | None:
-    return match_by_message_ids(message, department, context) or match_by_subject(
-        message, department, context)
+    return find_thread(message, department, classification, context)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..app import Helpdesk
 from ..errors import ConfigurationError, ConflictError, NotFoundError
 from ..models import Department, FailedImport, ImportCycle, Mailbox
+from ..providers import StoredSecrets
 from .permissions import Actor, require_manage_settings
 
 
@@ -106,6 +109,35 @@ def set_mailbox(app: Helpdesk, session: Session, *, actor: Actor, department: st
     return facts
 
 
+#: department options and their defaults
+DEPARTMENT_OPTIONS: dict[str, Any] = {"acknowledge": False, "reopen_closed": True, "templates_dir": None}
+
+
+def set_department_options(session: Session, *, actor: Actor, department: str, acknowledge: bool | None = None,
+                           reopen_closed: bool | None = None, templates_dir: str | None = None) -> dict[str, Any]:
+    """Change department options (None = unchanged; ``templates_dir=""`` removes the override).
+    Returns all options with their defaults filled in. Needs Manage Settings for the department."""
+    dept = get_department(session, department)
+    require_manage_settings(actor, dept)
+    options = dict(dept.options or {})
+    if acknowledge is not None:
+        options["acknowledge"] = bool(acknowledge)
+    if reopen_closed is not None:
+        options["reopen_closed"] = bool(reopen_closed)
+    if templates_dir is not None:
+        if templates_dir.strip():
+            path = os.path.abspath(os.path.expanduser(templates_dir.strip()))
+            if not os.path.isdir(path):
+                raise ConfigurationError(f"Templates folder {path!r} does not exist: create it with reply/ "
+                                         "and/or acknowledgement/ subfolders (see docs/configuration.md).")
+            options["templates_dir"] = path
+        else:
+            options.pop("templates_dir", None)
+    dept.options = options  # a new dict, so the JSON column is saved
+    session.flush()
+    return {**DEPARTMENT_OPTIONS, **options}
+
+
 def clear_mailbox(session: Session, *, actor: Actor, department: str) -> bool:
     """Remove the department's mailbox; the department keeps working for internal tickets."""
     dept = get_department(session, department)
@@ -151,3 +183,29 @@ def department_status(session: Session, *, department: str) -> dict[str, Any]:
             "error": last.error,
         },
     }
+
+
+def stored_secrets(app: Helpdesk, mailbox: Mailbox) -> StoredSecrets:
+    """The decrypted secrets of ``mailbox`` as a :class:`~helpdesk_core.providers.StoredSecrets`.
+
+    ``save()`` writes the new secrets encrypted in a session and transaction of its own (so a
+    rotated OAuth refresh token is kept even when the import rolls back) and refreshes the value
+    on ``mailbox`` without marking it dirty; ``reload()`` re-reads them from the database.
+    """
+    mailbox_id = mailbox.id
+
+    def saver(values: dict[str, str]) -> None:
+        encrypted = app.secrets.encrypt(values)
+        with app.session() as own:
+            row = own.get(Mailbox, mailbox_id)
+            if row is not None:
+                row.secrets_encrypted = encrypted
+                own.commit()
+        set_committed_value(mailbox, "secrets_encrypted", encrypted)
+
+    def loader() -> dict[str, str]:
+        with app.session() as own:
+            row = own.get(Mailbox, mailbox_id)
+            return app.secrets.decrypt(row.secrets_encrypted if row is not None else None)
+
+    return StoredSecrets(app.secrets.decrypt(mailbox.secrets_encrypted), saver=saver, loader=loader)

@@ -7,6 +7,8 @@ Modules (importable outside pytest, e.g. by ``bench/``; only ``pytest_plugin`` i
 * :mod:`helpdesk_core.testing.smtp` -- an in-process aiosmtpd capture sink (STARTTLS, AUTH, XOAUTH2).
 * :mod:`helpdesk_core.testing.blackhole` -- ports that never greet / never accept (timeout tests).
 * :mod:`helpdesk_core.testing.pytest_plugin` -- pytest fixtures built on the above.
+* :mod:`helpdesk_core.testing.strategies` -- Hypothesis strategies (subjects, client prefix chains,
+  encoded subject headers, addresses, raw messages) for fuzzing parsing and thread matching.
 
 Facts, configuration and gotchas: ``/work/shared/reference/mail-servers.md``.
 """

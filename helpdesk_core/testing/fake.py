@@ -21,7 +21,10 @@ Failure injection on :class:`FakeMailbox` (each fires once, then resets itself):
 * ``fail_fetch_after``: raise :attr:`fetch_error` after this many messages were yielded this session
   (``0`` = before the first batch) -- a connection lost before the importer committed;
 * ``fail_delete``: raise :attr:`delete_error` from :meth:`FakeSession.delete` -- a crash between the
-  importer's commit and its delete.
+  importer's commit and its delete;
+* ``crash_after_checkpoint``: an exception raised by :meth:`FakeSession.checkpoint` *after* the
+  deletions became permanent -- the process dies right after the mailbox let go of the messages
+  (an importer that deleted before committing loses them here).
 
 By default deletions are immediate (like IMAP with UIDPLUS). With ``transactional=True`` they only
 become permanent at :meth:`FakeSession.checkpoint` / :meth:`FakeSession.close` and are rolled back
@@ -55,6 +58,7 @@ class FakeMailbox:
         self.fetch_error: BaseException = MailboxError("fake: connection lost while fetching",
                                                        kind="server_error", temporary=True)
         self.fail_delete: bool = False
+        self.crash_after_checkpoint: BaseException | None = None
         self.delete_error: BaseException = MailboxError("fake: connection lost while deleting",
                                                         kind="server_error", temporary=True)
         #: every key ever deleted, in order (for assertions)
@@ -130,10 +134,14 @@ class FakeSession(MailboxSession):
     def checkpoint(self) -> None:
         self.box._remove(self._pending)
         self._pending = []
+        if self.box.crash_after_checkpoint is not None:
+            exc, self.box.crash_after_checkpoint = self.box.crash_after_checkpoint, None
+            raise exc
 
     def close(self) -> None:
         if not self.closed:
-            self.checkpoint()
+            self.box._remove(self._pending)
+            self._pending = []
         self.closed = True
 
     def __exit__(self, exc_type: object, *exc: object) -> None:

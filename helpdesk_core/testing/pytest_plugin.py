@@ -1,6 +1,6 @@
 """pytest fixtures for real servers on loopback (registered by the repo-root ``conftest.py``).
 
-Session scope: ``dovecot``, ``postgres``, ``silent_port``, ``noaccept_port`` (and ``hd_state_root``).
+Session scope: ``dovecot``, ``oauth_server``, ``postgres``, ``silent_port``, ``noaccept_port`` (and ``hd_state_root``).
 Function scope: ``mail_user``, ``postgres_url``, ``smtp_sink``.
 
 A missing server binary skips the tests that need it, naming the Debian package -- except when the
@@ -29,6 +29,7 @@ from .dovecot import DovecotServer, ServerUnavailable, port_is_free
 from .postgres import PostgresServer
 
 if TYPE_CHECKING:
+    from .oauth import OAuthServer
     from .smtp import SmtpSink
 
 __all__ = ["MailUser", "SESSION_USERS", "skip_or_fail"]
@@ -89,7 +90,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark tests by the servers they use, so ``-m 'not dovecot'`` / ``-m 'not postgres'`` work."""
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
-        if names & {"dovecot", "mail_user", "smtp_sink"}:
+        if names & {"dovecot", "mail_user", "smtp_sink", "oauth_server"}:
             item.add_marker("dovecot")
         if names & {"postgres", "postgres_url"}:
             item.add_marker("postgres")
@@ -191,6 +192,29 @@ def mail_user(dovecot: DovecotServer) -> MailUser:
     """A fresh user (``u<n>@district.test``, random password) with an empty mailbox, can log in now."""
     pool: _UserPool = dovecot._hd_pool  # type: ignore[attr-defined]
     return pool.take()
+
+
+# --------------------------------------------------------------------------- OAuth 2.0
+
+
+@pytest.fixture(scope="session")
+def oauth_server(dovecot: DovecotServer) -> Iterator["OAuthServer"]:
+    """The local OAuth 2.0 server (:class:`~helpdesk_core.testing.oauth.OAuthServer`) on
+    ``dovecot.port_base + 80``, where Dovecot's oauth2 passdb checks XOAUTH2 tokens. One per session
+    (one port); reset (clients, tokens, controls) before each test that uses it."""
+    from .oauth import OAuthServer
+
+    server = OAuthServer(port=dovecot.port_base + 80).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _reset_oauth_server(request: pytest.FixtureRequest) -> None:
+    if "oauth_server" in request.fixturenames:
+        request.getfixturevalue("oauth_server").reset()
 
 
 # --------------------------------------------------------------------------- PostgreSQL

@@ -17,6 +17,7 @@ import imaplib
 import mailbox
 import poplib
 import re
+import smtplib
 import socket
 import ssl
 from collections.abc import Mapping
@@ -24,7 +25,7 @@ from typing import Any
 
 from helpdesk_core.errors import MailboxError
 
-__all__ = ["translate", "MAIL_ERRORS"]
+__all__ = ["translate", "translate_smtp", "MAIL_ERRORS"]
 
 #: exception families a session wraps with :func:`translate`; anything else is a bug and propagates
 MAIL_ERRORS: tuple[type[BaseException], ...] = (
@@ -45,6 +46,7 @@ _STEPS = {
     "delete": "deleting messages",
     "checkpoint": "committing deletions",
     "close": "closing the connection",
+    "send": "sending mail",
 }
 
 
@@ -138,7 +140,61 @@ def translate(exc: BaseException, *, config: Mapping[str, Any], step: str) -> Ma
     return _err(f"Unexpected {type(exc).__name__} with {where} while {doing} ({text}).", "server_error", False)
 
 
+def translate_smtp(exc: BaseException, *, config: Mapping[str, Any], step: str) -> MailboxError:
+    """Map ``exc`` raised by smtplib while doing ``step`` (``connect``, ``tls``, ``login``, ``send``)
+    to a :class:`MailboxError` whose message starts with "Outgoing mail (SMTP)".
+
+    Kinds as for :func:`translate`, plus: ``auth_failed`` for a refused login
+    (``SMTPAuthenticationError``); ``tls`` when the server offers no STARTTLS, or offers AUTH only
+    over TLS while ``security`` is ``none`` (``SMTPNotSupportedError``); ``protocol_disabled`` when
+    the server does not greet like an SMTP server or offers no AUTH at all.
+    """
+    if isinstance(exc, MailboxError):
+        return exc
+    cfg = {**config, "protocol": "smtp"}
+    where = _where(cfg)
+    security = cfg.get("security")
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        reply = f"{exc.smtp_code} {_server_text_of(exc.smtp_error)}"
+        error = _err(f"Login failed for user {_user(cfg)!r} on {where} ({reply}): check the SMTP username and "
+                     "password (by default the mailbox's).", "auth_failed", False)
+    elif isinstance(exc, smtplib.SMTPNotSupportedError) and step == "tls":
+        error = _err(f"{where} does not offer STARTTLS: use security ssl with the TLS port (465); the help "
+                     "desk never falls back to an unencrypted connection.", "tls", False)
+    elif isinstance(exc, smtplib.SMTPNotSupportedError) and security == "none":
+        error = _err(f"{where} offers no login (AUTH) on an unencrypted connection: use security starttls "
+                     "(port 587 or 25) or ssl (port 465).", "tls", False)
+    elif isinstance(exc, smtplib.SMTPNotSupportedError):
+        error = _err(f"{where} does not offer login (AUTH) ({exc}): check the port (587 or 465 for "
+                     "submission) and that authenticated submission is enabled.", "protocol_disabled", False)
+    elif isinstance(exc, smtplib.SMTPConnectError):
+        reply = f"{exc.smtp_code} {_server_text_of(exc.smtp_error)}"
+        temporary = 400 <= exc.smtp_code < 500
+        error = _err(f"{where} did not accept the connection ({reply}): check the host and port (SMTP "
+                     "submission is usually 587 or 465).", "server_error" if temporary else "protocol_disabled",
+                     temporary)
+    elif isinstance(exc, smtplib.SMTPServerDisconnected) and "timed out" in str(exc).lower():
+        error = _timeout(cfg, _STEPS.get(step, step))
+    elif isinstance(exc, smtplib.SMTPServerDisconnected):
+        error = _err(f"{where} closed the connection while {_STEPS.get(step, 'sending')} ({exc}): check the "
+                     "port and security (ssl on 465, starttls on 587); the next try may work.",
+                     "server_error", True)
+    elif isinstance(exc, smtplib.SMTPResponseException):
+        reply = f"{exc.smtp_code} {_server_text_of(exc.smtp_error)}"
+        temporary = exc.smtp_code < 500
+        error = _err(f"{where} answered {reply} while {_STEPS.get(step, step)}"
+                     + ("; the next try may work." if temporary else ": check the server's reply."),
+                     "server_error", temporary)
+    else:
+        error = translate(exc, config=cfg, step=step)
+    return MailboxError(f"Outgoing mail (SMTP): {error.message}", kind=error.kind, temporary=error.temporary)
+
+
 # ---- helpers ------------------------------------------------------------------------------------
+
+def _server_text_of(value: bytes | str) -> str:
+    return (value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else str(value)).strip()
+
 
 def _err(message: str, kind: str, temporary: bool) -> MailboxError:
     return MailboxError(_one_line(message), kind=kind, temporary=temporary)
@@ -190,11 +246,12 @@ def _is_timeout_text(exc: BaseException, text: str) -> bool:
 
 
 def _proto(config: Mapping[str, Any]) -> str:
-    return {"imap": "IMAP", "pop3": "POP3", "maildir": "Maildir"}.get(str(config.get("protocol")), "IMAP/POP3")
+    return {"imap": "IMAP", "pop3": "POP3", "maildir": "Maildir", "smtp": "SMTP"}.get(
+        str(config.get("protocol")), "IMAP/POP3")
 
 
 def _tls_port(config: Mapping[str, Any]) -> int:
-    return 995 if config.get("protocol") == "pop3" else 993
+    return {"pop3": 995, "smtp": 465}.get(str(config.get("protocol")), 993)
 
 
 def _where(config: Mapping[str, Any]) -> str:

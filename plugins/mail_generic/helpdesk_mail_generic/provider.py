@@ -9,6 +9,10 @@ Other providers reuse the connection code and replace only the login, e.g. Gmail
 ``config`` for :func:`connect_imap` / :func:`connect_pop3` holds ``host``, ``port``, ``security``
 (``ssl``/``starttls``/``none``), ``folder`` (IMAP), ``ca_file``, ``timeout`` and ``username`` or
 ``email`` (used in error messages); :meth:`GenericProvider.normalize_config` produces such a dict.
+
+Outgoing mail (staff replies, acknowledgements) goes out over SMTP when ``smtp_host`` is set
+(:mod:`helpdesk_mail_generic.smtp`, with the same login seam: :func:`~helpdesk_mail_generic.smtp.connect_smtp`).
+``smtp_username`` and the secret ``smtp_password`` default to the mailbox's login and password.
 """
 
 from __future__ import annotations
@@ -23,12 +27,12 @@ from imapclient import IMAPClient
 from helpdesk_core.errors import ConfigurationError, MailboxError
 from helpdesk_core.providers import ConfigField, MailboxProvider, MailboxSession
 
-from . import imap, pop3
+from . import imap, pop3, smtp
 from .imap import ImapSession
 from .maildir import MaildirSession
 from .pop3 import Pop3Session
 
-__all__ = ["GenericProvider", "connect_imap", "connect_pop3", "default_port"]
+__all__ = ["GenericProvider", "connect_imap", "connect_pop3", "default_port", "smtp_login"]
 
 _DEFAULT_PORTS = {("imap", "ssl"): 993, ("imap", "starttls"): 143, ("imap", "none"): 143,
                   ("pop3", "ssl"): 995, ("pop3", "starttls"): 110, ("pop3", "none"): 110}
@@ -39,6 +43,8 @@ _ONLY_FOR: dict[str, tuple[str, ...]] = {
     "username": ("imap", "pop3"), "ca_file": ("imap", "pop3"), "timeout": ("imap", "pop3"),
     "folder": ("imap",), "path": ("maildir",),
 }
+#: settings of outgoing mail; only with ``smtp_host``
+_SMTP_FIELDS = ("smtp_port", "smtp_security", "smtp_username")
 
 
 def default_port(protocol: str, security: str) -> int:
@@ -80,6 +86,15 @@ class GenericProvider(MailboxProvider):
         ConfigField("timeout", "Network timeout (seconds)", type="int", default=30,
                     help="Waiting longer than this for the server is an error."),
         ConfigField("password", "Password", secret=True, help="IMAP/POP3 password."),
+        ConfigField("smtp_host", "Outgoing mail (SMTP) server",
+                    help="Server replies are sent through, e.g. smtp.example.org. Without it the "
+                         "department cannot send mail."),
+        ConfigField("smtp_port", "SMTP port", type="int", help="Default: 465 (ssl), 587 (starttls), 25 (none)."),
+        ConfigField("smtp_security", "SMTP connection security", type="choice", choices=("ssl", "starttls", "none"),
+                    help="ssl = TLS from the start (465), starttls = upgrade a plain connection (587 or 25), "
+                         "none = unencrypted (only on a trusted network). Required with smtp_host."),
+        ConfigField("smtp_username", "SMTP login name", help="Default: the mailbox login."),
+        ConfigField("smtp_password", "SMTP password", secret=True, help="Default: the mailbox password."),
     )
 
     def normalize_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -94,7 +109,7 @@ class GenericProvider(MailboxProvider):
         protocol = out["protocol"]
         defaults = {f.name: f.default for f in self.fields}
         for name, protocols in _ONLY_FOR.items():
-            if protocol in protocols:
+            if protocol in protocols or (name in ("ca_file", "timeout") and given.get("smtp_host")):
                 continue
             value = given.get(name)
             if value is not None and not _same(value, defaults.get(name)):
@@ -103,6 +118,7 @@ class GenericProvider(MailboxProvider):
         email = str(out["email"])
         if "@" not in email.strip("@"):
             raise ConfigurationError(f"Setting 'email' must be an email address (got {email!r}).")
+        self._normalize_smtp(out)
         if protocol == "maildir":
             if not out["path"]:
                 raise ConfigurationError("Setting 'path' is required for protocol 'maildir': "
@@ -134,6 +150,28 @@ class GenericProvider(MailboxProvider):
             out["ca_file"] = ca_file
         return out
 
+    @staticmethod
+    def _normalize_smtp(out: dict[str, Any]) -> None:
+        """Check the outgoing-mail settings (in place): ``smtp_security`` required with ``smtp_host``."""
+        if not out.get("smtp_host"):
+            stray = [name for name in _SMTP_FIELDS if out.get(name) is not None]
+            if stray:
+                raise ConfigurationError(f"Setting(s) {', '.join(stray)} need smtp_host: give the outgoing "
+                                         "mail server with --smtp-host.")
+            out["smtp_host"] = None
+            return
+        out["smtp_host"] = str(out["smtp_host"])
+        security = out.get("smtp_security")
+        if not security:
+            raise ConfigurationError(
+                "Setting 'smtp_security' is required with smtp_host: ssl (port 465), starttls (port 587 or 25) "
+                "or none (unencrypted, port 25; only on a trusted network).")
+        if out.get("smtp_port") is None:
+            out["smtp_port"] = smtp.DEFAULT_SMTP_PORTS[security]
+        if not 0 < out["smtp_port"] < 65536:
+            raise ConfigurationError(f"Setting 'smtp_port' must be between 1 and 65535 (got {out['smtp_port']}).")
+        out["smtp_username"] = str(out.get("smtp_username") or out.get("username") or out["email"])
+
     def identity(self, config: Mapping[str, Any]) -> str:
         """``imap://user@host:port/folder``, ``pop3://user@host:port`` or ``maildir:/abs/path``."""
         cfg = self.normalize_config(config)
@@ -156,6 +194,27 @@ class GenericProvider(MailboxProvider):
         if cfg["protocol"] == "imap":
             return connect_imap(cfg, imap.password_login(cfg["username"], password))
         return connect_pop3(cfg, pop3.password_login(cfg["username"], password))
+
+    def validate(self, config: Mapping[str, Any], secrets: Mapping[str, str]) -> dict[str, Any]:
+        """Check the mailbox (count messages), then, with ``smtp_host``, the outgoing mail server:
+        connect, TLS, EHLO and log in, without sending anything."""
+        facts = super().validate(config, secrets)
+        cfg = self.normalize_config(config)
+        settings = smtp.smtp_settings(cfg)
+        if settings is not None:
+            smtp.check_smtp(settings, smtp_login(cfg, secrets))
+            facts["smtp"] = f"{settings['host']}:{settings['port']}"
+        return facts
+
+
+def smtp_login(config: Mapping[str, Any], secrets: Mapping[str, str]) -> smtp.SmtpLogin:
+    """The SMTP password login: ``smtp_username``/``smtp_password``, defaulting to the mailbox's."""
+    username = str(config.get("smtp_username") or config.get("username") or config.get("email"))
+    password = secrets.get("smtp_password") or secrets.get("password")
+    if not password:
+        raise MailboxError(f"Outgoing mail (SMTP): no password is stored for user {username!r}: set the "
+                           "mailbox password or --smtp-password-stdin.", kind="auth_failed", temporary=False)
+    return smtp.password_login(username, password)
 
 
 def _same(value: Any, default: Any) -> bool:

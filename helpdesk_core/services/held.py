@@ -1,0 +1,66 @@
+"""Held imports (mail beyond ``mail.rate_limit_per_hour``) and the import log.
+
+Held mail is kept raw as a :class:`~helpdesk_core.models.FailedImport` with status ``held`` (and a
+ledger entry ``held``); it has already been removed from the mailbox. Releasing imports it again
+with the rate limit switched off; the row then becomes ``released``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..app import Helpdesk
+from ..errors import NotFoundError
+from ..importer import Outcome, import_message
+from ..models import Department, FailedImport, LedgerEntry
+from ..settings import GeneralSettings
+from .departments import get_department
+from .permissions import Actor, require_manage_settings
+
+#: ledger outcomes the import log shows
+LOG_OUTCOMES = ("skipped", "held", "failed", "kept")
+
+
+def list_held(session: Session, *, include_released: bool = False) -> list[dict[str, Any]]:
+    query = select(FailedImport, Department.name).join(Department).order_by(FailedImport.id)
+    statuses = ("held", "released") if include_released else ("held",)
+    query = query.where(FailedImport.status.in_(statuses))
+    return [{"id": f.id, "department": name, "subject": f.subject, "sender": f.sender, "reason": f.error,
+             "status": f.status, "size": len(f.raw), "created_at": f.created_at.isoformat()}
+            for f, name in session.execute(query).all()]
+
+
+def release_held(app: Helpdesk, session: Session, *, actor: Actor, held_id: int) -> Outcome:
+    """Import a held message now, bypassing the rate limit. Caller commits."""
+    row = session.get(FailedImport, held_id)
+    if row is None or row.status != "held":
+        raise NotFoundError(f"No held import {held_id}: see 'helpdesk held list'.")
+    department = session.get(Department, row.department_id)
+    require_manage_settings(actor, department)
+    for stale in session.scalars(select(LedgerEntry).where(
+            LedgerEntry.department_id == row.department_id, LedgerEntry.raw_sha256 == row.raw_sha256,
+            LedgerEntry.outcome == "held")):
+        session.delete(stale)
+    session.flush()
+    base = GeneralSettings.load(session)
+    unlimited = GeneralSettings({**base.as_dict(), "mail.rate_limit_per_hour": 0})
+    outcome = import_message(app.context(session, settings=unlimited), department, row.raw, max_attempts=1)
+    if outcome.status in ("created", "updated", "duplicate"):
+        row.status = "released"
+        row.ticket_message_id = outcome.ticket_message_id
+    session.flush()
+    return outcome
+
+
+def import_log(session: Session, *, department: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """Recent ledger entries that did not become ticket messages (skipped, held, failed, kept),
+    newest first, with the reason."""
+    query = (select(LedgerEntry, Department.name).join(Department, LedgerEntry.department_id == Department.id)
+             .where(LedgerEntry.outcome.in_(LOG_OUTCOMES)).order_by(LedgerEntry.id.desc()).limit(limit))
+    if department is not None:
+        query = query.where(LedgerEntry.department_id == get_department(session, department).id)
+    return [{"id": e.id, "department": name, "outcome": e.outcome, "reason": e.reason or "",
+             "key": e.key, "created_at": e.created_at.isoformat()} for e, name in session.execute(query).all()]
