@@ -40,6 +40,7 @@ _FOLD_RE = re.compile(r"[ \t]*\r?\n[ \t]*")
 _SPACES_RE = re.compile(r"[ \t]{2,}")
 _EMAIL_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){0,10}")
 _VALID_EMAIL_RE = re.compile(r'^(?:"[^"\r\n]{1,64}"|[^@\s<>(),;:"\[\]]{1,64})@[^@\s<>(),;:"\[\]]{1,255}$')
+_CTYPE_RE = re.compile(r"^[a-z0-9!#$&^_.+-]{1,127}/[a-z0-9!#$&^_.+-]{1,127}$")
 _BRACKET_ID_RE = re.compile(r"<\s*([^<>\s]{1,998})\s*>")
 _PARAM_RE_CACHE: dict[str, re.Pattern[str]] = {}
 
@@ -166,7 +167,11 @@ def _param_from_raw(raw: str | None, param: str) -> str | None:
 
 def _content_type(part: Message, defects: list[str]) -> str:
     try:
-        return part.get_content_type().lower()
+        ctype = part.get_content_type().lower()
+        if not _CTYPE_RE.match(ctype):  # e.g. raw 8-bit bytes in it (surrogate escapes)
+            defects.append("invalid Content-Type header; assumed text/plain")
+            return "text/plain"
+        return ctype
     except Exception as exc:
         defects.append(f"unreadable Content-Type header ({type(exc).__name__}); assumed text/plain")
         raw = _raw_header(part, "content-type") or ""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import threading
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,6 +18,7 @@ class AttachmentStorage:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._made: set[Path] = set()
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / key[2:4] / key
@@ -28,10 +29,12 @@ class AttachmentStorage:
         dest = self.path(key)
         if dest.exists():
             return key
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
+        if dest.parent not in self._made:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(dest.parent)
+        tmp = dest.parent / f".tmp-{key}-{os.getpid()}-{threading.get_ident()}"
         try:
-            with os.fdopen(fd, "wb") as fh:
+            with open(tmp, "wb") as fh:
                 fh.write(data)
             os.replace(tmp, dest)
         except BaseException:

@@ -184,14 +184,9 @@ def test_parser_crash_and_garbage_do_not_block_the_mailbox(hd_env, app, monkeypa
         fake_app.engine.dispose()
 
 
-def test_nul_bytes_in_a_body_are_importable(hd_env, app, request):
+def test_nul_bytes_in_a_body_are_importable(hd_env, app):
     """A NUL byte in a text body (seen in broken real-world mail) must not make the message
     unimportable: PostgreSQL text columns refuse NUL, so the stored text must not contain it."""
-    if app.engine.dialect.name == "postgresql":
-        request.applymarker(pytest.mark.xfail(
-            reason="KNOWN BUG: parse_message keeps NUL in body_text/body_display and PostgreSQL "
-                   "refuses it (psycopg.DataError); the message ends as a failed import. Fix in "
-                   "parsing (strip NUL from decoded text), then drop this marker.", strict=False))
     from helpdesk_core.services.departments import add_department
     from helpdesk_core.services.imports import ingest_raw
     from helpdesk_core.services.permissions import SYSTEM

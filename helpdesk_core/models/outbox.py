@@ -29,10 +29,12 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_messages_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_outbox_messages_to_email_created_at", "to_email", "created_at"),
+        # thread matching looks up our issued Message-IDs per department: must stay index-bound
+        Index("ix_outbox_messages_department_id_message_id", "department_id", "message_id"),
     )
 
     id: Mapped[intpk]
-    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"))
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
     ticket_message_id: Mapped[int | None] = mapped_column(ForeignKey("ticket_messages.id", ondelete="SET NULL"))
     #: ``reply`` (a staff member's answer) or ``acknowledgement`` (automatic, for a new ticket)

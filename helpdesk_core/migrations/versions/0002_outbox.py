@@ -43,7 +43,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox_messages'))
     )
     with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_outbox_messages_department_id'), ['department_id'], unique=False)
+        batch_op.create_index('ix_outbox_messages_department_id_message_id', ['department_id', 'message_id'], unique=False)
         batch_op.create_index('ix_outbox_messages_status_next_attempt_at', ['status', 'next_attempt_at'], unique=False)
         batch_op.create_index('ix_outbox_messages_to_email_created_at', ['to_email', 'created_at'], unique=False)
 
@@ -53,6 +53,6 @@ def downgrade() -> None:
     with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_messages_to_email_created_at')
         batch_op.drop_index('ix_outbox_messages_status_next_attempt_at')
-        batch_op.drop_index(batch_op.f('ix_outbox_messages_department_id'))
+        batch_op.drop_index('ix_outbox_messages_department_id_message_id')
 
     op.drop_table('outbox_messages')
