@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -28,8 +29,18 @@ class HelpdeskContext:
     secrets: SecretBox
     pm: pluggy.PluginManager
     now: datetime
-    #: free-form scratch space shared by hooks for one message
+    #: free-form scratch space shared by hooks for one message (cleared before each message)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: values computed once per batch of messages (same transaction), e.g. our own addresses
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def cached(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per batch: for facts that cannot change within the transaction."""
+        try:
+            return self.cache[key]
+        except KeyError:
+            value = self.cache[key] = compute()
+            return value
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from .app import Helpdesk
 from .errors import HelpdeskError, MailboxError, NotFoundError
 from .importer import (
-    BATCH_SIZE, CycleResult, Outcome, acquire_lease, import_message, release_lease, worker_id,
+    BATCH_SIZE, CycleResult, Outcome, acquire_lease, import_batch, release_lease, worker_id,
 )
 from .models import Department, ImportCycle, Mailbox
 from .services.departments import stored_secrets
@@ -102,14 +102,13 @@ def _run(app: Helpdesk, session, department: Department, mailbox: Mailbox, resul
             result.fetched += len(batch)
             ctx = app.context(session, settings)
             to_delete: list[str] = []
-            for item in batch:
-                outcome = import_message(ctx, department, item.raw)
+            for item, outcome in zip(batch, import_batch(ctx, department, [m.raw for m in batch])):
                 _count(result, outcome)
                 if outcome.delete:
                     to_delete.append(item.key)
-                done += 1
-                if progress:
-                    progress(done, total)
+            done += len(batch)
+            if progress:
+                progress(done, total)
             session.commit()                      # the tickets are safe ...
             if to_delete:
                 remote.delete(to_delete)          # ... only then acknowledge the mailbox

@@ -31,7 +31,9 @@ from .app import Helpdesk
 from .context import Classification, HelpdeskContext
 from .errors import DatabaseUnavailable, HelpdeskError, MailboxError
 from .message import ParsedMessage
-from .models import Department, FailedImport, ImportAttempt, ImportCycle, LedgerEntry, Mailbox
+from .models import (
+    Department, FailedImport, ImportAttempt, ImportCycle, LedgerEntry, Mailbox, TicketMessage,
+)
 from .parsing import parse_message
 from .providers import RemoteMessage
 
@@ -112,10 +114,10 @@ class _Progress:
 # ----------------------------------------------------------------------------------------------
 
 def _ledger(ctx: HelpdeskContext, department: Department, message: ParsedMessage, outcome: str,
-            reason: str | None = None, ticket_message_id: int | None = None) -> None:
+            reason: str | None = None, ticket_message: TicketMessage | None = None) -> None:
     ctx.session.add(LedgerEntry(department_id=department.id, key=message.ledger_key,
                                 raw_sha256=message.raw_sha256, outcome=outcome, reason=reason,
-                                ticket_message_id=ticket_message_id))
+                                ticket_message=ticket_message))
 
 
 def _store(ctx: HelpdeskContext, department: Department, message: ParsedMessage) -> Outcome:
@@ -142,11 +144,11 @@ def _store(ctx: HelpdeskContext, department: Department, message: ParsedMessage)
                                          classification=classification, context=ctx)
     if tm is None:
         raise HelpdeskError("No plugin stored the message (helpdesk_message_to_ticket returned None).")
-    ctx.session.flush()
-    _ledger(ctx, department, message, "imported", ticket_message_id=tm.id)
+    _ledger(ctx, department, message, "imported", ticket_message=tm)
+    ctx.session.flush()  # one flush: ticket, message, attachments, ledger; ids for the hooks
     hook.helpdesk_message_imported(message=message, ticket_message=tm, created=created,
                                    department=department, context=ctx)
-    ctx.session.flush()
+    # the savepoint's release flushes what the notification added
     return Outcome("created" if created else "updated", ticket_id=tm.ticket_id, ticket_message_id=tm.id)
 
 
@@ -166,27 +168,63 @@ def import_message(ctx: HelpdeskContext, department: Department, raw: bytes, *,
     a failure rolls back to a savepoint and is counted; after ``max_attempts`` the raw message is
     kept as a failed import. Database outages do raise (the caller rolls back and retries later).
     """
-    session = ctx.session
-    parse_error: Exception | None = None
+    return import_batch(ctx, department, [raw], max_attempts=max_attempts)[0]
+
+
+def _parse(raw: bytes, ctx: HelpdeskContext) -> tuple[ParsedMessage, Exception | None]:
     try:
-        message = parse_message(raw)
+        return parse_message(raw), None
     except Exception as exc:  # noqa: BLE001 - parse_message must never raise; if it does, retry
-        parse_error = exc     # and keep the message like any other failure, never block the rest
-        message = ParsedMessage(raw=raw, defects=[f"parser crashed: {type(exc).__name__}: {exc}"])
-    if len(raw) > ctx.settings.max_message_bytes:
-        seen = session.scalar(select(LedgerEntry.id).where(
-            LedgerEntry.department_id == department.id, LedgerEntry.key == message.ledger_key))
-        reason = (f"message of {len(raw) / 1048576:.1f} MB is larger than mail.max_message_size_mb "
-                  f"({ctx.settings.get('mail.max_message_size_mb')} MB); left in the mailbox")
-        if seen is None:
-            _ledger(ctx, department, message, "kept", reason)
-        return Outcome("kept", reason=reason)
-    existing = session.scalar(select(LedgerEntry).where(
-        LedgerEntry.department_id == department.id, LedgerEntry.key == message.ledger_key))
+        # and keep the message like any other failure, never block the rest
+        return ParsedMessage(raw=raw, defects=[f"parser crashed: {type(exc).__name__}: {exc}"]), exc
+
+
+def import_batch(ctx: HelpdeskContext, department: Department, raws: list[bytes], *,
+                 max_attempts: int = MAX_ATTEMPTS) -> list[Outcome]:
+    """Import a batch of raw messages in the caller's transaction, one savepoint each.
+
+    The ledger and the attempt counters are read with one query each for the whole batch (not two
+    per message); the caller commits once for the batch, then acknowledges the mailbox.
+    """
+    session = ctx.session
+    parsed = [_parse(raw, ctx) for raw in raws]
+    keys = {m.ledger_key for m, _ in parsed}
+    hashes = {m.raw_sha256 for m, _ in parsed}
+    known: dict[str, LedgerEntry] = {}
+    attempts: dict[str, ImportAttempt] = {}
+    for chunk in _chunks(sorted(keys)):
+        known.update((e.key, e) for e in session.scalars(select(LedgerEntry).where(
+            LedgerEntry.department_id == department.id, LedgerEntry.key.in_(chunk))))
+    for chunk in _chunks(sorted(hashes)):
+        attempts.update((a.raw_sha256, a) for a in session.scalars(select(ImportAttempt).where(
+            ImportAttempt.department_id == department.id, ImportAttempt.raw_sha256.in_(chunk))))
+    outcomes: list[Outcome] = []
+    for raw, (message, parse_error) in zip(raws, parsed):
+        outcomes.append(_import_one(ctx, department, raw, message, parse_error, known, attempts,
+                                    max_attempts))
+    return outcomes
+
+
+def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _import_one(ctx: HelpdeskContext, department: Department, raw: bytes, message: ParsedMessage,
+                parse_error: Exception | None, known: dict[str, LedgerEntry],
+                attempts: dict[str, ImportAttempt], max_attempts: int) -> Outcome:
+    session = ctx.session
+    existing = known.get(message.ledger_key)
+    if existing is not None and existing.outcome == "kept":   # too large: stays in the mailbox
+        return Outcome("kept", reason=existing.reason or "left in the mailbox")
     if existing is not None:
         return Outcome("duplicate", ticket_message_id=existing.ticket_message_id, reason=existing.outcome)
-    attempt = session.scalar(select(ImportAttempt).where(
-        ImportAttempt.department_id == department.id, ImportAttempt.raw_sha256 == message.raw_sha256))
+    if len(raw) > ctx.settings.max_message_bytes:
+        reason = (f"message of {len(raw) / 1048576:.1f} MB is larger than mail.max_message_size_mb "
+                  f"({ctx.settings.get('mail.max_message_size_mb')} MB); left in the mailbox")
+        _ledger(ctx, department, message, "kept", reason)
+        known[message.ledger_key] = LedgerEntry(key=message.ledger_key, outcome="kept")
+        return Outcome("kept", reason=reason)
+    attempt = attempts.get(message.raw_sha256)
     try:
         if parse_error is not None:
             raise parse_error
@@ -202,20 +240,26 @@ def import_message(ctx: HelpdeskContext, department: Department, raw: bytes, *,
         if attempt is None:
             attempt = ImportAttempt(department_id=department.id, raw_sha256=message.raw_sha256, attempts=0)
             session.add(attempt)
+            attempts[message.raw_sha256] = attempt
         attempt.attempts += 1
         attempt.last_error = error[:4000]
         attempt.updated_at = datetime.now(UTC)
         if attempt.attempts >= max_attempts:
             _keep_failed(ctx, department, raw, message, error, attempt.attempts)
+            known[message.ledger_key] = LedgerEntry(key=message.ledger_key, outcome="failed")
             # the count now lives on the FailedImport; drop the attempt row
             if attempt in session.new:
                 session.expunge(attempt)
             else:
                 session.delete(attempt)
+            del attempts[message.raw_sha256]
             return Outcome("failed", reason=error)
         return Outcome("retry", reason=error)
     if attempt is not None:
         session.delete(attempt)
+        del attempts[message.raw_sha256]
+    known[message.ledger_key] = LedgerEntry(key=message.ledger_key, outcome="imported",
+                                            ticket_message_id=outcome.ticket_message_id)
     return outcome
 
 

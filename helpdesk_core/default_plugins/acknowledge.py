@@ -82,7 +82,7 @@ def skip_reason(message: ParsedMessage, ticket_message: TicketMessage, departmen
     if reason:
         return reason
     sender = message.from_.email.lower() if message.from_ else ""
-    if sender in own_addresses(context.session):
+    if sender in context.cached("own_addresses", lambda: own_addresses(context.session)):
         return f"{sender} is one of our own addresses"
     limit = int(context.settings.get("mail.acknowledgements_per_hour", 3))
     if _sent_last_hour(context, sender) >= limit:

@@ -45,7 +45,7 @@ def classify(message: ParsedMessage, department: Department, context: HelpdeskCo
         return Classification(kind="own", action="skip", may_create=False, may_reopen=False,
                               may_acknowledge=False,
                               reason=f"our own mail ({LOOP_HEADER}: {loop[:80]}); dropped to prevent a loop")
-    if sender and sender in own_addresses(context.session):
+    if sender and sender in context.cached("own_addresses", lambda: own_addresses(context.session)):
         return Classification(kind="own", action="skip", may_create=False, may_reopen=False,
                               may_acknowledge=False,
                               reason=f"sent from our own address {sender}; dropped to prevent a loop")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from sqlalchemy import select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from helpdesk_core import hookimpl
 from helpdesk_core.context import Classification, HelpdeskContext
@@ -17,12 +18,13 @@ from helpdesk_core.models import (
 
 def next_ticket_number(context: HelpdeskContext, department: Department) -> int:
     """Atomically hand out the department's next ticket number (row-locked until commit)."""
-    number = context.session.execute(
-        update(Department).where(Department.id == department.id)
-        .values(last_ticket_number=Department.last_ticket_number + 1)
-        .returning(Department.last_ticket_number)
+    table = Department.__table__
+    number = context.session.connection().execute(  # Core: no ORM bulk-update bookkeeping
+        update(table).where(table.c.id == department.id)
+        .values(last_ticket_number=table.c.last_ticket_number + 1)
+        .returning(table.c.last_ticket_number)
     ).scalar_one()
-    department.last_ticket_number = number
+    set_committed_value(department, "last_ticket_number", number)
     return number
 
 
@@ -31,8 +33,7 @@ def get_or_create_requester(context: HelpdeskContext, email: str, name: str) -> 
     user = session.scalar(select(User).where(User.email == email))
     if user is None:
         user = User(email=email, name=name, role=Role.REQUESTER)
-        session.add(user)
-        session.flush()
+        session.add(user)  # inserted at the next flush, before the ticket that refers to it
     elif name and not user.name:
         user.name = name
     return user

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, created_at, intpk
+
+if TYPE_CHECKING:
+    from .ticket import TicketMessage
 
 
 class LedgerEntry(Base):
@@ -29,6 +33,8 @@ class LedgerEntry(Base):
     ticket_message_id: Mapped[int | None] = mapped_column(
         ForeignKey("ticket_messages.id", ondelete="SET NULL"))
     created_at: Mapped[created_at]
+
+    ticket_message: Mapped[TicketMessage | None] = relationship()
 
 
 class ImportAttempt(Base):
