@@ -34,7 +34,7 @@ from .message import ParsedMessage
 from .models import (
     Department, FailedImport, ImportAttempt, ImportCycle, LedgerEntry, Mailbox, TicketMessage,
 )
-from .parsing import parse_message
+from .parsepool import parse_chunks
 from .providers import RemoteMessage
 
 log = logging.getLogger("helpdesk.importer")
@@ -171,38 +171,40 @@ def import_message(ctx: HelpdeskContext, department: Department, raw: bytes, *,
     return import_batch(ctx, department, [raw], max_attempts=max_attempts)[0]
 
 
-def _parse(raw: bytes, ctx: HelpdeskContext) -> tuple[ParsedMessage, Exception | None]:
-    try:
-        return parse_message(raw), None
-    except Exception as exc:  # noqa: BLE001 - parse_message must never raise; if it does, retry
-        # and keep the message like any other failure, never block the rest
-        return ParsedMessage(raw=raw, defects=[f"parser crashed: {type(exc).__name__}: {exc}"]), exc
-
-
 def import_batch(ctx: HelpdeskContext, department: Department, raws: list[bytes], *,
                  max_attempts: int = MAX_ATTEMPTS) -> list[Outcome]:
     """Import a batch of raw messages in the caller's transaction, one savepoint each.
 
-    The ledger and the attempt counters are read with one query each for the whole batch (not two
-    per message); the caller commits once for the batch, then acknowledges the mailbox.
+    Messages are parsed ahead in a helper process when the batch is large (:mod:`.parsepool`);
+    the ledger and the attempt counters are read with one query per parsed chunk, not two per
+    message. The caller commits once for the batch, then acknowledges the mailbox.
     """
+    outcomes: list[Outcome] = []
+    offset = 0
+    for parsed in parse_chunks(raws):
+        known, attempts = _prefetch(ctx, department, [m for m, _ in parsed])
+        for message, parse_error in parsed:
+            outcomes.append(_import_one(ctx, department, raws[offset], message, parse_error, known,
+                                        attempts, max_attempts))
+            offset += 1
+    return outcomes
+
+
+def _prefetch(ctx: HelpdeskContext, department: Department, messages: list[ParsedMessage],
+              ) -> tuple[dict[str, LedgerEntry], dict[str, ImportAttempt]]:
+    """Ledger entries and attempt counters of these messages, in one query each."""
     session = ctx.session
-    parsed = [_parse(raw, ctx) for raw in raws]
-    keys = {m.ledger_key for m, _ in parsed}
-    hashes = {m.raw_sha256 for m, _ in parsed}
+    keys = sorted({m.ledger_key for m in messages})
+    hashes = sorted({m.raw_sha256 for m in messages})
     known: dict[str, LedgerEntry] = {}
     attempts: dict[str, ImportAttempt] = {}
-    for chunk in _chunks(sorted(keys)):
+    for chunk in _chunks(keys):
         known.update((e.key, e) for e in session.scalars(select(LedgerEntry).where(
             LedgerEntry.department_id == department.id, LedgerEntry.key.in_(chunk))))
-    for chunk in _chunks(sorted(hashes)):
+    for chunk in _chunks(hashes):
         attempts.update((a.raw_sha256, a) for a in session.scalars(select(ImportAttempt).where(
             ImportAttempt.department_id == department.id, ImportAttempt.raw_sha256.in_(chunk))))
-    outcomes: list[Outcome] = []
-    for raw, (message, parse_error) in zip(raws, parsed):
-        outcomes.append(_import_one(ctx, department, raw, message, parse_error, known, attempts,
-                                    max_attempts))
-    return outcomes
+    return known, attempts
 
 
 def _chunks(items: list[str], size: int = 500) -> list[list[str]]:

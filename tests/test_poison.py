@@ -137,16 +137,16 @@ def test_retry_that_still_fails_keeps_one_failed_import(cli, hd_env, tmp_path):
 def test_parser_crash_and_garbage_do_not_block_the_mailbox(hd_env, app, monkeypatch):
     """parse_message promises never to raise; if it ever does, that message is retried and kept like
     any other failure while the rest of the batch is imported."""
-    import helpdesk_core.importer as importer
+    import helpdesk_core.parsepool as parsing_entry  # where the importer's parsing happens
 
-    real_parse = importer.parse_message
+    real_parse = parsing_entry.parse_message
 
     def choking_parse(raw: bytes):
         if b"CHOKE" in raw:
             raise RecursionError("maximum recursion depth exceeded while parsing")
         return real_parse(raw)
 
-    monkeypatch.setattr(importer, "parse_message", choking_parse)
+    monkeypatch.setattr(parsing_entry, "parse_message", choking_parse)
     fake = FakePlugin()
     fake_app = make_app(hd_env, extra_plugins=(fake,))
     box = fake.provider.mailbox("tech")
