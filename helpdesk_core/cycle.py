@@ -95,6 +95,7 @@ def _run(app: Helpdesk, session, department: Department, mailbox: Mailbox, resul
     session.commit()
     done = 0
     with provider.open(mailbox.config, secrets) as remote:
+        _track_uidvalidity(session, mailbox, remote)
         total = remote.count()
         if progress:
             progress(0, total)
@@ -119,6 +120,21 @@ def _run(app: Helpdesk, session, department: Department, mailbox: Mailbox, resul
             result.waiting = remote.count()
         except MailboxError:
             result.waiting = None
+
+
+def _track_uidvalidity(session, mailbox: Mailbox, remote: object) -> None:
+    """Remember the IMAP UIDVALIDITY; when the server renumbers the folder, say so. Nothing else
+    depends on UIDs: the ledger (Message-ID or content hash) recognises mail already imported."""
+    value = getattr(remote, "uidvalidity", None)
+    if value is None:
+        return
+    previous = (mailbox.state or {}).get("uidvalidity")
+    if previous is not None and previous != value:
+        log.warning("%s: UIDVALIDITY changed from %s to %s; the ledger keeps re-listed mail from "
+                    "being imported twice", mailbox.identity, previous, value)
+    if previous != value:
+        mailbox.state = {**(mailbox.state or {}), "uidvalidity": value}
+        session.commit()
 
 
 def _record(session, cycle_id: int, mailbox_id: int, result: CycleResult) -> None:

@@ -100,6 +100,13 @@ def test_export_is_jsonl_of_show(cli, dovecot, mail_user):
     cli("import")
     import json
 
+    from conftest import make_app
+    from helpdesk_core.models import Mailbox
+
+    app = make_app(cli.env)
+    with app.session() as session:  # the IMAP UIDVALIDITY is tracked on the mailbox
+        assert isinstance(session.query(Mailbox).one().state.get("uidvalidity"), int)
+    app.engine.dispose()
     lines = [json.loads(line) for line in cli("ticket", "export").stdout.splitlines()]
     assert [line["id"] for line in lines] == [1, 2]
     assert lines[0] == cli.json("ticket", "show", "1", "--json")
