@@ -17,7 +17,8 @@ from functools import cached_property
 
 import pluggy
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import sessionmaker as SessionMaker
 
 from .config import Config
 from .context import HelpdeskContext
@@ -36,7 +37,7 @@ class Helpdesk:
     pm: pluggy.PluginManager
     secrets: SecretBox
     storage: AttachmentStorage
-    sessionmaker: sessionmaker[Session] = field(repr=False)
+    sessionmaker: SessionMaker[Session] = field(repr=False)
 
     @classmethod
     def from_config(

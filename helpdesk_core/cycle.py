@@ -116,6 +116,7 @@ def _run(app: Helpdesk, session, department: Department, mailbox: Mailbox, resul
                 remote.checkpoint()
                 result.deleted += len(to_delete)
             acquire_lease(session, mailbox.id, owner)
+            del batch, ctx  # never hold two (possibly large) batches at once
         try:
             result.waiting = remote.count()
         except MailboxError:

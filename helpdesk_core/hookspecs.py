@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     import click
-    from sqlalchemy.orm import Session
 
     from .context import Classification, HelpdeskContext, OutgoingMail
     from .message import ParsedMessage

@@ -19,23 +19,20 @@ import logging
 import os
 import socket
 import traceback
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from .app import Helpdesk
 from .context import Classification, HelpdeskContext
-from .errors import DatabaseUnavailable, HelpdeskError, MailboxError
+from .errors import DatabaseUnavailable, HelpdeskError
 from .message import ParsedMessage
 from .models import (
-    Department, FailedImport, ImportAttempt, ImportCycle, LedgerEntry, Mailbox, TicketMessage,
+    Department, FailedImport, ImportAttempt, LedgerEntry, Mailbox, TicketMessage,
 )
 from .parsepool import parse_chunks
-from .providers import RemoteMessage
 
 log = logging.getLogger("helpdesk.importer")
 
@@ -95,18 +92,6 @@ class Outcome:
     @property
     def delete(self) -> bool:
         return self.status in {"created", "updated", "skipped", "duplicate", "failed"}
-
-
-@dataclass
-class _Progress:
-    callback: Callable[[int, int | None], None] | None = None
-    done: int = 0
-    total: int | None = None
-
-    def step(self) -> None:
-        self.done += 1
-        if self.callback:
-            self.callback(self.done, self.total)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -181,7 +166,7 @@ def import_batch(ctx: HelpdeskContext, department: Department, raws: list[bytes]
     """
     outcomes: list[Outcome] = []
     offset = 0
-    for parsed in parse_chunks(raws):
+    for parsed in parse_chunks(raws, ctx.storage):
         known, attempts = _prefetch(ctx, department, [m for m, _ in parsed])
         for message, parse_error in parsed:
             outcomes.append(_import_one(ctx, department, raws[offset], message, parse_error, known,

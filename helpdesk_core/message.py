@@ -24,20 +24,40 @@ class Address:
 
 @dataclass
 class ParsedAttachment:
-    """One attachment (or inline part). ``data`` is the decoded content."""
+    """One attachment (or inline part). ``data`` is the decoded content.
+
+    A large part decoded by :func:`helpdesk_core.parsing.parse_message` straight into the
+    attachment storage (``parse_message(raw, storage=...)``, see :mod:`helpdesk_core.largeparts`)
+    is *already stored*: ``stored_key`` is its storage key, ``stored_size``/``stored_sha256`` its
+    decoded size and digest (returned by :attr:`size`/:attr:`sha256`), and ``data`` is ``b""`` --
+    read the content with ``storage.open(stored_key)`` instead of ``data``.
+    """
 
     filename: str
     content_type: str
     data: bytes
     content_id: str | None = None
     inline: bool = False
+    #: storage key when the content was streamed into the attachment storage (``data`` is then b"")
+    stored_key: str | None = None
+    stored_size: int | None = None
+    stored_sha256: str | None = None
+
+    @property
+    def is_stored(self) -> bool:
+        """True when the content is already in the attachment storage (``data`` is empty)."""
+        return self.stored_key is not None
 
     @property
     def size(self) -> int:
+        if self.stored_size is not None:
+            return self.stored_size
         return len(self.data)
 
     @property
     def sha256(self) -> str:
+        if self.stored_sha256 is not None:
+            return self.stored_sha256
         return hashlib.sha256(self.data).hexdigest()
 
 

@@ -1,6 +1,7 @@
 """MIME helpers of :mod:`helpdesk_core.parsing`: text decoding with fallbacks, safe file names,
 uuencoded blocks, ``winmail.dat`` (TNEF), attached messages as ``.eml``, and the damage threshold
-that decides when the raw original is attached to the ticket (:func:`content_was_lost`).
+that decides when the raw original is attached to the ticket (:func:`content_was_lost`), and the
+removal of NUL characters from a parsed message (``_without_nul``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from email import policy
 from email.generator import BytesGenerator
 from email.message import Message
 from io import BytesIO
+
+from helpdesk_core.message import Address, ParsedMessage
 
 __all__ = ["decode_bytes", "sanitize_filename", "extract_uuencoded", "content_was_lost", "LOSSY_DEFECTS"]
 
@@ -184,3 +187,23 @@ def content_was_lost(defects: list[str]) -> bool:
     """True when one of ``defects`` means part of the message was lost or may be garbled, so the
     raw original should be kept on the ticket (``original.eml``)."""
     return any(marker in d.lower() for d in defects for marker in LOSSY_DEFECTS)
+
+
+def _without_nul(msg: ParsedMessage) -> ParsedMessage:
+    """Drop NUL characters from decoded text: databases (PostgreSQL) refuse them in text columns."""
+    found = False
+    for attr in ("subject", "body_text", "body_display", "body_html"):
+        value = getattr(msg, attr)
+        if value and "\x00" in value:
+            setattr(msg, attr, value.replace("\x00", ""))
+            found = True
+    if any("\x00" in k or "\x00" in v for k, v in msg.headers):
+        msg.headers = [(k.replace("\x00", ""), v.replace("\x00", "")) for k, v in msg.headers]
+        found = True
+    for group in (msg.to, msg.cc, msg.reply_to):
+        group[:] = [Address(a.email.replace("\x00", ""), a.name.replace("\x00", "")) for a in group]
+    if msg.from_ is not None and "\x00" in msg.from_.name + msg.from_.email:
+        msg.from_ = Address(msg.from_.email.replace("\x00", ""), msg.from_.name.replace("\x00", ""))
+    if found:
+        msg.defects.append("NUL characters removed from the text")
+    return msg

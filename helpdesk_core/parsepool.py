@@ -28,20 +28,25 @@ from typing import Any, BinaryIO
 
 from .message import ParsedMessage
 from .parsing import parse_message
+from .storage import AttachmentStorage
 
 log = logging.getLogger("helpdesk.parsepool")
 
 MIN_BATCH = 20
 CHUNK = 10
+#: messages at least this large are parsed here, streaming their big parts to the storage (the
+#: helper would need a pickled copy of each)
+LOCAL_FROM_BYTES = 4 * 1024 * 1024
 
 Parsed = tuple[ParsedMessage, Exception | None]
 _Wire = list[tuple[ParsedMessage | None, str | None]]
 
 
-def parse_local(raw: bytes) -> Parsed:
-    """Parse in this process; a crash of the parser (it must never raise) becomes the error."""
+def parse_local(raw: bytes, storage: AttachmentStorage | None = None) -> Parsed:
+    """Parse in this process; a crash of the parser (it must never raise) becomes the error.
+    With ``storage``, large attachments are streamed into it instead of held in memory."""
     try:
-        return parse_message(raw), None
+        return parse_message(raw, storage=storage), None
     except Exception as exc:  # noqa: BLE001
         return ParsedMessage(raw=raw, defects=[f"parser crashed: {type(exc).__name__}: {exc}"]), exc
 
@@ -108,42 +113,44 @@ _helper = _Helper()
 atexit.register(_helper.stop)
 
 
-def parse_chunks(raws: list[bytes]) -> Iterator[list[Parsed]]:
+def parse_chunks(raws: list[bytes], storage: AttachmentStorage | None = None) -> Iterator[list[Parsed]]:
     """Yield the batch parsed, in order, in chunks; parsed ahead in the helper process when the
     batch is large enough, so the caller stores one chunk while the next is parsed."""
     if len(raws) < MIN_BATCH or not enabled() or not _helper.lock.acquire(blocking=False):
-        yield [parse_local(raw) for raw in raws]
+        yield [parse_local(raw, storage) for raw in raws]
         return
     try:
-        yield from _parse_with_helper(raws)
+        yield from _parse_with_helper(raws, storage)
     finally:
         _helper.lock.release()
 
 
-def _parse_with_helper(raws: list[bytes]) -> Iterator[list[Parsed]]:
+def _parse_with_helper(raws: list[bytes], storage: AttachmentStorage | None) -> Iterator[list[Parsed]]:
     chunks = [raws[i:i + CHUNK] for i in range(0, len(raws), CHUNK)]
+    remote = [all(len(raw) < LOCAL_FROM_BYTES for raw in chunk) for chunk in chunks]
     try:
         proc = _helper.start()
     except OSError as exc:
         log.warning("cannot start the parsing helper (%s); parsing in process", exc)
         for chunk in chunks:
-            yield [parse_local(raw) for raw in chunk]
+            yield [parse_local(raw, storage) for raw in chunk]
         return
     failed = threading.Event()
 
     def feed() -> None:  # a thread, so a full pipe never blocks our reading of answers
         try:
-            for chunk in chunks:
-                _send(proc.stdin, chunk)  # type: ignore[arg-type]
+            for chunk, send in zip(chunks, remote):
+                if send:
+                    _send(proc.stdin, chunk)  # type: ignore[arg-type]
         except (OSError, ValueError):
             failed.set()
 
     writer = threading.Thread(target=feed, name="parse-feed", daemon=True)
     writer.start()
     broken = False
-    for chunk in chunks:
+    for chunk, sent in zip(chunks, remote):
         results: _Wire | None = None
-        if not broken:
+        if sent and not broken:
             try:
                 results = _recv(proc.stdout)  # type: ignore[arg-type]
             except (OSError, EOFError, pickle.UnpicklingError) as exc:
@@ -151,7 +158,7 @@ def _parse_with_helper(raws: list[bytes]) -> Iterator[list[Parsed]]:
                 broken = True
                 _helper.stop()
         if results is None or len(results) != len(chunk):
-            yield [parse_local(raw) for raw in chunk]
+            yield [parse_local(raw, storage) for raw in chunk]
             continue
         yield [(msg, None) if msg is not None else
                (ParsedMessage(raw=raw, defects=[f"parser crashed: {err}"]), RuntimeError(err))

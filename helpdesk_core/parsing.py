@@ -6,6 +6,12 @@ objects of ``policy.default`` are slow and raise on many real-world malformation
 values are decoded here instead. Every problem met is recorded as a
 human-readable string in ``ParsedMessage.defects``.
 
+With ``storage`` (an :class:`~helpdesk_core.storage.AttachmentStorage`), the bodies of big
+attachment parts of a big message are first streamed into the storage by
+:mod:`helpdesk_core.largeparts` and only a small skeleton of the message is parsed; those
+attachments come back already stored (``ParsedAttachment.stored_key``), with the same names, types,
+sizes and digests as without ``storage``.
+
 Text decoding everywhere follows the same rule (:func:`decode_bytes`): the declared charset if
 Python knows it and it decodes cleanly, else UTF-8, else UTF-8 with replacement characters when
 the bytes are mostly valid UTF-8, else windows-1252 (which cannot fail).
@@ -25,11 +31,14 @@ from email.utils import getaddresses, parsedate_to_datetime
 from urllib.parse import unquote_to_bytes
 
 from helpdesk_core.htmltext import html_to_text, sanitize_html
+from helpdesk_core.largeparts import MARKER_HEADER, StoredPart, stream_large_parts
 from helpdesk_core.message import Address, ParsedAttachment, ParsedMessage
 from helpdesk_core.mimeparts import (
-    _message_bytes, _unpack_tnef, content_was_lost, decode_bytes, extract_uuencoded, sanitize_filename,
+    _message_bytes, _unpack_tnef, _without_nul, content_was_lost, decode_bytes, extract_uuencoded,
+    sanitize_filename,
 )
 from helpdesk_core.quotes import strip_quoted
+from helpdesk_core.storage import AttachmentStorage
 
 __all__ = ["parse_message", "decode_bytes", "decode_header_value", "sanitize_filename", "extract_uuencoded",
            "content_was_lost"]
@@ -43,6 +52,8 @@ _VALID_EMAIL_RE = re.compile(r'^(?:"[^"\r\n]{1,64}"|[^@\s<>(),;:"\[\]]{1,64})@[^
 _CTYPE_RE = re.compile(r"^[a-z0-9!#$&^_.+-]{1,127}/[a-z0-9!#$&^_.+-]{1,127}$")
 _BRACKET_ID_RE = re.compile(r"<\s*([^<>\s]{1,998})\s*>")
 _PARAM_RE_CACHE: dict[str, re.Pattern[str]] = {}
+#: messages larger than this, parsed with a storage, have their larger parts streamed into it
+LARGE_PART_THRESHOLD = 4 * 1024 * 1024
 
 
 class _RawHeaderPolicy(EmailPolicy):
@@ -60,6 +71,7 @@ class _RawHeaderPolicy(EmailPolicy):
 
 
 _POLICY = _RawHeaderPolicy()
+_MARKER_LOWER = MARKER_HEADER.lower()
 
 
 # --------------------------------------------------------------------------- text decoding
@@ -281,18 +293,32 @@ def _parse_date(raw: str | None, defects: list[str]) -> datetime | None:
 class _Walker:
     """Walks the MIME tree once, sorting leaves into body texts and attachments."""
 
-    def __init__(self, defects: list[str]) -> None:
+    def __init__(self, defects: list[str], stored: dict[str, StoredPart] | None = None) -> None:
         self.defects = defects
+        self.stored = stored or {}
         self.plain: list[str] = []
         self.html: list[str] = []
         self.attachments: list[ParsedAttachment] = []
 
     def add(self, name: str | None, ctype: str, data: bytes, cid: str | None = None,
-            inline: bool = False) -> None:
+            inline: bool = False, stored: StoredPart | None = None) -> None:
         if ctype == "application/octet-stream" and name:
             ctype = mimetypes.guess_type(name, strict=False)[0] or ctype
         filename = sanitize_filename(name, len(self.attachments) + 1, ctype)
-        self.attachments.append(ParsedAttachment(filename, ctype, data, cid, inline))
+        if stored is None:
+            self.attachments.append(ParsedAttachment(filename, ctype, data, cid, inline))
+        else:
+            self.attachments.append(ParsedAttachment(filename, ctype, b"", cid, inline, stored_key=stored.key,
+                                                     stored_size=stored.size, stored_sha256=stored.sha256))
+
+    def _stored_part(self, part: Message) -> StoredPart | None:
+        """The stored body of a skeleton part (see :mod:`helpdesk_core.largeparts`), if it is one."""
+        if not self.stored:
+            return None
+        for key, value in part.raw_items():
+            if str(key).lower() == _MARKER_LOWER and str(value).strip() in self.stored:
+                return self.stored[str(value).strip()]
+        return None
 
     def walk(self, part: Message, depth: int = 0) -> None:
         if depth > _MAX_DEPTH:
@@ -352,6 +378,12 @@ class _Walker:
         disposition = _disposition(part)
         name = _filename(part, self.defects)
         label = f"part {ctype}"
+        stored = self._stored_part(part)
+        if stored is not None:  # body already streamed into the storage: an attachment, as below
+            cid = _parse_ids(_raw_header(part, "content-id"))
+            content_id = cid[0] if cid else None
+            self.add(name, ctype, b"", content_id, bool(content_id) and disposition != "attachment", stored)
+            return
         if ctype.startswith("multipart/"):
             self.defects.append(f"{ctype} part without usable boundary; read as text")
             ctype = "text/plain"
@@ -400,18 +432,49 @@ def _salvage(raw: bytes, exc: BaseException) -> ParsedMessage:
     return msg
 
 
-def parse_message(raw: bytes) -> ParsedMessage:
+def _becomes_attachment(part: Message) -> bool:
+    """Whether :class:`_Walker` turns this leaf part into a plain attachment (not body text, not
+    an attached message, not an unpacked ``winmail.dat``): the parts worth streaming."""
+    scratch: list[str] = []
+    ctype = _content_type(part, scratch)
+    if ctype == "message/rfc822" or ctype.startswith("multipart/"):
+        return False
+    disposition = _disposition(part)
+    name = _filename(part, scratch)
+    if ctype in ("text/plain", "text/html") and disposition != "attachment" and not name:
+        return False
+    return not (ctype == "application/ms-tnef" or (name or "").lower() == "winmail.dat")
+
+
+def parse_message(raw: bytes, *, storage: AttachmentStorage | None = None,
+                  large_part_threshold: int = LARGE_PART_THRESHOLD) -> ParsedMessage:
     """Parse raw RFC 5322 bytes into a :class:`ParsedMessage`; never raises.
 
     See the module docstring and :class:`ParsedMessage` for the meaning of each field. Problems
     (malformed headers, unknown charsets, broken MIME structure, …) are listed in ``defects``;
     whatever could be decoded is still returned.
+
+    With ``storage``, a message larger than ``large_part_threshold`` bytes has the attachment
+    bodies larger than that decoded in chunks straight into ``storage``
+    (:func:`helpdesk_core.largeparts.stream_large_parts`); they are returned already stored
+    (``ParsedAttachment.stored_key`` set, ``data`` empty). Everything else is as without
+    ``storage``; ``ParsedMessage.raw`` is ``raw`` itself. Should the large-part path fail, the
+    message is parsed the normal way (stored blobs then stay unreferenced, which is harmless).
     """
     if not isinstance(raw, bytes):
         try:
             raw = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw)
         except Exception:
             raw = b""
+    if storage is not None and len(raw) > large_part_threshold:
+        try:
+            large = stream_large_parts(raw, storage, large_part_threshold, _becomes_attachment, _POLICY)
+            if large is not None:
+                result = _parse(large.skeleton, large.stored)
+                result.raw, result._raw_sha256 = raw, None
+                return _without_nul(result)
+        except Exception:  # noqa: BLE001 - the normal path below decodes everything itself
+            pass
     try:
         return _without_nul(_parse(raw))
     except Exception as exc:  # noqa: BLE001 - the contract is to never raise
@@ -421,27 +484,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
             return ParsedMessage(raw=raw, defects=["message could not be parsed"])
 
 
-def _without_nul(msg: ParsedMessage) -> ParsedMessage:
-    """Drop NUL characters from decoded text: databases (PostgreSQL) refuse them in text columns."""
-    found = False
-    for attr in ("subject", "body_text", "body_display", "body_html"):
-        value = getattr(msg, attr)
-        if value and "\x00" in value:
-            setattr(msg, attr, value.replace("\x00", ""))
-            found = True
-    if any("\x00" in k or "\x00" in v for k, v in msg.headers):
-        msg.headers = [(k.replace("\x00", ""), v.replace("\x00", "")) for k, v in msg.headers]
-        found = True
-    for group in (msg.to, msg.cc, msg.reply_to):
-        group[:] = [Address(a.email.replace("\x00", ""), a.name.replace("\x00", "")) for a in group]
-    if msg.from_ is not None and "\x00" in msg.from_.name + msg.from_.email:
-        msg.from_ = Address(msg.from_.email.replace("\x00", ""), msg.from_.name.replace("\x00", ""))
-    if found:
-        msg.defects.append("NUL characters removed from the text")
-    return msg
-
-
-def _parse(raw: bytes) -> ParsedMessage:
+def _parse(raw: bytes, stored: dict[str, StoredPart] | None = None) -> ParsedMessage:
     defects: list[str] = []
     msg = BytesParser(policy=_POLICY).parsebytes(raw)
     result = ParsedMessage(raw=raw, defects=defects)
@@ -449,6 +492,8 @@ def _parse(raw: bytes) -> ParsedMessage:
     first: dict[str, str] = {}
     for name, value in msg.raw_items():
         name = str(name)
+        if stored and name.lower() == _MARKER_LOWER and str(value).strip() in stored:
+            continue  # added by helpdesk_core.largeparts to a single-part message
         decoded = decode_header_value(str(value), defects, name)
         result.headers.append((name, decoded))
         first.setdefault(name.lower(), str(value))
@@ -471,7 +516,7 @@ def _parse(raw: bytes) -> ParsedMessage:
     result.date = _parse_date(first.get("date"), defects)
     result.content_type = _content_type(msg, defects)
 
-    walker = _Walker(defects)
+    walker = _Walker(defects, stored)
     walker.walk(msg)
     result.attachments = walker.attachments
     plain = [t for t in walker.plain if t.strip()]

@@ -9,7 +9,7 @@ import pytest
 from helpdesk_core import hookimpl
 from helpdesk_core.context import Classification, OutgoingMail
 from helpdesk_core.delivery import deliver
-from helpdesk_core.errors import DeliveryError, PluginError
+from helpdesk_core.errors import DeliveryError
 from helpdesk_core.models import Department, Ticket, TicketMessage
 from helpdesk_core.plugins import collect_providers, get_plugin_manager
 from helpdesk_core.providers import MailboxProvider

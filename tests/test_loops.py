@@ -118,7 +118,7 @@ def test_email_reply_parser_replies_thread(hd_env):
     first = ingest(app, plain(subject="Riak question"))
     for i, path in enumerate(REPLY_PARSER):
         body = path.read_text(errors="replace")
-        outcome = ingest(app, plain(subject=f"RE: AW: [Ticket #1] Riak question", body=body,
+        outcome = ingest(app, plain(subject="RE: AW: [Ticket #1] Riak question", body=body,
                                     msgid=f"<erp{i}@example.test>"))
         assert outcome.ticket_id == first.ticket_id, path.name
     with app.session() as s:

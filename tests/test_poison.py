@@ -7,8 +7,6 @@ that finally keeps it as a failed import (then it is also ``deleted``).
 
 from __future__ import annotations
 
-import mailbox as stdlib_mailbox
-
 import pytest
 from sqlalchemy import select
 
@@ -141,10 +139,10 @@ def test_parser_crash_and_garbage_do_not_block_the_mailbox(hd_env, app, monkeypa
 
     real_parse = parsing_entry.parse_message
 
-    def choking_parse(raw: bytes):
+    def choking_parse(raw: bytes, **kwargs):
         if b"CHOKE" in raw:
             raise RecursionError("maximum recursion depth exceeded while parsing")
-        return real_parse(raw)
+        return real_parse(raw, **kwargs)
 
     monkeypatch.setattr(parsing_entry, "parse_message", choking_parse)
     fake = FakePlugin()

@@ -51,6 +51,13 @@ def attachment_verdict(att: ParsedAttachment, context: HelpdeskContext) -> str |
 
 
 def store_attachments(message: ParsedMessage, tm: TicketMessage, context: HelpdeskContext) -> None:
+    """Store the kept attachments and list the refused ones in ``removed_attachments``.
+
+    A large attachment streamed into the storage while parsing (``att.stored_key`` set, see
+    :func:`helpdesk_core.parsing.parse_message`) is not written again. When such an attachment is
+    refused, its blob is left in the storage unreferenced: deleting it would need a check that no
+    other row references the same content-addressed key, and an unreferenced blob is harmless.
+    """
     for att in message.attachments:
         reason = attachment_verdict(att, context)
         if reason is not None:
@@ -58,7 +65,7 @@ def store_attachments(message: ParsedMessage, tm: TicketMessage, context: Helpde
                                            "size": att.size, "reason": reason})
             continue
         sha = att.sha256
-        key = context.storage.put(att.data, sha)
+        key = att.stored_key if att.stored_key is not None else context.storage.put(att.data, sha)
         tm.attachments.append(Attachment(filename=att.filename, content_type=att.content_type,
                                          size=att.size, sha256=sha, content_id=att.content_id,
                                          inline=att.inline, storage_key=key))

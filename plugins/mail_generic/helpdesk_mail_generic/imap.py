@@ -8,11 +8,15 @@ unchanged and only supplies its own login step, e.g. XOAUTH2::
 Guarantees: TLS certificates are always verified (``ca_file`` names the CA to trust instead of the
 system store); ``security=starttls`` never falls back to plain text; every socket operation has a
 timeout; messages are fetched with ``BODY.PEEK[]`` so ``\\Seen`` is never set; imapclient's protocol
-logging is left alone (it costs ~7x at fetch when its logger is at DEBUG).
+logging works as before when its ``imapclient.imaplib`` logger is at DEBUG (it costs ~7x at fetch),
+but is switched off in imaplib otherwise (:func:`quiet_imaplib`). Messages larger than
+:data:`BIG_MESSAGE_BYTES` (by ``RFC822.SIZE``) are fetched and yielded one at a time, so two big
+messages are never in memory together.
 """
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -34,6 +38,9 @@ ImapLogin = Callable[[IMAPClient], None]
 DEFAULT_TIMEOUT = SocketTimeout(connect=10, read=60)
 #: longest wait for the TCP connection when ``timeout`` is larger
 MAX_CONNECT_TIMEOUT = 10.0
+
+#: messages larger than this (``RFC822.SIZE``) are fetched and yielded alone, not with their batch
+BIG_MESSAGE_BYTES = 8 * 1024 * 1024
 
 _BODY = b"BODY[]"
 _SIZE = b"RFC822.SIZE"
@@ -91,6 +98,7 @@ class ImapSession(MailboxSession):
         step = "connect"
         try:
             self.client = self._connect()
+            quiet_imaplib(self.client)
             step = "login"
             login(self.client)
             step = "select"
@@ -133,7 +141,13 @@ class ImapSession(MailboxSession):
         return self._exists
 
     def fetch(self, *, batch_size: int = 100, max_size: int | None = None) -> Iterator[list[RemoteMessage]]:
-        """Yield messages in UID order (= arrival order) in batches, never setting ``\\Seen``."""
+        """Yield messages in UID order (= arrival order) in batches, never setting ``\\Seen``.
+
+        The sizes (``RFC822.SIZE``) of each batch are fetched first; a message larger than
+        :data:`BIG_MESSAGE_BYTES` is fetched and yielded as a batch of its own (the smaller ones
+        before and after it form their own batches), so at most one big message is in memory.
+        With ``max_size``, larger messages are not downloaded: they come with ``raw=b""``.
+        """
         client = self._client()
         try:
             uids = sorted(int(u) for u in client.search(["ALL"]))
@@ -141,28 +155,42 @@ class ImapSession(MailboxSession):
             raise translate(exc, config=self.config, step="fetch") from exc
         size = max(1, int(batch_size))
         for start in range(0, len(uids), size):
+            chunk = uids[start:start + size]
             try:
-                batch = self._fetch_batch(client, uids[start:start + size], max_size)
+                sizes = self._fetch_sizes(client, chunk)
             except MAIL_ERRORS as exc:
                 raise translate(exc, config=self.config, step="fetch") from exc
-            if batch:
-                yield batch
+            for group in _groups(chunk, sizes, max_size):
+                try:
+                    batch = self._fetch_batch(client, group, sizes, max_size)
+                except MAIL_ERRORS as exc:
+                    raise translate(exc, config=self.config, step="fetch") from exc
+                if batch:
+                    yield batch
+                batch = []  # drop this generator's reference before the next (maybe big) fetch
 
-    def _fetch_batch(self, client: IMAPClient, uids: list[int], max_size: int | None) -> list[RemoteMessage]:
+    @staticmethod
+    def _fetch_sizes(client: IMAPClient, uids: list[int]) -> dict[int, int]:
         sizes: dict[int, int] = {}
+        wanted = set(uids)
+        for uid, data in client.fetch(uids, [_SIZE]).items():
+            if uid in wanted and _SIZE in data:
+                sizes[uid] = int(data[_SIZE])
+        return sizes
+
+    @staticmethod
+    def _fetch_batch(client: IMAPClient, uids: list[int], sizes: dict[int, int],
+                     max_size: int | None) -> list[RemoteMessage]:
         wanted = uids
         if max_size is not None:
-            for uid, data in client.fetch(uids, [_SIZE]).items():
-                if uid in uids and _SIZE in data:
-                    sizes[uid] = int(data[_SIZE])
             wanted = [u for u in uids if u in sizes and sizes[u] <= max_size]
         bodies = client.fetch(wanted, [b"BODY.PEEK[]"]) if wanted else {}
         out: list[RemoteMessage] = []
         for uid in uids:  # ascending; messages expunged meanwhile are simply missing
-            data = bodies.get(uid)
+            data = bodies.pop(uid, None)  # pop: no second reference to a big body stays in ``bodies``
             if data is not None and data.get(_BODY) is not None:
-                raw = bytes(data[_BODY])
-                out.append(RemoteMessage(key=str(uid), raw=raw, size=sizes.get(uid, len(raw))))
+                raw = bytes(data.pop(_BODY))  # bytes(bytes) is the same object, not a copy
+                out.append(RemoteMessage(key=str(uid), raw=raw, size=len(raw)))
             elif max_size is not None and sizes.get(uid, 0) > max_size:
                 out.append(RemoteMessage(key=str(uid), raw=b"", size=sizes[uid]))
         return out
@@ -207,6 +235,43 @@ class ImapSession(MailboxSession):
         client, self.client = self.client, None
         if client is not None:
             _shutdown(client)
+
+
+def quiet_imaplib(client: IMAPClient) -> None:
+    """Stop imaplib from formatting every response for a logger that discards it.
+
+    imapclient sets imaplib's ``debug`` level to 5 on every connection, so imaplib formats each
+    untagged response with ``%r`` for imapclient's ``imapclient.imaplib`` logger, whether or not
+    that logger is enabled. For a fetched message that is the repr of the whole literal plus the
+    formatted line: ~2.3x the message size in transient strings (a 68 MB message: 226 MB traced
+    peak instead of 68 MB), and CPU for every message. Unless that logger is at DEBUG (protocol
+    logging wanted), the level is set to 0. imapclient itself is not changed.
+    """
+    if logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
+        return
+    imap = getattr(client, "_imap", None)
+    if imap is not None and hasattr(imap, "debug"):
+        imap.debug = 0
+
+
+def _groups(uids: list[int], sizes: dict[int, int], max_size: int | None) -> Iterator[list[int]]:
+    """Split ``uids`` (in order) into runs of small messages and single big ones.
+
+    Big: larger than :data:`BIG_MESSAGE_BYTES` and actually downloaded (not above ``max_size``).
+    Messages of unknown size count as small.
+    """
+    run: list[int] = []
+    for uid in uids:
+        n = sizes.get(uid, 0)
+        if n > BIG_MESSAGE_BYTES and (max_size is None or n <= max_size):
+            if run:
+                yield run
+                run = []
+            yield [uid]
+        else:
+            run.append(uid)
+    if run:
+        yield run
 
 
 def _shutdown(client: IMAPClient) -> None:
