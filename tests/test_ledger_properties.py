@@ -9,30 +9,23 @@ cost more than the example). Example counts come from the repo's Hypothesis prof
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sqlalchemy import func, select
-from sqlalchemy.pool import StaticPool
 
 from helpdesk_core import hookimpl
-from helpdesk_core.app import Helpdesk
-from helpdesk_core.config import Config
-from helpdesk_core.crypto import generate_key
 from helpdesk_core.cycle import run_cycle
-from helpdesk_core.db import make_engine
 from helpdesk_core.models import FailedImport, LedgerEntry, Mailbox, TicketMessage
 from helpdesk_core.services.departments import add_department, set_mailbox
 from helpdesk_core.services.permissions import SYSTEM
+from helpdesk_core.testing.apps import memory_app
 from helpdesk_core.testing.fake import FakePlugin
 
 from mailfactory import plain
 
-_KEY = generate_key()
-_TEMPLATE: list[object] = []  # the migrated template engine, built once
 _IDS = itertools.count(1)
 
 
@@ -56,24 +49,7 @@ class CrashPlugin:
         self.crash_after -= 1
 
 
-def _memory_engine():
-    return make_engine("sqlite://", poolclass=StaticPool, connect_args={"timeout": 30})
-
-
-def _config() -> Config:
-    home = Path("/nonexistent-helpdesk-home")
-    return Config(home=home, database_url="sqlite://", attachments_dir=home / "attachments", secret_key=_KEY)
-
-
-def fresh_app(*plugins: object) -> Helpdesk:
-    """A migrated in-memory database of its own (``sqlite://`` + StaticPool through make_engine)."""
-    if not _TEMPLATE:
-        engine = _memory_engine()
-        Helpdesk.from_config(_config(), engine=engine, load_entrypoints=False).upgrade()
-        _TEMPLATE.append(engine)
-    engine = _memory_engine()
-    _TEMPLATE[0].raw_connection().driver_connection.backup(engine.raw_connection().driver_connection)
-    return Helpdesk.from_config(_config(), engine=engine, load_entrypoints=False, extra_plugins=plugins)
+fresh_app = memory_app  # a migrated in-memory installation per example
 
 
 def test_make_engine_in_memory_static_pool_works():

@@ -11,30 +11,23 @@ example copied from a migrated template. Example counts come from the repo's Hyp
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sqlalchemy import func, select
-from sqlalchemy.pool import StaticPool
 
-from helpdesk_core.app import Helpdesk
-from helpdesk_core.config import Config
-from helpdesk_core.crypto import generate_key
 from helpdesk_core.cycle import run_cycle
-from helpdesk_core.db import make_engine
 from helpdesk_core.models import Department, LedgerEntry, OutboxMessage, Ticket, TicketMessage
 from helpdesk_core.services.departments import add_department, set_mailbox
 from helpdesk_core.services.permissions import SYSTEM
 from helpdesk_core.settings import set_setting
+from helpdesk_core.testing.apps import memory_app
 from helpdesk_core.testing.fake import FakePlugin
 
 from mailfactory import plain
 
-_KEY = generate_key()
-_TEMPLATE: list[object] = []
 _IDS = itertools.count(1)
 DEPTS = {"Tech": "techhelp@district.test", "Library": "library@district.test"}
 PEOPLE = ["alice@example.test", "bob@example.test", "carol@example.test"]
@@ -42,23 +35,7 @@ STRANGER = "mallory@elsewhere.test"
 AUTOMATED = {"mailer-daemon@mx.example.test", "ooo@example.test", *DEPTS.values()}
 
 
-def _engine():
-    return make_engine("sqlite://", poolclass=StaticPool, connect_args={"timeout": 30})
-
-
-def _config() -> Config:
-    home = Path("/nonexistent-helpdesk-home")
-    return Config(home=home, database_url="sqlite://", attachments_dir=home / "attachments", secret_key=_KEY)
-
-
-def fresh_app(*plugins: object) -> Helpdesk:
-    if not _TEMPLATE:
-        engine = _engine()
-        Helpdesk.from_config(_config(), engine=engine, load_entrypoints=False).upgrade()
-        _TEMPLATE.append(engine)
-    engine = _engine()
-    _TEMPLATE[0].raw_connection().driver_connection.backup(engine.raw_connection().driver_connection)
-    return Helpdesk.from_config(_config(), engine=engine, load_entrypoints=False, extra_plugins=plugins)
+fresh_app = memory_app  # a migrated in-memory installation per example
 
 
 def _bounce(mid: str, returned: str) -> bytes:

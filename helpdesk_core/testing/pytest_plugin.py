@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Iterator, NoReturn
 
 import pytest
 
+from .apps import DATABASES
 from .blackhole import no_accept_server, silent_server
 from .dovecot import DovecotServer, ServerUnavailable, port_is_free
 from .postgres import PostgresServer
@@ -295,3 +296,48 @@ def smtp_sink(dovecot: DovecotServer) -> Iterator["SmtpSink"]:
     finally:
         sink.stop()
 
+
+
+# --------------------------------------------------------------------------- installations
+
+
+@pytest.fixture(params=DATABASES)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh empty database: every test using it runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'helpdesk.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'helpdesk.db'}"
+
+
+@pytest.fixture
+def hd_env(tmp_path: Path, db_url: str) -> dict[str, str]:
+    """Environment of a fresh installation (home folder, database, secret key)."""
+    from .apps import environment
+
+    return environment(tmp_path / "home", db_url)
+
+
+@pytest.fixture
+def app(hd_env: dict[str, str]) -> Iterator["Helpdesk"]:
+    """An initialised application on the test database."""
+    from .apps import make_app
+
+    application = make_app(hd_env)
+    application.upgrade()
+    yield application
+    application.engine.dispose()
+
+
+@pytest.fixture
+def cli(hd_env: dict[str, str]) -> "Cli":
+    """``helpdesk`` run in-process on an initialised installation (SQLite and PostgreSQL)."""
+    from .apps import Cli
+
+    runner = Cli(hd_env)
+    runner("init")
+    return runner
