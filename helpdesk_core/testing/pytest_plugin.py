@@ -30,6 +30,8 @@ from .dovecot import DovecotServer, ServerUnavailable, port_is_free
 from .postgres import PostgresServer
 
 if TYPE_CHECKING:
+    from ..app import Helpdesk
+    from .apps import Cli
     from .oauth import OAuthServer
     from .smtp import SmtpSink
 
