@@ -83,7 +83,7 @@ def queue_mail(session: Session, mail: ComposedMail, *, department: Department, 
 
 def backoff(attempts: int) -> timedelta:
     """Delay before the next attempt after ``attempts`` failed ones: 1, 2, 4 … min, at most 1 h."""
-    return min(BASE_DELAY * (2 ** max(attempts - 1, 0)), MAX_DELAY)
+    return min(BASE_DELAY * (2 ** min(max(attempts - 1, 0), 16)), MAX_DELAY)  # no overflow
 
 
 def requeue_stuck(session: Session, now: datetime | None = None) -> int:
@@ -140,6 +140,11 @@ def _record(row: OutboxMessage, error: DeliveryError | None, now: datetime, coun
     if error.permanent:
         row.status, row.next_attempt_at = "failed", None
         counts.failed += 1
+    elif error.kind == "needs_reauthorization":
+        # waits for the admin to reconnect the mailbox, however long that takes; saving the
+        # mailbox again makes it due at once (services.departments.set_mailbox)
+        row.status, row.next_attempt_at = "queued", now + backoff(row.attempts)
+        counts.retry += 1
     elif now - created >= GIVE_UP_AFTER or row.attempts >= MAX_ATTEMPTS:
         row.status, row.next_attempt_at = "failed", None
         row.last_error = (f"Gave up after {row.attempts} attempts over {_age(now - created)}; "

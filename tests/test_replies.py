@@ -413,3 +413,17 @@ def test_cli_department_set_reply_and_outbox_list(cli, tmp_path):
     assert denied.exit_code == 1 and "requesters answer tickets by mail" in denied.output
     note = cli("ticket", "reply", "1", "--body-file", str(tmp_path / "body.txt"), "--internal").output
     assert "Internal note" in note and len(cli.json("outbox", "list", "--json")) == 2
+
+
+def test_a_reply_waiting_for_reauthorisation_never_gives_up():
+    from datetime import UTC, datetime, timedelta
+
+    from helpdesk_core.errors import DeliveryError
+    from helpdesk_core.models import OutboxMessage
+    from helpdesk_core.outbox import FlushCounts, _record
+
+    now = datetime.now(UTC)
+    row = OutboxMessage(attempts=500, created_at=now - timedelta(days=30), status="sending")
+    _record(row, DeliveryError("run helpdesk department connect-google", kind="needs_reauthorization"),
+            now, FlushCounts())
+    assert row.status == "queued" and row.next_attempt_at > now

@@ -6,13 +6,13 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..app import Helpdesk
 from ..errors import ConfigurationError, ConflictError, NotFoundError
-from ..models import Department, FailedImport, ImportCycle, Mailbox
+from ..models import Department, FailedImport, ImportCycle, Mailbox, OutboxMessage
 from ..providers import StoredSecrets
 from .permissions import Actor, require_manage_settings
 
@@ -105,6 +105,10 @@ def set_mailbox(app: Helpdesk, session: Session, *, actor: Actor, department: st
         current.needs_reauthorization = False
         current.failing_since = current.last_error = current.last_error_kind = None
     current.waiting = facts.get("waiting")
+    # mail queued while the old settings failed (wrong password, revoked token) is due again now
+    session.execute(update(OutboxMessage).where(OutboxMessage.department_id == dept.id,
+                                                OutboxMessage.status == "queued")
+                    .values(next_attempt_at=None).execution_options(synchronize_session=False))
     session.flush()
     return facts
 
