@@ -67,20 +67,28 @@ class Worker:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
 
+    def _run_tasks(self) -> None:
+        for task in self.tasks:
+            try:
+                task(self.app)
+            except Exception:  # noqa: BLE001
+                log.exception("worker task %r failed", task)
+
     def run(self, *, once: bool = False) -> None:
+        """Tick until stopped: start the due departments' cycles, and the tasks in a thread of their
+        own (a mail server that hangs while the outbox is flushed never delays an import)."""
         if threading.current_thread() is threading.main_thread():
             self.install_signal_handlers()
-        with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="import") as pool:
+        tasks_run: Future[None] | None = None
+        with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="import") as pool, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="tasks") as task_pool:
             while not self.stopping.is_set():
                 for dept_id in self.due():
                     self._running[dept_id] = pool.submit(self._cycle, dept_id)
-                for task in self.tasks:
-                    try:
-                        task(self.app)
-                    except Exception:  # noqa: BLE001
-                        log.exception("worker task %r failed", task)
+                if tasks_run is None or tasks_run.done():  # never two runs of the tasks at once
+                    tasks_run = task_pool.submit(self._run_tasks)
                 if once:
-                    for fut in list(self._running.values()):
+                    for fut in [*self._running.values(), tasks_run]:
                         fut.result()
                     break
                 self.stopping.wait(self.tick_seconds)

@@ -105,3 +105,29 @@ def test_sigterm_stops_the_worker_cleanly(cli, hd_env, dovecot, mail_user):
 
         assert session.scalar(select(Mailbox.lease_owner)) is None  # nothing left leased
     app.engine.dispose()
+
+
+def test_a_hanging_worker_task_does_not_delay_imports(cli, hd_env, dovecot, mail_user):
+    """The outbox flush (a worker task) may hang on a dead SMTP server: imports still run."""
+    configure(cli, dovecot, mail_user, "imap", "ssl", department="Tech")
+    mail_user.deliver(plain(subject="Printer"))
+    release = threading.Event()
+    runs: list[float] = []
+
+    def hanging_task(_app) -> None:
+        runs.append(time.monotonic())
+        release.wait(10)
+
+    app = make_app(hd_env)
+    worker = Worker(app, threads=2, tick_seconds=0.2, tasks=[hanging_task])
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        assert _wait_for(lambda: _tickets(app, "Tech") == 1, timeout=5) is not None
+        assert len(runs) == 1  # still hanging: never started twice
+    finally:
+        release.set()
+        worker.stopping.set()
+        thread.join(timeout=20)
+    assert not thread.is_alive()
+    app.engine.dispose()
