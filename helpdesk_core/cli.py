@@ -119,16 +119,13 @@ def plugins(state: CliState, as_json: bool) -> None:
             click.echo(f"    provider {prov['name']}: {prov['label']} [{fields}]")
 
 
-from . import cli_departments, cli_imports, cli_outbox, cli_tickets  # noqa: E402  (register sub-commands)
+from . import cli_departments, cli_imports, cli_log, cli_outbox, cli_tickets  # noqa: E402
 
 cli_departments.register(main)
 cli_imports.register(main)
 cli_tickets.register(main)
-
-from . import cli_log  # noqa: E402  (helpdesk log, helpdesk held)
-
-cli_log.register(main)
-cli_outbox.register(main, cli_tickets.ticket)
+cli_log.register(main)                          # helpdesk log, helpdesk held
+cli_outbox.register(main, cli_tickets.ticket)   # helpdesk outbox, helpdesk ticket reply
 
 
 def register_plugin_commands(group: click.Group, pm: pluggy.PluginManager | None = None) -> None:
