@@ -174,7 +174,9 @@ def test_flipped_signed_id_does_not_thread(data):
             subject="first", sender=f"f{next(_SEQ)}@example.test", msgid=f"<f{next(_SEQ)}@example.test>"))
         s.commit()
     mid = make_message_id(app.secrets, outcome.ticket_id, "district.test")
-    i = data.draw(st.integers(min_value=0, max_value=len(mid) - 1))
+    # the id's length grows with the ticket id of the shared database: draw from a fixed range so
+    # that a replayed example draws the same way (else hypothesis reports a flaky strategy)
+    i = data.draw(st.integers(min_value=0, max_value=10_000)) % len(mid)
     replacement = data.draw(st.sampled_from("0123456789abcdefXYZ.-_"))
     assume(replacement != mid[i])
     flipped = mid[:i] + replacement + mid[i + 1:]
