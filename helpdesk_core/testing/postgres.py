@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 from types import TracebackType
 
-from .dovecot import ServerUnavailable, make_traversable, port_is_free, wait_port_closed
+from .servers import ServerUnavailable, make_traversable, port_is_free, wait_port_closed
 
 __all__ = ["PostgresServer", "find_pg_bindir"]
 
