@@ -339,9 +339,16 @@ class DovecotServer:
             _chown_mail(path / "maildirfolder")
         return path
 
-    def kick(self, email: str) -> None:
-        """Drop all IMAP/POP3 sessions of the user (``doveadm kick``)."""
+    def kick(self, email: str, wait: float = 5.0) -> None:
+        """Drop all IMAP/POP3 sessions of the user (``doveadm kick``) and wait (up to ``wait`` s)
+        until ``doveadm who`` no longer lists one: an exiting session may still write its index."""
         self.doveadm("kick", email, check=False)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            who = self.doveadm("who", "-1", email, check=False)
+            if email not in who.stdout:
+                return
+            time.sleep(0.05)
 
     def doveadm(self, *args: str, check: bool = True, input: bytes | None = None) -> "subprocess.CompletedProcess[str]":
         """Run ``doveadm -c <conf> ARGS``; raise on a non-zero exit when ``check``."""
