@@ -24,7 +24,7 @@ DEPARTMENT = "Bench"
 BATCH = 100
 
 
-# ============================================================================ helpers (both sides)
+# ============================================================================ helpers (run.py imports them too)
 
 
 def _vm_status() -> dict[str, int]:
