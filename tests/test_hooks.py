@@ -13,28 +13,18 @@ from helpdesk_core.errors import DeliveryError
 from helpdesk_core.models import Department, Ticket, TicketMessage
 from helpdesk_core.plugins import collect_providers, get_plugin_manager
 from helpdesk_core.providers import MailboxProvider
-from helpdesk_core.services.departments import add_department
-from helpdesk_core.services.imports import ingest_raw
-from helpdesk_core.services.permissions import SYSTEM
 
-from conftest import make_app
+from helpdesk_core.testing.apps import ingest as ingest_into
+from helpdesk_core.testing.apps import installation
 from mailfactory import plain
 
 
 def setup(env, *plugins):
-    app = make_app(env, extra_plugins=plugins)
-    app.upgrade()
-    with app.session() as s:
-        add_department(s, actor=SYSTEM, name="Tech", sender="techhelp@district.test")
-        s.commit()
-    return app
+    return installation(env, *plugins, departments={"Tech": "techhelp@district.test"})
 
 
 def ingest(app, raw, department="Tech"):
-    with app.session() as s:
-        outcome = ingest_raw(app, s, department=department, raw=raw)
-        s.commit()
-    return outcome
+    return ingest_into(app, raw, department=department)
 
 
 class SkipNewsletters:

@@ -22,14 +22,14 @@ from helpdesk_core.models import Direction, OutboxMessage, Ticket, TicketMessage
 from helpdesk_core.outbox import STUCK_AFTER, backoff, flush_outbox
 from helpdesk_core.quotes import REPLY_ABOVE_MARKER
 from helpdesk_core.services.departments import add_department, set_department_options
-from helpdesk_core.services.imports import ingest_raw
 from helpdesk_core.services.permissions import SYSTEM
 from helpdesk_core.services.replies import reply_to_ticket
 from helpdesk_core.services.users import add_user
 from helpdesk_core.threads import verify_message_id
 from helpdesk_core.worker import Worker
 
-from conftest import make_app
+from helpdesk_core.testing.apps import ingest as ingest_into
+from helpdesk_core.testing.apps import installation
 from mailfactory import plain
 
 
@@ -52,19 +52,11 @@ class FakeDelivery:
 
 
 def setup(env, *plugins, name="Tech Support – Schule Nord", sender="techhelp@district.test"):
-    app = make_app(env, extra_plugins=plugins)
-    app.upgrade()
-    with app.session() as s:
-        add_department(s, actor=SYSTEM, name=name, sender=sender)
-        s.commit()
-    return app
+    return installation(env, *plugins, departments={name: sender})
 
 
 def ingest(app, raw, department="Tech Support – Schule Nord"):
-    with app.session() as s:
-        outcome = ingest_raw(app, s, department=department, raw=raw)
-        s.commit()
-    return outcome
+    return ingest_into(app, raw, department=department)
 
 
 def reply(app, ticket_id=1, body="Have you tried turning it off and on again?", actor=SYSTEM, **kw):

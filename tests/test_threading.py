@@ -9,31 +9,20 @@ from sqlalchemy import select
 from helpdesk_core import hookimpl
 from helpdesk_core.errors import ConfigurationError
 from helpdesk_core.models import Department, Membership, Role, Ticket, TicketMessage, TicketStatus, User
-from helpdesk_core.services.departments import add_department
-from helpdesk_core.services.imports import ingest_raw
-from helpdesk_core.services.permissions import SYSTEM
 from helpdesk_core.settings import set_setting
 from helpdesk_core.threads import find_references, make_message_id
 
-from conftest import make_app
+from helpdesk_core.testing.apps import ingest as ingest_into
+from helpdesk_core.testing.apps import installation
 from mailfactory import plain
 
 
 def setup(env, *plugins):
-    app = make_app(env, extra_plugins=plugins)
-    app.upgrade()
-    with app.session() as s:
-        add_department(s, actor=SYSTEM, name="Tech", sender="techhelp@district.test")
-        add_department(s, actor=SYSTEM, name="Library", sender="library@district.test")
-        s.commit()
-    return app
+    return installation(env, *plugins, departments={"Tech": "techhelp@district.test", "Library": "library@district.test"})
 
 
 def ingest(app, raw, department="Tech"):
-    with app.session() as s:
-        outcome = ingest_raw(app, s, department=department, raw=raw)
-        s.commit()
-    return outcome
+    return ingest_into(app, raw, department=department)
 
 
 def ticket(app, ticket_id):

@@ -90,3 +90,28 @@ def memory_app(*plugins: object, load_entrypoints: bool = False) -> Helpdesk:
     _TEMPLATE[0].raw_connection().driver_connection.backup(engine.raw_connection().driver_connection)
     return Helpdesk.from_config(config, engine=engine, load_entrypoints=load_entrypoints,
                                 extra_plugins=plugins)
+
+
+def installation(env: dict[str, str], *plugins: object, departments: dict[str, str]) -> Helpdesk:
+    """An upgraded application with ``plugins`` and the given departments (name → sender)."""
+    from ..services.departments import add_department
+    from ..services.permissions import SYSTEM
+
+    app = make_app(env, extra_plugins=plugins)
+    app.upgrade()
+    with app.session() as session:
+        for name, sender in departments.items():
+            add_department(session, actor=SYSTEM, name=name, sender=sender)
+        session.commit()
+    return app
+
+
+def ingest(app: Helpdesk, raw: bytes, *, department: str) -> Any:
+    """Import one raw message into ``department`` the way ``helpdesk ingest`` does, committed;
+    returns the importer's Outcome (status, ticket_id, ticket_message_id, reason)."""
+    from ..services.imports import ingest_raw
+
+    with app.session() as session:
+        outcome = ingest_raw(app, session, department=department, raw=raw)
+        session.commit()
+    return outcome
