@@ -11,6 +11,7 @@ from ..app import Helpdesk
 from ..errors import NotFoundError
 from ..importer import Outcome, import_message
 from ..models import Department, FailedImport, ImportAttempt, LedgerEntry
+from ..settings import GeneralSettings
 from .permissions import Actor, require_manage_settings
 
 
@@ -35,17 +36,28 @@ def retry_failed(app: Helpdesk, session: Session, *, actor: Actor, failed_id: in
     row = get_failed(session, failed_id)
     department = session.get(Department, row.department_id)
     require_manage_settings(actor, department)
+    return reimport(app, session, row, department, done_status="retried")
+
+
+def reimport(app: Helpdesk, session: Session, row: FailedImport, department: Department, *,
+             done_status: str, settings: GeneralSettings | None = None) -> Outcome:
+    """Import a kept raw message (failed or held) again, once. Caller commits.
+
+    Its ``failed``/``held`` ledger entries and attempt counter are dropped first, so the importer
+    does not take it for a duplicate. On success the row gets ``done_status``; when it fails again,
+    the row keeps the new error (and no second kept copy is made).
+    """
     for stale in session.scalars(select(LedgerEntry).where(
             LedgerEntry.department_id == row.department_id, LedgerEntry.raw_sha256 == row.raw_sha256,
-            LedgerEntry.outcome == "failed")):
+            LedgerEntry.outcome.in_(("failed", "held")))):
         session.delete(stale)
     for stale in session.scalars(select(ImportAttempt).where(
             ImportAttempt.department_id == row.department_id, ImportAttempt.raw_sha256 == row.raw_sha256)):
         session.delete(stale)
     session.flush()
-    outcome = import_message(app.context(session), department, row.raw, max_attempts=1)
+    outcome = import_message(app.context(session, settings), department, row.raw, max_attempts=1)
     if outcome.status in ("created", "updated", "duplicate"):
-        row.status = "retried"
+        row.status = done_status
         row.ticket_message_id = outcome.ticket_message_id
     elif outcome.status == "failed":
         # import_message kept a new failed row; keep only this one, with the new error

@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session
 
 from ..app import Helpdesk
 from ..errors import NotFoundError
-from ..importer import Outcome, import_message
+from ..importer import Outcome
 from ..models import Department, FailedImport, LedgerEntry
 from ..settings import GeneralSettings
 from .departments import get_department
+from .failed import reimport
 from .permissions import Actor, require_manage_settings
 
 #: ledger outcomes the import log shows
@@ -40,19 +41,9 @@ def release_held(app: Helpdesk, session: Session, *, actor: Actor, held_id: int)
         raise NotFoundError(f"No held import {held_id}: see 'helpdesk held list'.")
     department = session.get(Department, row.department_id)
     require_manage_settings(actor, department)
-    for stale in session.scalars(select(LedgerEntry).where(
-            LedgerEntry.department_id == row.department_id, LedgerEntry.raw_sha256 == row.raw_sha256,
-            LedgerEntry.outcome == "held")):
-        session.delete(stale)
-    session.flush()
     base = GeneralSettings.load(session)
     unlimited = GeneralSettings({**base.as_dict(), "mail.rate_limit_per_hour": 0})
-    outcome = import_message(app.context(session, settings=unlimited), department, row.raw, max_attempts=1)
-    if outcome.status in ("created", "updated", "duplicate"):
-        row.status = "released"
-        row.ticket_message_id = outcome.ticket_message_id
-    session.flush()
-    return outcome
+    return reimport(app, session, row, department, done_status="released", settings=unlimited)
 
 
 def import_log(session: Session, *, department: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
