@@ -251,3 +251,50 @@ def test_clean_mail_gets_no_original(hd_env):
     outcome = ingest(app, plain(subject="Printer"))
     with app.session() as s:
         assert [a.filename for a in s.get(TicketMessage, outcome.ticket_message_id).attachments] == []
+
+
+def test_a_release_that_fails_keeps_one_held_copy_and_can_be_released_later(hd_env):
+    from dataclasses import dataclass
+
+    from sqlalchemy import select
+
+    from helpdesk_core import hookimpl
+    from helpdesk_core.models import FailedImport
+    from helpdesk_core.services.held import release_held
+    from helpdesk_core.services.permissions import SYSTEM
+    from helpdesk_core.settings import set_setting
+    from helpdesk_core.testing.apps import ingest, installation
+
+    @dataclass
+    class Breaks:
+        on: bool = False
+
+        @hookimpl(tryfirst=True)
+        def helpdesk_message_to_ticket(self, message):
+            if self.on:
+                raise RuntimeError("storage is down")
+
+    breaks = Breaks()
+    app = installation(hd_env, breaks, departments={"Tech": "techhelp@district.test"})
+    with app.session() as s:
+        set_setting(s, "mail.rate_limit_per_hour", 1)
+        s.commit()
+    ingest(app, plain(subject="Case 1", sender="busy@example.test"), department="Tech")
+    ingest(app, plain(subject="Case 2", sender="busy@example.test"), department="Tech")
+    with app.session() as s:
+        [held] = s.scalars(select(FailedImport).where(FailedImport.status == "held")).all()
+        held_id = held.id
+    breaks.on = True
+    with app.session() as s:
+        assert release_held(app, s, actor=SYSTEM, held_id=held_id).status == "failed"
+        s.commit()
+    with app.session() as s:
+        rows = s.scalars(select(FailedImport)).all()
+        assert [(r.id, r.status) for r in rows] == [(held_id, "held")] and "storage is down" in rows[0].error
+    breaks.on = False
+    with app.session() as s:
+        assert release_held(app, s, actor=SYSTEM, held_id=held_id).status == "created"
+        s.commit()
+    with app.session() as s:
+        assert s.get(FailedImport, held_id).status == "released"
+    app.engine.dispose()
