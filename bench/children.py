@@ -97,7 +97,7 @@ def child_import(args: dict[str, Any]) -> dict[str, Any]:
     import io
 
     os.environ["HELPDESK_HOME"] = args["home"]
-    from helpdesk_core import cli  # the core, SQLAlchemy, click ... imported before timing
+    from helpdesk_core.cli import main as cli  # the core, SQLAlchemy, click ... imported before timing
 
     baseline = _vm_status()["VmRSS"]
     out = io.StringIO()
@@ -149,9 +149,9 @@ def child_lookup(args: dict[str, Any]) -> dict[str, Any]:
     os.environ["HELPDESK_HOME"] = args["home"]
     from helpdesk_core.app import Helpdesk
     from helpdesk_core.config import Config
-    from helpdesk_core.context import Classification
-    from helpdesk_core.default_plugins import matching
-    from helpdesk_core.message import Address, ParsedMessage
+    from helpdesk_core.hooktypes import Classification
+    from helpdesk_core.defaults import threading as matching
+    from helpdesk_core.mail.message import Address, ParsedMessage
     from helpdesk_core.models import Department, Ticket, TicketMessage
 
     try:  # outgoing mail (acknowledgements, replies) is matched by Message-ID too, when the core has it

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Import throughput benchmark (``make bench``): prints figures, asserts nothing.
 
-Starts a private Dovecot on 127.0.0.1 (:class:`helpdesk_core.testing.dovecot.DovecotServer`), fills
+Starts a private Dovecot on 127.0.0.1 (:class:`helpdesk_core.testing.servers.dovecot.DovecotServer`), fills
 one mailbox with N generated messages (:mod:`bench.mailgen`, seeded) and measures, each in its own
 subprocess so the peak RSS figures are separate:
 
@@ -69,7 +69,7 @@ def run_child(kind: str, state: Path, **args: Any) -> dict[str, Any]:
 
 def helpdesk_cli(home: Path, *argv: str, stdin: str | None = None) -> str:
     env = {**os.environ, "HELPDESK_HOME": str(home)}
-    proc = subprocess.run([sys.executable, "-c", "from helpdesk_core.cli import main; main()", *argv],
+    proc = subprocess.run([sys.executable, "-c", "from helpdesk_core.cli.main import main; main()", *argv],
                           input=stdin, capture_output=True, text=True, env=env, timeout=600)
     if proc.returncode != 0:
         raise SystemExit(f"helpdesk {' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
@@ -113,7 +113,7 @@ def fill(server: Any, messages: list[bytes]) -> float:
 
 
 def free_port_base(start: int = 27000) -> int:
-    from helpdesk_core.testing.dovecot import port_is_free
+    from helpdesk_core.testing.servers.dovecot import port_is_free
 
     for base in range(start, 60000, 1000):
         if all(port_is_free(base + off) for off in (110, 143, 993, 995)):
@@ -206,7 +206,7 @@ def _main(state_holder: list[Path]) -> None:
     opts = ap.parse_args()
 
     import mailgen
-    from helpdesk_core.testing.dovecot import DovecotServer
+    from helpdesk_core.testing.servers.dovecot import DovecotServer
 
     seed = opts.seed if opts.seed is not None else mailgen.DEFAULT_SEED
     ns = [opts.profile] if opts.profile else [] if opts.skip_throughput else parse_ns(opts.n, opts.quick)

@@ -4,7 +4,7 @@ Public API for plugin authors:
 
 * :data:`hookimpl` — decorate your hook implementations with it.
 * :mod:`helpdesk_core.hookspecs` — the contract (documented in ``docs/hooks.md``).
-* :mod:`helpdesk_core.providers` — base classes for mailbox providers.
+* :mod:`helpdesk_core.providers.base` — base classes for mailbox providers.
 * :mod:`helpdesk_core.errors` — the error classes (root: :class:`HelpdeskError`).
 """
 

@@ -20,14 +20,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker as SessionMaker
 
-from .config import Config
-from .context import HelpdeskContext
-from .crypto import SecretBox, load_or_create_key
-from .db import make_engine, make_sessionmaker, upgrade
-from .plugins import collect_providers, get_plugin_manager
-from .providers import ProviderRegistry
-from .settings import GeneralSettings
-from .storage import AttachmentStorage
+from helpdesk_core.config import Config
+from helpdesk_core.hooktypes import HelpdeskContext
+from helpdesk_core.crypto import SecretBox, load_or_create_key
+from helpdesk_core.db import make_engine, make_sessionmaker, upgrade
+from helpdesk_core.plugins import collect_providers, get_plugin_manager
+from helpdesk_core.providers.base import ProviderRegistry
+from helpdesk_core.settings import GeneralSettings
+from helpdesk_core.storage import AttachmentStorage
 
 
 @dataclass

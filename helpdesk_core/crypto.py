@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from .errors import ConfigurationError
+from helpdesk_core.errors import ConfigurationError
 
 
 def generate_key() -> str:

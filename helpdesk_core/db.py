@@ -9,7 +9,7 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .errors import DatabaseUnavailable
+from helpdesk_core.errors import DatabaseUnavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

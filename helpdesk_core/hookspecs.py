@@ -21,10 +21,10 @@ if TYPE_CHECKING:
 
     import click
 
-    from .context import Classification, HelpdeskContext, OutgoingMail
-    from .message import ParsedMessage
-    from .models import Department, Mailbox, Ticket, TicketMessage
-    from .providers import MailboxProvider
+    from helpdesk_core.hooktypes import Classification, HelpdeskContext, OutgoingMail
+    from helpdesk_core.mail.message import ParsedMessage
+    from helpdesk_core.models import Department, Mailbox, Ticket, TicketMessage
+    from helpdesk_core.providers.base import MailboxProvider
 
 hookspec = pluggy.HookspecMarker("helpdesk")
 
@@ -38,7 +38,7 @@ def helpdesk_register_providers(register: Callable[[MailboxProvider], None]) -> 
     """Register mailbox providers an admin can pick per department.
 
     Called once when the plugin manager is built. Call ``register(provider)`` with a
-    :class:`~helpdesk_core.providers.MailboxProvider` instance for each provider; a duplicate
+    :class:`~helpdesk_core.providers.base.MailboxProvider` instance for each provider; a duplicate
     name is refused with an error naming both plugins.
 
     :param register: callback taking a ``MailboxProvider``
@@ -61,7 +61,7 @@ def helpdesk_classify_message(
     :param message: the parsed inbound message
     :param department: the department whose mailbox received it
     :param context: session, settings, storage and secrets of this import
-    :return: a :class:`~helpdesk_core.context.Classification`, or None to let others decide
+    :return: a :class:`~helpdesk_core.hooktypes.Classification`, or None to let others decide
     """
 
 
@@ -95,7 +95,7 @@ def helpdesk_register_thread_matchers(
     returns a ticket or None. General setting ``mail.thread_matchers`` names which run, in which
     order (core: ``message_id``, ``subject_reference``); a duplicate name is refused. The core
     drops tickets of other departments and, unless the matcher is marked with
-    :func:`helpdesk_core.matchers.trusted_matcher`, matches from senders not on the ticket.
+    :func:`helpdesk_core.inbound.matching.trusted_matcher`, matches from senders not on the ticket.
 
     :param register: callback taking a strategy name and a matcher callable
     """
@@ -186,7 +186,7 @@ def helpdesk_register_template_folders(register: Callable[[Path], None]) -> None
 def helpdesk_register_commands(cli: click.Group) -> None:
     """Add commands to the ``helpdesk`` command line.
 
-    Called once when ``helpdesk_core.cli`` is imported, after the core's own commands exist.
+    Called once when ``helpdesk_core.cli.main`` is imported, after the core's own commands exist.
     Add groups or commands with ``cli.add_command(...)``, or extend a core group, e.g.
     ``cli.commands["department"].add_command(my_command)``. Keep the logic in service functions
     (the web admin calls those); commands only parse options and print.

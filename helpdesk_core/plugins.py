@@ -17,14 +17,14 @@ from types import ModuleType
 
 import pluggy
 
-from . import PROJECT_NAME, hookspecs
-from .providers import MailboxProvider, ProviderRegistry
+from helpdesk_core import PROJECT_NAME, hookspecs
+from helpdesk_core.providers.base import MailboxProvider, ProviderRegistry
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
-    "helpdesk_core.default_plugins.classify",
-    "helpdesk_core.default_plugins.matching",
-    "helpdesk_core.default_plugins.mapping",
-    "helpdesk_core.default_plugins.acknowledge",
+    "helpdesk_core.defaults.classify",
+    "helpdesk_core.defaults.threading",
+    "helpdesk_core.defaults.store",
+    "helpdesk_core.defaults.acknowledge",
 )
 
 log = logging.getLogger("helpdesk.hooks")

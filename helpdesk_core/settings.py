@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .errors import ConfigurationError
-from .models import Setting
+from helpdesk_core.errors import ConfigurationError
+from helpdesk_core.models import Setting
 
 if TYPE_CHECKING:
     import pluggy
@@ -107,8 +107,8 @@ def set_setting(session: Session, key: str, value: Any, *, pm: pluggy.PluginMana
         raise ConfigurationError(f"Unknown setting {key!r}; known settings: {', '.join(sorted(SETTINGS))}.")
     coerced = _coerce(defn, value)
     if key == "mail.thread_matchers":
-        from .matchers import check_matcher_names
-        from .plugins import get_plugin_manager
+        from helpdesk_core.inbound.matching import check_matcher_names
+        from helpdesk_core.plugins import get_plugin_manager
 
         coerced = check_matcher_names(pm or get_plugin_manager(), coerced)
     row = session.get(Setting, key)

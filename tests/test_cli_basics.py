@@ -7,7 +7,7 @@ import stat
 
 from click.testing import CliRunner
 
-from helpdesk_core.cli import main
+from helpdesk_core.cli.main import main
 
 
 def test_init_creates_database_and_a_private_secret_key(tmp_path):

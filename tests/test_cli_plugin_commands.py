@@ -10,7 +10,7 @@ import click
 from click.testing import CliRunner
 
 from helpdesk_core import hookimpl
-from helpdesk_core.cli import register_plugin_commands
+from helpdesk_core.cli.main import register_plugin_commands
 from helpdesk_core.plugins import get_plugin_manager
 
 
@@ -62,7 +62,7 @@ def test_core_cli_works_with_the_google_plugin_disabled(tmp_path):
     """Installed or not, the core and the generic plugin work the same (run in a fresh process)."""
     env = {**os.environ, "HELPDESK_DISABLE_PLUGINS": "google", "HELPDESK_HOME": str(tmp_path)}
     env.pop("HELPDESK_DATABASE_URL", None)
-    code = "from helpdesk_core.cli import main; main()"
+    code = "from helpdesk_core.cli.main import main; main()"
     out = subprocess.run([sys.executable, "-c", code, "--help"], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "department" in out.stdout and "google" not in out.stdout.split("Commands:")[1]
     assert "Warning" not in out.stderr

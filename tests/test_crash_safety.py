@@ -22,7 +22,7 @@ import time
 import pytest
 from sqlalchemy import func, select, update
 
-from helpdesk_core.importer import LEASE_SECONDS, acquire_lease, release_lease
+from helpdesk_core.inbound.importer import LEASE_SECONDS, acquire_lease, release_lease
 from helpdesk_core.models import FailedImport, Mailbox, Ticket, TicketMessage
 from helpdesk_core.services.departments import add_department, set_mailbox
 from helpdesk_core.services.permissions import SYSTEM
@@ -31,7 +31,7 @@ from conftest import make_app
 from mailfactory import plain
 from test_e2e_import import configure
 
-HELPDESK = [sys.executable, "-c", "from helpdesk_core.cli import main; main()"]
+HELPDESK = [sys.executable, "-c", "from helpdesk_core.cli.main import main; main()"]
 ROUNDS = 5
 PER_ROUND = 24
 

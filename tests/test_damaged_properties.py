@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpdesk_core.mimeparts import content_was_lost
+from helpdesk_core.mail.mimeparts import content_was_lost
 from helpdesk_core.models import TicketMessage
-from helpdesk_core.parsing import parse_message
+from helpdesk_core.mail.parsing import parse_message
 from helpdesk_core.services.imports import ingest_raw
 
 from test_threading_properties import shared_app

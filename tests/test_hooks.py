@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 import pytest
 
 from helpdesk_core import hookimpl
-from helpdesk_core.context import Classification, OutgoingMail
-from helpdesk_core.delivery import deliver
+from helpdesk_core.hooktypes import Classification, OutgoingMail
+from helpdesk_core.outbound.delivery import deliver
 from helpdesk_core.errors import DeliveryError
 from helpdesk_core.models import Department, Ticket, TicketMessage
 from helpdesk_core.plugins import collect_providers, get_plugin_manager
-from helpdesk_core.providers import MailboxProvider
+from helpdesk_core.providers.base import MailboxProvider
 
 from helpdesk_core.testing.apps import ingest as ingest_into
 from helpdesk_core.testing.apps import installation
@@ -68,7 +68,7 @@ class PriorityMapping:
     def helpdesk_message_to_ticket(self, message, department, ticket, classification, context):
         if "URGENT" not in message.subject:
             return None
-        from helpdesk_core.default_plugins.mapping import helpdesk_message_to_ticket as default
+        from helpdesk_core.defaults.store import helpdesk_message_to_ticket as default
 
         tm = default(message=message, department=department, ticket=ticket,
                      classification=classification, context=context)

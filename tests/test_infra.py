@@ -19,10 +19,10 @@ import sqlalchemy as sa
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
-from helpdesk_core.testing.dovecot import DovecotServer
-from helpdesk_core.testing.postgres import PostgresServer
+from helpdesk_core.testing.servers.dovecot import DovecotServer
+from helpdesk_core.testing.servers.postgres import PostgresServer
 from helpdesk_core.testing.pytest_plugin import MailUser, skip_or_fail
-from helpdesk_core.testing.smtp import SmtpSink
+from helpdesk_core.testing.servers.smtp import SmtpSink
 
 
 def _raw(subject: str, to: str = "techhelp@district.test", body: str = "hello") -> bytes:

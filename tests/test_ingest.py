@@ -12,7 +12,7 @@ import sys
 
 from mailfactory import latin1_8bit, plain
 
-HELPDESK = [sys.executable, "-c", "from helpdesk_core.cli import main; main()"]
+HELPDESK = [sys.executable, "-c", "from helpdesk_core.cli.main import main; main()"]
 
 
 def ingest(env: dict[str, str], *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:

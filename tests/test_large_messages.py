@@ -1,4 +1,4 @@
-"""Large messages: big parts streamed into the attachment storage (:mod:`helpdesk_core.largeparts`).
+"""Large messages: big parts streamed into the attachment storage (:mod:`helpdesk_core.mail.largeparts`).
 
 ``parse_message(raw, storage=...)`` must give the same result as ``parse_message(raw)`` (names,
 types, sizes, digests, bodies, headers, defects), with the big attachments already stored and
@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpdesk_core.message import ParsedMessage
-from helpdesk_core.parsing import parse_message
+from helpdesk_core.mail.message import ParsedMessage
+from helpdesk_core.mail.parsing import parse_message
 from helpdesk_core.storage import AttachmentStorage
 
 MB = 1024 * 1024
@@ -348,7 +348,7 @@ def test_peak_memory_of_parsing_a_50mb_attachment(tmp_path: Path) -> None:
     figures = _run(f"""
         import json
         from pathlib import Path
-        from helpdesk_core.parsing import parse_message
+        from helpdesk_core.mail.parsing import parse_message
         from helpdesk_core.storage import AttachmentStorage
         storage = AttachmentStorage(Path({str(tmp_path / 'att')!r}))
         raw = Path({str(path)!r}).read_bytes()
@@ -376,13 +376,13 @@ def test_peak_memory_of_ingesting_a_50mb_attachment(tmp_path: Path, sqlite_url: 
              ["settings", "set", "attachments.max_size_mb", "110"],
              ["settings", "set", "mail.max_message_size_mb", "110"]]
     for argv in setup:
-        done = subprocess.run([sys.executable, "-c", "from helpdesk_core.cli import main; main()", *argv],
+        done = subprocess.run([sys.executable, "-c", "from helpdesk_core.cli.main import main; main()", *argv],
                               capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
         assert done.returncode == 0, done.stderr
     path = _big_raw(tmp_path)
     figures = _run(f"""
         import json
-        from helpdesk_core.cli import main
+        from helpdesk_core.cli.main import main
         try:
             main(["ingest", "--department", "Tech", {str(path)!r}], standalone_mode=False)
         except SystemExit as exc:

@@ -17,7 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from sqlalchemy import func, select
 
 from helpdesk_core import hookimpl
-from helpdesk_core.cycle import run_cycle
+from helpdesk_core.inbound.cycle import run_cycle
 from helpdesk_core.models import FailedImport, LedgerEntry, Mailbox, TicketMessage
 from helpdesk_core.services.departments import add_department, set_mailbox
 from helpdesk_core.services.permissions import SYSTEM

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from helpdesk_core.models import FailedImport, LedgerEntry, OutboxMessage, Ticket, TicketMessage
-from helpdesk_core.parsing import parse_message
-from helpdesk_core.loops import auto_reply_reason, bounce_info, bounce_reason
+from helpdesk_core.mail.parsing import parse_message
+from helpdesk_core.mail.automated import auto_reply_reason, bounce_info, bounce_reason
 from helpdesk_core.settings import set_setting
-from helpdesk_core.threads import make_message_id
+from helpdesk_core.mail.references import make_message_id
 
 from mailfactory import plain
 from test_threading import ingest, setup

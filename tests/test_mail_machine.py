@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sqlalchemy import func, select
 
-from helpdesk_core.cycle import run_cycle
+from helpdesk_core.inbound.cycle import run_cycle
 from helpdesk_core.models import Department, LedgerEntry, OutboxMessage, Ticket, TicketMessage
 from helpdesk_core.services.departments import add_department, set_mailbox
 from helpdesk_core.services.permissions import SYSTEM

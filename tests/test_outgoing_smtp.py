@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from imapclient import IMAPClient
 
 from helpdesk_core.crypto import generate_key
-from helpdesk_core.quotes import REPLY_ABOVE_MARKER
-from helpdesk_core.threads import verify_message_id
+from helpdesk_core.mail.quotes import REPLY_ABOVE_MARKER
+from helpdesk_core.mail.references import verify_message_id
 
 from conftest import Cli, make_app
 from mailfactory import plain

@@ -6,8 +6,8 @@ import mailbox
 
 import pytest
 
-from helpdesk_core import parsepool
-from helpdesk_core.parsing import parse_message
+from helpdesk_core.inbound import parsepool
+from helpdesk_core.mail.parsing import parse_message
 
 from mailfactory import html_and_text, latin1_8bit, plain, utf8_nonascii, with_attachments
 

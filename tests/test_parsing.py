@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from helpdesk_core.htmltext import html_to_text, sanitize_html
-from helpdesk_core.message import Address
-from helpdesk_core.parsing import decode_header_value, parse_message, sanitize_filename
+from helpdesk_core.mail.html import html_to_text, sanitize_html
+from helpdesk_core.mail.message import Address
+from helpdesk_core.mail.parsing import decode_header_value, parse_message, sanitize_filename
 
 CORPORA = Path(__file__).parent / "corpora"
 OWN = CORPORA / "own"

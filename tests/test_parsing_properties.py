@@ -11,10 +11,10 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpdesk_core.htmltext import html_to_text, sanitize_html
-from helpdesk_core.message import ParsedMessage
-from helpdesk_core.parsing import decode_header_value, parse_message
-from helpdesk_core.quotes import strip_quoted
+from helpdesk_core.mail.html import html_to_text, sanitize_html
+from helpdesk_core.mail.message import ParsedMessage
+from helpdesk_core.mail.parsing import decode_header_value, parse_message
+from helpdesk_core.mail.quotes import strip_quoted
 
 CORPORA = Path(__file__).parent / "corpora"
 SAMPLES: list[bytes] = [

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from helpdesk_core import hookimpl
-from helpdesk_core.cycle import run_cycle
+from helpdesk_core.inbound.cycle import run_cycle
 from helpdesk_core.models import Department, ImportAttempt, TicketMessage
 from helpdesk_core.testing.fake import FakePlugin
 
@@ -135,7 +135,7 @@ def test_retry_that_still_fails_keeps_one_failed_import(cli, hd_env, tmp_path):
 def test_parser_crash_and_garbage_do_not_block_the_mailbox(hd_env, app, monkeypatch):
     """parse_message promises never to raise; if it ever does, that message is retried and kept like
     any other failure while the rest of the batch is imported."""
-    import helpdesk_core.parsepool as parsing_entry  # where the importer's parsing happens
+    import helpdesk_core.inbound.parsepool as parsing_entry  # where the importer's parsing happens
 
     real_parse = parsing_entry.parse_message
 

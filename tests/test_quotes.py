@@ -1,4 +1,4 @@
-"""Quoted-reply stripping (:mod:`helpdesk_core.quotes`) on hand-written cases and public corpora."""
+"""Quoted-reply stripping (:mod:`helpdesk_core.mail.quotes`) on hand-written cases and public corpora."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpdesk_core.quotes import REPLY_ABOVE_MARKER, strip_quoted
+from helpdesk_core.mail.quotes import REPLY_ABOVE_MARKER, strip_quoted
 
 CORPORA = Path(__file__).parent / "corpora"
 TALON = CORPORA / "talon" / "standard_replies"

@@ -15,18 +15,18 @@ import pytest
 from sqlalchemy import select
 
 from helpdesk_core import hookimpl
-from helpdesk_core.compose import LOOP_HEADER, clean_subject, reply_subject
-from helpdesk_core.context import Classification
+from helpdesk_core.mail.compose import LOOP_HEADER, clean_subject, reply_subject
+from helpdesk_core.hooktypes import Classification
 from helpdesk_core.errors import DeliveryError, NotFoundError, PermissionDenied
 from helpdesk_core.models import Direction, OutboxMessage, Ticket, TicketMessage
-from helpdesk_core.outbox import STUCK_AFTER, backoff, flush_outbox
-from helpdesk_core.quotes import REPLY_ABOVE_MARKER
+from helpdesk_core.outbound.outbox import STUCK_AFTER, backoff, flush_outbox
+from helpdesk_core.mail.quotes import REPLY_ABOVE_MARKER
 from helpdesk_core.services.departments import add_department, set_department_options
 from helpdesk_core.services.permissions import SYSTEM
 from helpdesk_core.services.replies import reply_to_ticket
 from helpdesk_core.services.users import add_user
-from helpdesk_core.threads import verify_message_id
-from helpdesk_core.worker import Worker
+from helpdesk_core.mail.references import verify_message_id
+from helpdesk_core.inbound.worker import Worker
 
 from helpdesk_core.testing.apps import ingest as ingest_into
 from helpdesk_core.testing.apps import installation
@@ -412,7 +412,7 @@ def test_a_reply_waiting_for_reauthorisation_never_gives_up():
 
     from helpdesk_core.errors import DeliveryError
     from helpdesk_core.models import OutboxMessage
-    from helpdesk_core.outbox import FlushCounts, _record
+    from helpdesk_core.outbound.outbox import FlushCounts, _record
 
     now = datetime.now(UTC)
     row = OutboxMessage(attempts=500, created_at=now - timedelta(days=30), status="sending")

@@ -10,7 +10,7 @@ from helpdesk_core import hookimpl
 from helpdesk_core.errors import ConfigurationError
 from helpdesk_core.models import Department, Membership, Role, Ticket, TicketMessage, TicketStatus, User
 from helpdesk_core.settings import set_setting
-from helpdesk_core.threads import find_references, make_message_id
+from helpdesk_core.mail.references import find_references, make_message_id
 
 from helpdesk_core.testing.apps import ingest as ingest_into
 from helpdesk_core.testing.apps import installation
@@ -180,7 +180,7 @@ def test_settings_set_refuses_unknown_strategy(cli):
 
 
 def test_duplicate_strategy_is_refused(hd_env):
-    from helpdesk_core.matchers import collect_thread_matchers
+    from helpdesk_core.inbound.matching import collect_thread_matchers
 
     app = setup(hd_env, PlusAddressing(), PlusAddressing())
     with pytest.raises(ValueError, match="registered twice"):

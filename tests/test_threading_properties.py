@@ -16,19 +16,19 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from helpdesk_core.compose import reply_subject
+from helpdesk_core.mail.compose import reply_subject
 from helpdesk_core.config import Config
 from helpdesk_core.app import Helpdesk
 from helpdesk_core.crypto import SecretBox, generate_key
-from helpdesk_core.matchers import find_thread
-from helpdesk_core.context import Classification
+from helpdesk_core.inbound.matching import find_thread
+from helpdesk_core.hooktypes import Classification
 from helpdesk_core.models import Department, Ticket, TicketMessage
-from helpdesk_core.parsing import parse_message
+from helpdesk_core.mail.parsing import parse_message
 from helpdesk_core.services.departments import add_department
 from helpdesk_core.services.imports import ingest_raw
 from helpdesk_core.services.permissions import SYSTEM
 from helpdesk_core.testing import strategies as hs
-from helpdesk_core.threads import find_references, make_message_id, verify_message_id
+from helpdesk_core.mail.references import find_references, make_message_id, verify_message_id
 
 from mailfactory import plain
 

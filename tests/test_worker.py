@@ -13,13 +13,13 @@ import time
 from sqlalchemy import func, select
 
 from helpdesk_core.models import Department, Ticket
-from helpdesk_core.worker import Worker
+from helpdesk_core.inbound.worker import Worker
 
 from conftest import make_app
 from mailfactory import plain
 from test_e2e_import import configure
 
-HELPDESK = [sys.executable, "-c", "from helpdesk_core.cli import main; main()"]
+HELPDESK = [sys.executable, "-c", "from helpdesk_core.cli.main import main; main()"]
 
 
 def _tickets(app, department: str) -> int:

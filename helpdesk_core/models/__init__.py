@@ -1,12 +1,12 @@
 """SQLAlchemy 2 typed models. Import models from here."""
 
-from .base import Base, utcnow
-from .department import Department, Mailbox
-from .imports import FailedImport, ImportAttempt, ImportCycle, LedgerEntry
-from .outbox import OutboxMessage
-from .settings import Setting
-from .ticket import Attachment, Direction, Ticket, TicketMessage, TicketStatus
-from .user import Membership, Role, User
+from helpdesk_core.models.base import Base, utcnow
+from helpdesk_core.models.department import Department, Mailbox
+from helpdesk_core.models.imports import FailedImport, ImportAttempt, ImportCycle, LedgerEntry
+from helpdesk_core.models.outbox import OutboxMessage
+from helpdesk_core.models.settings import Setting
+from helpdesk_core.models.ticket import Attachment, Direction, Ticket, TicketMessage, TicketStatus
+from helpdesk_core.models.user import Membership, Role, User
 
 __all__ = [
     "Base", "utcnow", "Department", "Mailbox", "FailedImport", "ImportAttempt", "ImportCycle",

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, created_at, email_str, intpk
+from helpdesk_core.models.base import Base, created_at, email_str, intpk
 
 if TYPE_CHECKING:
-    from .ticket import Ticket
+    from helpdesk_core.models.ticket import Ticket
 
 
 class Department(Base):

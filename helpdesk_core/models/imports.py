@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, created_at, intpk
+from helpdesk_core.models.base import Base, created_at, intpk
 
 if TYPE_CHECKING:
-    from .ticket import TicketMessage
+    from helpdesk_core.models.ticket import TicketMessage
 
 
 class LedgerEntry(Base):

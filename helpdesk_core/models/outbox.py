@@ -1,7 +1,7 @@
 """The outbox: rendered outgoing mail waiting for (or done with) delivery.
 
 A row is added in the same transaction as the ticket message it belongs to, so a reply is never
-sent for a ticket change that rolled back; :func:`helpdesk_core.outbox.flush_outbox` delivers it
+sent for a ticket change that rolled back; :func:`helpdesk_core.outbound.outbox.flush_outbox` delivers it
 after the commit. ``status``: ``queued`` → ``sending`` → ``sent`` or ``failed`` (or back to
 ``queued`` with a later ``next_attempt_at`` after a temporary error).
 """
@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, created_at, intpk
+from helpdesk_core.models.base import Base, created_at, intpk
 
 #: kinds of outgoing mail
 KINDS = ("reply", "acknowledgement")

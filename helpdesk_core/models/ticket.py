@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, created_at, email_str, intpk, utcnow
+from helpdesk_core.models.base import Base, created_at, email_str, intpk, utcnow
 
 if TYPE_CHECKING:
-    from .department import Department
-    from .user import User
+    from helpdesk_core.models.department import Department
+    from helpdesk_core.models.user import User
 
 
 class TicketStatus(enum.StrEnum):

@@ -7,7 +7,7 @@ import enum
 from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, created_at, email_str, intpk
+from helpdesk_core.models.base import Base, created_at, email_str, intpk
 
 
 class Role(enum.StrEnum):

@@ -10,11 +10,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..app import Helpdesk
-from ..errors import ConfigurationError, ConflictError, NotFoundError
-from ..models import Department, FailedImport, ImportCycle, Mailbox, OutboxMessage
-from ..providers import StoredSecrets
-from .permissions import Actor, require_manage_settings
+from helpdesk_core.app import Helpdesk
+from helpdesk_core.errors import ConfigurationError, ConflictError, NotFoundError
+from helpdesk_core.models import Department, FailedImport, ImportCycle, Mailbox, OutboxMessage
+from helpdesk_core.providers.base import StoredSecrets
+from helpdesk_core.services.permissions import Actor, require_manage_settings
 
 
 def get_department(session: Session, name: str) -> Department:
@@ -190,7 +190,7 @@ def department_status(session: Session, *, department: str) -> dict[str, Any]:
 
 
 def stored_secrets(app: Helpdesk, mailbox: Mailbox) -> StoredSecrets:
-    """The decrypted secrets of ``mailbox`` as a :class:`~helpdesk_core.providers.StoredSecrets`.
+    """The decrypted secrets of ``mailbox`` as a :class:`~helpdesk_core.providers.base.StoredSecrets`.
 
     ``save()`` writes the new secrets encrypted in a session and transaction of its own (so a
     rotated OAuth refresh token is kept even when the import rolls back) and refreshes the value

@@ -7,12 +7,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..app import Helpdesk
-from ..errors import NotFoundError
-from ..importer import Outcome, import_message
-from ..models import Department, FailedImport, ImportAttempt, LedgerEntry
-from ..settings import GeneralSettings
-from .permissions import Actor, require_manage_settings
+from helpdesk_core.app import Helpdesk
+from helpdesk_core.errors import NotFoundError
+from helpdesk_core.inbound.importer import Outcome, import_message
+from helpdesk_core.models import Department, FailedImport, ImportAttempt, LedgerEntry
+from helpdesk_core.settings import GeneralSettings
+from helpdesk_core.services.permissions import Actor, require_manage_settings
 
 
 def list_failed(session: Session, *, include_retried: bool = False) -> list[dict[str, Any]]:

@@ -12,14 +12,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..app import Helpdesk
-from ..errors import NotFoundError
-from ..importer import Outcome
-from ..models import Department, FailedImport, LedgerEntry
-from ..settings import GeneralSettings
-from .departments import get_department
-from .failed import reimport
-from .permissions import Actor, require_manage_settings
+from helpdesk_core.app import Helpdesk
+from helpdesk_core.errors import NotFoundError
+from helpdesk_core.inbound.importer import Outcome
+from helpdesk_core.models import Department, FailedImport, LedgerEntry
+from helpdesk_core.settings import GeneralSettings
+from helpdesk_core.services.departments import get_department
+from helpdesk_core.services.failed import reimport
+from helpdesk_core.services.permissions import Actor, require_manage_settings
 
 #: ledger outcomes the import log shows
 LOG_OUTCOMES = ("skipped", "held", "failed", "kept")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from ..app import Helpdesk
-from ..importer import Outcome, import_message
-from .departments import get_department
+from helpdesk_core.app import Helpdesk
+from helpdesk_core.inbound.importer import Outcome, import_message
+from helpdesk_core.services.departments import get_department
 
 
 def ingest_raw(app: Helpdesk, session: Session, *, department: str, raw: bytes) -> Outcome:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from ..errors import NotFoundError, PermissionDenied
-from ..models import Department, Role, Ticket, User
+from helpdesk_core.errors import NotFoundError, PermissionDenied
+from helpdesk_core.models import Department, Role, Ticket, User
 
 
 @dataclass(frozen=True)

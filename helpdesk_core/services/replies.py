@@ -2,7 +2,7 @@
 
 A reply is stored as an outbound :class:`~helpdesk_core.models.TicketMessage` (its attachments in the
 attachment storage) plus an outbox row, in the caller's transaction; the caller commits and then
-flushes the outbox (:func:`helpdesk_core.outbox.flush_outbox`). An internal note is stored with
+flushes the outbox (:func:`helpdesk_core.outbound.outbox.flush_outbox`). An internal note is stored with
 direction ``note`` and is never mailed.
 """
 
@@ -15,16 +15,16 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from ..app import Helpdesk
-from ..compose import Attachment as OutgoingAttachment
-from ..compose import compose_mail, own_addresses
-from ..errors import ConfigurationError, HelpdeskError, PermissionDenied
-from ..message import Address
-from ..models import Attachment, Direction, OutboxMessage, Role, Ticket, TicketMessage, User
-from ..outbox import queue_mail
-from ..settings import GeneralSettings
-from .permissions import Actor, is_staff
-from .tickets import get_ticket
+from helpdesk_core.app import Helpdesk
+from helpdesk_core.mail.compose import Attachment as OutgoingAttachment
+from helpdesk_core.mail.compose import compose_mail, own_addresses
+from helpdesk_core.errors import ConfigurationError, HelpdeskError, PermissionDenied
+from helpdesk_core.mail.message import Address
+from helpdesk_core.models import Attachment, Direction, OutboxMessage, Role, Ticket, TicketMessage, User
+from helpdesk_core.outbound.outbox import queue_mail
+from helpdesk_core.settings import GeneralSettings
+from helpdesk_core.services.permissions import Actor, is_staff
+from helpdesk_core.services.tickets import get_ticket
 
 
 @dataclass

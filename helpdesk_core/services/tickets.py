@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from ..errors import NotFoundError
-from ..models import Department, Ticket, TicketMessage
-from .departments import get_department
-from .permissions import Actor, require_ticket_visible, visible_tickets
+from helpdesk_core.errors import NotFoundError
+from helpdesk_core.models import Department, Ticket, TicketMessage
+from helpdesk_core.services.departments import get_department
+from helpdesk_core.services.permissions import Actor, require_ticket_visible, visible_tickets
 
 
 def _addr(email: str | None, name: str | None) -> dict[str, str] | None:

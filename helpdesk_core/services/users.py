@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..errors import ConfigurationError
-from ..models import Membership, Role, User
-from .departments import get_department
-from .permissions import Actor, require_manage_settings
+from helpdesk_core.errors import ConfigurationError
+from helpdesk_core.models import Membership, Role, User
+from helpdesk_core.services.departments import get_department
+from helpdesk_core.services.permissions import Actor, require_manage_settings
 
 
 def add_user(session: Session, *, actor: Actor, email: str, role: str, name: str = "",

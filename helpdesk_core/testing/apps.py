@@ -21,10 +21,10 @@ from typing import Any
 from click.testing import CliRunner, Result
 from sqlalchemy.pool import StaticPool
 
-from ..app import Helpdesk
-from ..config import Config
-from ..crypto import generate_key
-from ..db import make_engine
+from helpdesk_core.app import Helpdesk
+from helpdesk_core.config import Config
+from helpdesk_core.crypto import generate_key
+from helpdesk_core.db import make_engine
 
 #: the databases every ``db_url`` test runs on (``HELPDESK_TEST_DATABASES=sqlite`` narrows it)
 DATABASES = [d.strip() for d in os.environ.get("HELPDESK_TEST_DATABASES", "sqlite,postgresql").split(",")
@@ -55,7 +55,7 @@ class Cli:
     runner: CliRunner = field(default_factory=CliRunner)
 
     def __call__(self, *args: str, input: str | bytes | None = None, ok: bool = True) -> Result:
-        from ..cli import main  # imported late: a broken CLI fails the test, not the collection
+        from helpdesk_core.cli.main import main  # imported late: a broken CLI fails the test, not the collection
 
         result = self.runner.invoke(main, list(args), input=input, env=self.env, catch_exceptions=False)
         if ok and result.exit_code != 0:
@@ -94,8 +94,8 @@ def memory_app(*plugins: object, load_entrypoints: bool = False) -> Helpdesk:
 
 def installation(env: dict[str, str], *plugins: object, departments: dict[str, str]) -> Helpdesk:
     """An upgraded application with ``plugins`` and the given departments (name → sender)."""
-    from ..services.departments import add_department
-    from ..services.permissions import SYSTEM
+    from helpdesk_core.services.departments import add_department
+    from helpdesk_core.services.permissions import SYSTEM
 
     app = make_app(env, extra_plugins=plugins)
     app.upgrade()
@@ -109,7 +109,7 @@ def installation(env: dict[str, str], *plugins: object, departments: dict[str, s
 def ingest(app: Helpdesk, raw: bytes, *, department: str) -> Any:
     """Import one raw message into ``department`` the way ``helpdesk ingest`` does, committed;
     returns the importer's Outcome (status, ticket_id, ticket_message_id, reason)."""
-    from ..services.imports import ingest_raw
+    from helpdesk_core.services.imports import ingest_raw
 
     with app.session() as session:
         outcome = ingest_raw(app, session, department=department, raw=raw)

@@ -38,9 +38,9 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from .. import hookimpl
-from ..errors import MailboxError
-from ..providers import ConfigField, MailboxProvider, MailboxSession, RemoteMessage
+from helpdesk_core import hookimpl
+from helpdesk_core.errors import MailboxError
+from helpdesk_core.providers.base import ConfigField, MailboxProvider, MailboxSession, RemoteMessage
 
 __all__ = ["FakeMailbox", "FakePlugin", "FakeProvider", "FakeSession"]
 

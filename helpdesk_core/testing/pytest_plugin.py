@@ -24,16 +24,16 @@ from typing import TYPE_CHECKING, Iterator, NoReturn
 
 import pytest
 
-from .apps import DATABASES
-from .blackhole import no_accept_server, silent_server
-from .dovecot import DovecotServer, ServerUnavailable, port_is_free
-from .postgres import PostgresServer
+from helpdesk_core.testing.apps import DATABASES
+from helpdesk_core.testing.servers.blackhole import no_accept_server, silent_server
+from helpdesk_core.testing.servers.dovecot import DovecotServer, ServerUnavailable, port_is_free
+from helpdesk_core.testing.servers.postgres import PostgresServer
 
 if TYPE_CHECKING:
-    from ..app import Helpdesk
-    from .apps import Cli
-    from .oauth import OAuthServer
-    from .smtp import SmtpSink
+    from helpdesk_core.app import Helpdesk
+    from helpdesk_core.testing.apps import Cli
+    from helpdesk_core.testing.servers.oauth import OAuthServer
+    from helpdesk_core.testing.servers.smtp import SmtpSink
 
 __all__ = ["MailUser", "SESSION_USERS", "skip_or_fail"]
 
@@ -202,10 +202,10 @@ def mail_user(dovecot: DovecotServer) -> MailUser:
 
 @pytest.fixture(scope="session")
 def oauth_server(dovecot: DovecotServer) -> Iterator["OAuthServer"]:
-    """The local OAuth 2.0 server (:class:`~helpdesk_core.testing.oauth.OAuthServer`) on
+    """The local OAuth 2.0 server (:class:`~helpdesk_core.testing.servers.oauth.OAuthServer`) on
     ``dovecot.port_base + 80``, where Dovecot's oauth2 passdb checks XOAUTH2 tokens. One per session
     (one port); reset (clients, tokens, controls) before each test that uses it."""
-    from .oauth import OAuthServer
+    from helpdesk_core.testing.servers.oauth import OAuthServer
 
     server = OAuthServer(port=dovecot.port_base + 80).start()
     try:
@@ -277,14 +277,14 @@ def noaccept_port() -> Iterator[int]:
 
 @pytest.fixture
 def smtp_sink(dovecot: DovecotServer) -> Iterator["SmtpSink"]:
-    """A started :class:`~helpdesk_core.testing.smtp.SmtpSink` with Dovecot's certificate.
+    """A started :class:`~helpdesk_core.testing.servers.smtp.SmtpSink` with Dovecot's certificate.
 
     AUTH users = ``dovecot.users`` (live: session users and every ``mail_user``).  No XOAUTH2 and no
     delivery unless the test sets ``smtp_sink.deliver_to`` (e.g. ``dovecot.deliver``); set
     ``token_owner`` and call ``stop()``/``start()`` to enable XOAUTH2.
     """
     try:
-        from .smtp import SmtpSink
+        from helpdesk_core.testing.servers.smtp import SmtpSink
     except ImportError as exc:  # pragma: no cover
         skip_or_fail(f"aiosmtpd is not installed ({exc}); pip install -e '.[test]'")
     port_starttls = _free_port()
@@ -319,7 +319,7 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture
 def hd_env(tmp_path: Path, db_url: str) -> dict[str, str]:
     """Environment of a fresh installation (home folder, database, secret key)."""
-    from .apps import environment
+    from helpdesk_core.testing.apps import environment
 
     return environment(tmp_path / "home", db_url)
 
@@ -327,7 +327,7 @@ def hd_env(tmp_path: Path, db_url: str) -> dict[str, str]:
 @pytest.fixture
 def app(hd_env: dict[str, str]) -> Iterator["Helpdesk"]:
     """An initialised application on the test database."""
-    from .apps import make_app
+    from helpdesk_core.testing.apps import make_app
 
     application = make_app(hd_env)
     application.upgrade()
@@ -338,7 +338,7 @@ def app(hd_env: dict[str, str]) -> Iterator["Helpdesk"]:
 @pytest.fixture
 def cli(hd_env: dict[str, str]) -> "Cli":
     """``helpdesk`` run in-process on an initialised installation (SQLite and PostgreSQL)."""
-    from .apps import Cli
+    from helpdesk_core.testing.apps import Cli
 
     runner = Cli(hd_env)
     runner("init")

@@ -26,7 +26,7 @@ from email.message import EmailMessage
 
 from hypothesis import strategies as st
 
-from ..threads import DEFAULT_REFERENCE_FORMAT, find_references, format_reference
+from helpdesk_core.mail.references import DEFAULT_REFERENCE_FORMAT, find_references, format_reference
 
 __all__ = ["PREFIXES", "CHARSETS", "subjects", "prefix_chains", "mangled_reference", "client_subjects",
            "encoded_subject_headers", "addresses", "raw_messages"]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from helpdesk_core import hookimpl
 
 if TYPE_CHECKING:
-    from helpdesk_core.context import OutgoingMail
+    from helpdesk_core.hooktypes import OutgoingMail
     from helpdesk_core.models import Department, Mailbox
 
 

@@ -25,7 +25,7 @@ from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import CapabilityError
 
 from helpdesk_core.errors import MailboxError
-from helpdesk_core.providers import MailboxSession, RemoteMessage
+from helpdesk_core.providers.base import MailboxSession, RemoteMessage
 
 from .errors import MAIL_ERRORS, translate
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from helpdesk_core.errors import MailboxError
-from helpdesk_core.providers import MailboxSession, RemoteMessage
+from helpdesk_core.providers.base import MailboxSession, RemoteMessage
 
 from .errors import MAIL_ERRORS, translate
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from helpdesk_core.errors import MailboxError
-from helpdesk_core.providers import MailboxSession, RemoteMessage
+from helpdesk_core.providers.base import MailboxSession, RemoteMessage
 
 from .errors import MAIL_ERRORS, translate
 from .imap import tls_context

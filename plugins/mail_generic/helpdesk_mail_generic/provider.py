@@ -25,7 +25,7 @@ from typing import Any
 from imapclient import IMAPClient
 
 from helpdesk_core.errors import ConfigurationError, MailboxError
-from helpdesk_core.providers import ConfigField, MailboxProvider, MailboxSession
+from helpdesk_core.providers.base import ConfigField, MailboxProvider, MailboxSession
 
 from . import imap, pop3, smtp
 from .imap import ImapSession

@@ -32,7 +32,7 @@ from functools import lru_cache
 from types import TracebackType
 from typing import Any
 
-from helpdesk_core.context import OutgoingMail
+from helpdesk_core.hooktypes import OutgoingMail
 from helpdesk_core.errors import DeliveryError, MailboxError
 
 from .errors import translate_smtp

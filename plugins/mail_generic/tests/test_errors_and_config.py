@@ -14,7 +14,7 @@ import pytest
 from imapclient.exceptions import CapabilityError, LoginError
 
 from helpdesk_core.errors import ConfigurationError, MailboxError
-from helpdesk_core.providers import MailboxProvider
+from helpdesk_core.providers.base import MailboxProvider
 from helpdesk_mail_generic import helpdesk_register_providers
 from helpdesk_mail_generic.errors import translate
 from helpdesk_mail_generic.maildir import maildir_sort_key

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from helpdesk_core.errors import MailboxError
-from helpdesk_core.providers import MailboxSession, RemoteMessage
+from helpdesk_core.providers.base import MailboxSession, RemoteMessage
 from helpdesk_mail_generic.imap import ImapSession
 from helpdesk_mail_generic.maildir import MaildirSession
 from helpdesk_mail_generic.pop3 import Pop3Session

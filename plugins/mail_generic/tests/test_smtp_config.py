@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from helpdesk_core.context import OutgoingMail
+from helpdesk_core.hooktypes import OutgoingMail
 from helpdesk_core.errors import ConfigurationError
 from helpdesk_mail_generic import helpdesk_deliver_reply
 from helpdesk_mail_generic.errors import translate_smtp

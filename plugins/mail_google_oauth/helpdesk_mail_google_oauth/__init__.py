@@ -14,7 +14,7 @@ from helpdesk_core import hookimpl
 if TYPE_CHECKING:
     import click
 
-    from helpdesk_core.context import OutgoingMail
+    from helpdesk_core.hooktypes import OutgoingMail
     from helpdesk_core.models import Department, Mailbox
 
 

@@ -31,7 +31,7 @@ from authlib.oauth2.rfc7523 import JWTBearerGrant
 from joserfc.jwk import RSAKey
 
 from helpdesk_core.errors import MailboxError
-from helpdesk_core.providers import StoredSecrets, update_secrets
+from helpdesk_core.providers.base import StoredSecrets, update_secrets
 
 __all__ = ["GOOGLE_ENDPOINTS", "MAIL_SCOPE", "CONSENT_SCOPES", "REFRESH_AHEAD", "Consent", "ServiceAccountKey",
            "AccessTokens", "consent_request", "exchange_code", "refresh_access_token",
@@ -236,7 +236,7 @@ class AccessTokens:
     ``client_id``, ``token_url``, ...); ``secrets`` holds ``refresh_token`` and ``client_secret``
     (consent mode) or ``service_account_key`` (service-account mode), plus the cached
     ``access_token`` and ``access_token_expires_at``. New tokens are recorded with
-    :func:`~helpdesk_core.providers.update_secrets` (stored at once by the core's StoredSecrets).
+    :func:`~helpdesk_core.providers.base.update_secrets` (stored at once by the core's StoredSecrets).
     """
 
     def __init__(self, config: Mapping[str, Any], secrets: Mapping[str, str]) -> None:

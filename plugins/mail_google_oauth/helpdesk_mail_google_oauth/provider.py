@@ -19,9 +19,9 @@ from typing import Any
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
-from helpdesk_core.context import OutgoingMail
+from helpdesk_core.hooktypes import OutgoingMail
 from helpdesk_core.errors import ConfigurationError, DeliveryError, MailboxError
-from helpdesk_core.providers import ConfigField, MailboxProvider, MailboxSession
+from helpdesk_core.providers.base import ConfigField, MailboxProvider, MailboxSession
 from helpdesk_mail_generic.provider import connect_imap
 from helpdesk_mail_generic.smtp import SmtpConnection, connect_smtp, smtp_settings
 

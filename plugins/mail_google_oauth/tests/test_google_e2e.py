@@ -20,11 +20,11 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
-from helpdesk_core.context import OutgoingMail
-from helpdesk_core.cycle import run_cycle
-from helpdesk_core.delivery import deliver
+from helpdesk_core.hooktypes import OutgoingMail
+from helpdesk_core.inbound.cycle import run_cycle
+from helpdesk_core.outbound.delivery import deliver
 from helpdesk_core.models import Department, Mailbox, Setting
-from helpdesk_core.testing.oauth import OAuthServer
+from helpdesk_core.testing.servers.oauth import OAuthServer
 
 
 def mail(n: int, sender: str = "parent@example.test") -> bytes:

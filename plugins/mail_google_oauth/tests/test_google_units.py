@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from helpdesk_core.errors import ConfigurationError, MailboxError
-from helpdesk_core.providers import StoredSecrets
-from helpdesk_core.testing.oauth import OAuthServer
+from helpdesk_core.providers.base import StoredSecrets
+from helpdesk_core.testing.servers.oauth import OAuthServer
 from helpdesk_mail_google_oauth.loopback import LoopbackReceiver
 from helpdesk_mail_google_oauth.oauth import AccessTokens, consent_request, exchange_code
 from helpdesk_mail_google_oauth.provider import GoogleProvider

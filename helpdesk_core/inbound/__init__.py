@@ -1,0 +1,1 @@
+"""Inbound mail: import cycles, mailbox leases, the importer, thread matching, the worker."""

@@ -1,0 +1,169 @@
+"""One import cycle of one department's mailbox, safe to run from any process."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from helpdesk_core.app import Helpdesk
+from helpdesk_core.errors import HelpdeskError, MailboxError, NotFoundError
+from helpdesk_core.inbound.importer import (
+    BATCH_SIZE, CycleResult, Outcome, acquire_lease, import_batch, release_lease, worker_id,
+)
+from helpdesk_core.models import Department, ImportCycle, Mailbox
+from helpdesk_core.services.departments import stored_secrets
+from helpdesk_core.settings import GeneralSettings
+
+log = logging.getLogger("helpdesk.cycle")
+
+ProgressCallback = Callable[[int, int | None], None]
+
+
+def _count(result: CycleResult, outcome: Outcome) -> None:
+    """``retry`` (left in the mailbox, tried again next cycle) and ``failed`` (kept as a failed
+    import after the last attempt) both count as ``failed``: every fetched message is counted
+    exactly once in created + updated + failed + skipped."""
+    if outcome.status in ("created", "updated"):
+        setattr(result, outcome.status, getattr(result, outcome.status) + 1)
+    elif outcome.status in ("failed", "retry"):
+        result.failed += 1
+    elif outcome.status in ("skipped", "duplicate", "kept"):
+        result.skipped += 1
+
+
+def default_batch_size() -> int:
+    """``HELPDESK_BATCH_SIZE`` from the environment (messages committed per batch), else 100."""
+    value = os.environ.get("HELPDESK_BATCH_SIZE", "").strip()
+    try:
+        return max(1, int(value)) if value else BATCH_SIZE
+    except ValueError:
+        log.warning("HELPDESK_BATCH_SIZE=%r is not a whole number; using %s", value, BATCH_SIZE)
+        return BATCH_SIZE
+
+
+def run_cycle(app: Helpdesk, department_id: int, *, owner: str | None = None,
+              progress: ProgressCallback | None = None, batch_size: int | None = None) -> CycleResult:
+    """Import everything waiting in one department's mailbox. Never raises for mailbox errors:
+    they are recorded on the mailbox (``department status``) and in the result.
+
+    ``batch_size`` defaults to :func:`default_batch_size` (``HELPDESK_BATCH_SIZE`` or 100).
+    """
+    owner = owner or worker_id()
+    batch_size = batch_size or default_batch_size()
+    with app.session() as session:
+        department = session.get(Department, department_id)
+        if department is None:
+            raise NotFoundError(f"No department with id {department_id}.")
+        result = CycleResult(department=department.name)
+        mailbox = department.mailbox
+        if mailbox is None:
+            result.ran = False
+            result.error = "no mailbox configured"
+            return result
+        mailbox_id = mailbox.id
+        if not acquire_lease(session, mailbox_id, owner):
+            result.ran = False
+            result.error = "another worker is importing this mailbox"
+            result.error_kind = "leased"
+            return result
+        cycle = ImportCycle(department_id=department_id, worker=owner)
+        session.add(cycle)
+        session.commit()
+        try:
+            _run(app, session, department, mailbox, result, progress, batch_size, owner)
+        except HelpdeskError as exc:
+            result.error, result.error_kind = exc.message, exc.kind
+        except Exception as exc:  # noqa: BLE001 - recorded, never kills the worker
+            log.exception("cycle of %s failed", department.name)
+            result.error, result.error_kind = f"{type(exc).__name__}: {exc}", "internal"
+        finally:
+            session.rollback()
+            _record(session, cycle.id, mailbox_id, result)
+            release_lease(session, mailbox_id, owner)
+    return result
+
+
+def _run(app: Helpdesk, session, department: Department, mailbox: Mailbox, result: CycleResult,
+         progress: ProgressCallback | None, batch_size: int, owner: str) -> None:
+    provider = app.providers.get(mailbox.provider)
+    secrets = stored_secrets(app, mailbox)  # providers may save rotated tokens (StoredSecrets.save)
+    settings = GeneralSettings.load(session)
+    session.commit()
+    done = 0
+    with provider.open(mailbox.config, secrets) as remote:
+        _track_uidvalidity(session, mailbox, remote)
+        total = remote.count()
+        if progress:
+            progress(0, total)
+        for batch in remote.fetch(batch_size=batch_size):
+            result.fetched += len(batch)
+            ctx = app.context(session, settings)
+            to_delete: list[str] = []
+            for item, outcome in zip(batch, import_batch(ctx, department, [m.raw for m in batch])):
+                _count(result, outcome)
+                if outcome.delete:
+                    to_delete.append(item.key)
+            done += len(batch)
+            if progress:
+                progress(done, total)
+            session.commit()                      # the tickets are safe ...
+            if to_delete:
+                remote.delete(to_delete)          # ... only then acknowledge the mailbox
+                remote.checkpoint()
+                result.deleted += len(to_delete)
+            acquire_lease(session, mailbox.id, owner)
+            del batch, ctx  # never hold two (possibly large) batches at once
+        try:
+            result.waiting = remote.count()
+        except MailboxError:
+            result.waiting = None
+
+
+def _track_uidvalidity(session, mailbox: Mailbox, remote: object) -> None:
+    """Remember the IMAP UIDVALIDITY; when the server renumbers the folder, say so. Nothing else
+    depends on UIDs: the ledger (Message-ID or content hash) recognises mail already imported."""
+    value = getattr(remote, "uidvalidity", None)
+    if value is None:
+        return
+    previous = (mailbox.state or {}).get("uidvalidity")
+    if previous is not None and previous != value:
+        log.warning("%s: UIDVALIDITY changed from %s to %s; the ledger keeps re-listed mail from "
+                    "being imported twice", mailbox.identity, previous, value)
+    if previous != value:
+        mailbox.state = {**(mailbox.state or {}), "uidvalidity": value}
+        session.commit()
+
+
+def _record(session, cycle_id: int, mailbox_id: int, result: CycleResult) -> None:
+    now = datetime.now(UTC)
+    cycle = session.get(ImportCycle, cycle_id)
+    mailbox = session.get(Mailbox, mailbox_id)
+    for name in ("fetched", "created", "updated", "failed", "skipped", "deleted"):
+        setattr(cycle, name, getattr(result, name))
+    cycle.finished_at = now
+    cycle.error, cycle.error_kind = result.error, result.error_kind
+    if mailbox is not None:
+        if result.error:
+            mailbox.failing_since = mailbox.failing_since or now
+            mailbox.last_error, mailbox.last_error_kind = result.error, result.error_kind
+            if result.error_kind == "needs_reauthorization":
+                mailbox.needs_reauthorization = True
+        else:
+            mailbox.last_success_at = now
+            mailbox.failing_since = None
+            mailbox.last_error = mailbox.last_error_kind = None
+            mailbox.waiting = result.waiting
+        interval = mailbox.department.interval_minutes if mailbox.department else 5
+        mailbox.next_run_at = now + timedelta(minutes=interval)
+    session.commit()
+
+
+def departments_with_mailbox(app: Helpdesk) -> list[tuple[int, str]]:
+    with app.session() as session:
+        rows = session.execute(select(Department.id, Department.name).join(Mailbox)
+                               .order_by(Department.name)).all()
+    return [(r.id, r.name) for r in rows]

@@ -1,0 +1,96 @@
+"""The long-running worker: each department on its own interval, failures isolated.
+
+Cycles run in a thread pool, so a department whose server hangs until its timeout never delays
+the others. Mailbox leases keep two workers (on any machine) from importing one mailbox at once.
+SIGTERM/SIGINT stop it cleanly: running cycles finish their current batch, nothing new starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+
+from sqlalchemy import or_, select
+
+from helpdesk_core.app import Helpdesk
+from helpdesk_core.inbound.cycle import run_cycle
+from helpdesk_core.inbound.importer import worker_id
+from helpdesk_core.models import Department, Mailbox
+from helpdesk_core.outbound.outbox import flush_task
+
+log = logging.getLogger("helpdesk.worker")
+
+
+class Worker:
+    """Runs import cycles until stopped. ``tasks`` are callables run every tick; each gets the app
+    and must not raise. Default: :func:`helpdesk_core.outbound.outbox.flush_task` (send due outgoing mail)."""
+
+    def __init__(self, app: Helpdesk, *, threads: int = 4, tick_seconds: float = 5.0,
+                 tasks: list[Callable[[Helpdesk], None]] | None = None) -> None:
+        self.app = app
+        self.threads = threads
+        self.tick_seconds = tick_seconds
+        self.tasks = list(tasks) if tasks is not None else [flush_task]  # default: send the outbox
+        self.stopping = threading.Event()
+        self.owner = worker_id()
+        self._running: dict[int, Future[object]] = {}
+
+    def due(self) -> list[int]:
+        now = datetime.now(UTC)
+        with self.app.session() as session:
+            rows = session.scalars(
+                select(Department.id).join(Mailbox)
+                .where(Mailbox.needs_reauthorization.is_(False),
+                       or_(Mailbox.next_run_at.is_(None), Mailbox.next_run_at <= now))
+                .order_by(Mailbox.next_run_at)).all()
+        return [r for r in rows if r not in self._running]
+
+    def _cycle(self, department_id: int) -> None:
+        try:
+            result = run_cycle(self.app, department_id, owner=self.owner)
+            if result.error:
+                log.warning("%s: %s", result.department, result.error)
+            elif result.fetched:
+                log.info("%s: %s", result.department, result.as_json())
+        except Exception:  # noqa: BLE001
+            log.exception("cycle of department %s crashed", department_id)
+
+    def install_signal_handlers(self) -> None:
+        def stop(signum: int, _frame: object) -> None:
+            log.info("signal %s: stopping after the current batches", signum)
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def _run_tasks(self) -> None:
+        for task in self.tasks:
+            try:
+                task(self.app)
+            except Exception:  # noqa: BLE001
+                log.exception("worker task %r failed", task)
+
+    def run(self, *, once: bool = False) -> None:
+        """Tick until stopped: start the due departments' cycles, and the tasks in a thread of their
+        own (a mail server that hangs while the outbox is flushed never delays an import)."""
+        if threading.current_thread() is threading.main_thread():
+            self.install_signal_handlers()
+        tasks_run: Future[None] | None = None
+        with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="import") as pool, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="tasks") as task_pool:
+            while not self.stopping.is_set():
+                for dept_id in self.due():
+                    self._running[dept_id] = pool.submit(self._cycle, dept_id)
+                if tasks_run is None or tasks_run.done():  # never two runs of the tasks at once
+                    tasks_run = task_pool.submit(self._run_tasks)
+                if once:
+                    for fut in [*self._running.values(), tasks_run]:
+                        fut.result()
+                    break
+                self.stopping.wait(self.tick_seconds)
+                self._running = {k: f for k, f in self._running.items() if not f.done()}
+        log.info("worker stopped")

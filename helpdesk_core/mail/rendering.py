@@ -1,0 +1,106 @@
+"""jinja2 templates of outgoing mail: staff replies and acknowledgements.
+
+Each kind of mail (``reply``, ``acknowledgement``) has three templates, looked up as
+``<kind>/subject.txt``, ``<kind>/body.txt`` and ``<kind>/body.html`` in these folders, first hit wins:
+
+1. the department's option ``templates_dir`` (``helpdesk department set NAME --templates-dir DIR``),
+2. folders plugins add through ``helpdesk_register_template_folders``, in registration order,
+3. the built-in ``helpdesk_core/templates/``.
+
+A folder may override only some files. Autoescaping is on for ``.html`` templates only; text
+templates get the values as they are. Unknown variables are errors (``StrictUndefined``) so a typo in
+a custom template fails loudly instead of sending a mail with a hole in it.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pluggy
+from markupsafe import Markup
+
+from helpdesk_core.errors import ConfigurationError
+from helpdesk_core.models import Department
+
+BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
+KINDS = ("reply", "acknowledgement")
+
+
+@dataclass(frozen=True)
+class RenderedMail:
+    """The rendered parts of one outgoing mail."""
+
+    subject: str
+    text: str
+    html: str
+
+
+def template_folders(pm: pluggy.PluginManager, department: Department | None = None) -> list[Path]:
+    """The template folders for ``department``, highest priority first (see the module docs)."""
+    folders: list[Path] = []
+    custom = (department.options or {}).get("templates_dir") if department is not None else None
+    if custom:
+        folders.append(Path(str(custom)).expanduser())
+    registered: list[Path] = []
+
+    def register(folder: Path) -> None:
+        registered.append(Path(folder))
+
+    pm.hook.helpdesk_register_template_folders(register=register)
+    folders.extend(registered)
+    folders.append(BUILTIN_TEMPLATES)
+    return folders
+
+
+@lru_cache(maxsize=32)
+def _environment(folders: tuple[str, ...]) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(list(folders)),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "htm"), default_for_string=False,
+                                            default=False),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=False,
+    )
+
+
+def text_to_html(text: str) -> Markup:
+    """Plain text as safe HTML paragraphs (escaped; blank lines separate paragraphs)."""
+    paragraphs = [p for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
+    return Markup("\n".join(
+        "<p>" + "<br>\n".join(html.escape(line) for line in p.strip("\n").split("\n")) + "</p>"
+        for p in paragraphs))
+
+
+def render_mail(pm: pluggy.PluginManager, department: Department, kind: str,
+                variables: dict[str, Any]) -> RenderedMail:
+    """Render ``kind``'s subject, text and HTML templates for ``department`` with ``variables``.
+
+    ``variables["body"]`` (if any) is also offered to the HTML template as ``body_html``.
+    Raises ConfigurationError naming the template when one is missing or broken.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown mail kind {kind!r}")
+    folders = tuple(str(f) for f in template_folders(pm, department))
+    env = _environment(folders)
+    values = dict(variables)
+    values.setdefault("body_html", text_to_html(str(values.get("body", ""))))
+    out: dict[str, str] = {}
+    for part in ("subject.txt", "body.txt", "body.html"):
+        name = f"{kind}/{part}"
+        try:
+            out[part] = env.get_template(name).render(values)
+        except jinja2.TemplateNotFound:
+            raise ConfigurationError(f"Mail template {name!r} not found in {', '.join(folders)}: "
+                                     "restore it or fix the department's templates_dir.") from None
+        except jinja2.TemplateError as exc:
+            where = getattr(exc, "filename", None) or name
+            line = getattr(exc, "lineno", None)
+            raise ConfigurationError(f"Mail template {where}{f' line {line}' if line else ''} is broken "
+                                     f"({type(exc).__name__}: {exc}): fix the template.") from exc
+    subject = " ".join(out["subject.txt"].split())
+    return RenderedMail(subject=subject, text=out["body.txt"].strip("\n") + "\n", html=out["body.html"])

@@ -1,0 +1,1 @@
+"""Outbound mail: the outbox (queue, claim, deliver)."""
