@@ -79,6 +79,10 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+#: where :class:`HelpdeskGroup` keeps the invocation's hook facade (``click.Context.meta``)
+HOOKS_KEY = "helpdesk.hooks"
+
+
 class HelpdeskGroup(click.Group):
     """The top-level group: before its arguments are parsed (so ``--help`` and plugin commands
     work), it builds the invocation's one plugin manager and adds the plugins' commands with it."""
@@ -87,8 +91,6 @@ class HelpdeskGroup(click.Group):
         ctx.meta[HOOKS_KEY] = register_plugin_commands(self)
         return super().parse_args(ctx, args)
 
-
-HOOKS_KEY = "helpdesk.hooks"
 
 
 @click.group(cls=HelpdeskGroup, context_settings={"help_option_names": ["-h", "--help"]})
