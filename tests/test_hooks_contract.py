@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pluggy
 import pytest
+from sqlalchemy import func, select
 
 from helpdesk_core import hookimpl, hookspecs
 from helpdesk_core.hooktypes import HelpdeskContext
+from helpdesk_core.models import OutboxMessage
 from helpdesk_core.plugins import DEFAULT_PLUGINS, Hooks, get_plugin_manager
 from helpdesk_core.services.departments import set_department_options
 from helpdesk_core.services.permissions import SYSTEM
@@ -176,12 +178,16 @@ def test_registration_hooks_run_once_per_application(hd_env, tmp_path):
         set_department_options(s, actor=SYSTEM, department="Tech", acknowledge=True)
         s.commit()
     for i in range(3):  # three new tickets, three acknowledgements rendered
-        assert ingest(app, plain(subject=f"Printer {i}", sender=f"p{i}@example.test"), department="Tech").status == "created"
-    assert ingest(app, plain(subject="Re: [Ticket #1]", sender="p0@example.test"), department="Tech").status == "updated"
-    for ticket_id in (1, 2):
+        raw = plain(subject=f"Printer {i}", sender=f"p{i}@example.test")
+        assert ingest(app, raw, department="Tech").status == "created"
+    raw = plain(subject="Re: [Ticket #1]", sender="p0@example.test")
+    assert ingest(app, raw, department="Tech").status == "updated"
+    for ticket_id in (1, 2):  # two replies rendered
         with app.session() as s:
             reply_to_ticket(app, s, actor=SYSTEM, ticket_id=ticket_id, body="On it.")
             s.commit()
+    with app.session() as s:
+        assert s.scalar(select(func.count(OutboxMessage.id))) == 5
     assert app.providers is app.providers
     assert counter.calls == {name: 1 for name in REGISTRATION_HOOKS if name != "helpdesk_register_commands"}
 

@@ -104,7 +104,8 @@ def helpdesk_message_imported(message: ParsedMessage, ticket_message: TicketMess
     try:
         mail = compose_mail(
             kind="acknowledgement", department=department, ticket=ticket, secrets=context.secrets,
-            template_folders=context.hooks.template_folders, reference_format=context.settings.get("mail.ticket_reference_format"),
+            template_folders=context.hooks.template_folders,
+            reference_format=context.settings.get("mail.ticket_reference_format"),
             to=[Address(message.from_.email.lower(), message.from_.name)],
             in_reply_to=message.message_id, references=list(message.references), now=context.now)
     except HelpdeskError as exc:  # a broken template must not block the import of the ticket
