@@ -171,7 +171,7 @@ def settings_set(state: CliState, key: str, value: str) -> None:
 
     with state.session() as (app, session, actor):
         require_manage_settings(actor)
-        stored = set_setting(session, key, value, pm=app.pm)
+        stored = set_setting(session, key, value, hooks=app.hooks)
     click.echo(f"{key} = {stored}")
 
 
