@@ -9,7 +9,7 @@ import pytest
 from helpdesk_core import hookimpl
 from helpdesk_core.hooktypes import Classification, OutgoingMail
 from helpdesk_core.outbound.delivery import deliver
-from helpdesk_core.errors import DeliveryError
+from helpdesk_core.errors import DeliveryError, PluginError
 from helpdesk_core.models import Department, Ticket, TicketMessage
 from helpdesk_core.plugins import collect_providers, get_plugin_manager
 from helpdesk_core.providers.base import MailboxProvider
@@ -159,5 +159,5 @@ def test_register_providers_collects_and_refuses_duplicates():
     pm = get_plugin_manager(load_entrypoints=False, extra_plugins=[RegistersDummy()])
     assert "dummy" in collect_providers(pm).providers
     pm2 = get_plugin_manager(load_entrypoints=False, extra_plugins=[RegistersDummy(), RegistersDummy()])
-    with pytest.raises(ValueError, match="registered twice"):
+    with pytest.raises(PluginError, match="registered twice"):
         collect_providers(pm2)

@@ -100,7 +100,7 @@ class FakeSession(MailboxSession):
     def count(self) -> int | None:
         return len(self.box) - len(set(self._pending) & set(self.box.messages))
 
-    def fetch(self, *, batch_size: int = 100, max_size: int | None = None) -> Iterator[list[RemoteMessage]]:
+    def fetch(self, *, batch_size: int = 100) -> Iterator[list[RemoteMessage]]:
         size = max(1, int(batch_size))
         listing = [(k, r) for k, r in self.box.snapshot() if k not in self._pending]
         yielded = 0
@@ -110,10 +110,7 @@ class FakeSession(MailboxSession):
                 if self.box.fail_fetch_after is not None and yielded >= self.box.fail_fetch_after:
                     self.box.fail_fetch_after = None
                     raise self.box.fetch_error
-                if max_size is not None and len(raw) > max_size:
-                    batch.append(RemoteMessage(key=key, raw=b"", size=len(raw)))
-                else:
-                    batch.append(RemoteMessage(key=key, raw=raw, size=len(raw)))
+                batch.append(RemoteMessage(key=key, raw=raw, size=len(raw)))
                 yielded += 1
             yield batch
         if self.box.fail_fetch_after is not None and yielded >= self.box.fail_fetch_after:

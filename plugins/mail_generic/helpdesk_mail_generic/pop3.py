@@ -160,7 +160,7 @@ class Pop3Session(MailboxSession):
         except MAIL_ERRORS as exc:
             raise translate(exc, config=self.config, step="count") from exc
 
-    def fetch(self, *, batch_size: int = 100, max_size: int | None = None) -> Iterator[list[RemoteMessage]]:
+    def fetch(self, *, batch_size: int = 100) -> Iterator[list[RemoteMessage]]:
         """Yield messages in message-number order (= arrival order), ``RETR`` with CRLF restored."""
         size = max(1, int(batch_size))
         yielded: set[str] = set()
@@ -181,15 +181,12 @@ class Pop3Session(MailboxSession):
             batch: list[RemoteMessage] = []
             pop = self._pop()
             for entry in chunk:
-                if max_size is not None and entry.size > max_size:
-                    raw = b""
-                else:
-                    try:
-                        lines = pop.retr(entry.number)[1]
-                    except MAIL_ERRORS as exc:
-                        raise translate(exc, config=self.config, step="fetch") from exc
-                    raw = b"".join(line + b"\r\n" for line in lines)
-                batch.append(RemoteMessage(key=str(entry.number), raw=raw, size=entry.size if not raw else len(raw)))
+                try:
+                    lines = pop.retr(entry.number)[1]
+                except MAIL_ERRORS as exc:
+                    raise translate(exc, config=self.config, step="fetch") from exc
+                raw = b"".join(line + b"\r\n" for line in lines)
+                batch.append(RemoteMessage(key=str(entry.number), raw=raw, size=len(raw)))
                 if entry.uidl is not None:
                     yielded.add(entry.uidl)
                 yielded_count += 1
