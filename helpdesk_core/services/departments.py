@@ -88,8 +88,9 @@ def set_mailbox(app: Helpdesk, session: Session, *, actor: Actor, department: st
     merged.update({k: v for k, v in secrets.items() if v is not None})
     missing = [f.name for f in prov.fields if f.secret and f.required and not merged.get(f.name)]
     if missing:
-        raise ConfigurationError(f"Missing secret setting(s) {', '.join(missing)}: pass them with "
-                                 "--password-stdin (or the provider's own option).")
+        raise ConfigurationError(f"Missing secret setting(s) {', '.join(missing)} of provider {provider!r}: "
+                                 "give them with the secrets (set-mailbox: --secret-stdin NAME, read from "
+                                 "standard input).")
     facts = prov.validate(normalized, merged) if validate else {}
     encrypted = app.secrets.encrypt(merged)
     if current is None:
