@@ -266,3 +266,16 @@ def test_third_party_provider_with_secret_field_end_to_end(cli, hd_env, tmp_path
     assert all(token not in text for text in outputs)
     dump = _dump_database(hd_env["HELPDESK_DATABASE_URL"])
     assert token.encode() not in dump and b"api_token" not in dump  # encrypted, names included
+
+
+def test_secret_is_prompted_for_hidden_on_a_terminal(cli, tmp_path, monkeypatch):
+    """On a terminal the secret comes from a hidden prompt (nothing echoed), not from a line."""
+    import click.testing
+
+    module = _install_throwaway(tmp_path, monkeypatch)
+    cli("department", "add", "Tech", "--sender", "techhelp@district.test")
+    monkeypatch.setattr(click.testing._NamedTextIOWrapper, "isatty", lambda self: True)
+    result = cli("department", "set-mailbox", "Tech", "--provider", "throwaway", "--account", "acme",
+                 "--api-token-stdin", input="tok-s3cret-42\n")
+    assert "API token (throwaway):" in result.output and "tok-s3cret-42" not in result.output
+    assert module.OPENED[-1][1] == {"api_token": "tok-s3cret-42"}
