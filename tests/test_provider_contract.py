@@ -17,8 +17,7 @@ from helpdesk_core.errors import (
 from helpdesk_core.hooktypes import OutgoingMail
 from helpdesk_core.models import Department
 from helpdesk_core.outbound.delivery import deliver
-from helpdesk_core.plugins import collect_providers, get_plugin_manager
-from helpdesk_core.providers import MailboxProvider, MailboxSession, StoredSecrets
+from helpdesk_core.providers import MailboxProvider, MailboxSession, ProviderRegistry, StoredSecrets
 from helpdesk_core.services.departments import add_department, set_mailbox
 from helpdesk_core.services.permissions import SYSTEM
 from helpdesk_core.testing.apps import memory_app
@@ -137,33 +136,23 @@ class Nameless(MailboxProvider):
         raise NotImplementedError
 
 
-class Registers:
-    def __init__(self, provider):
-        self.provider = provider
-
-    @hookimpl
-    def helpdesk_register_providers(self, register):
-        register(self.provider)
-
-
 @pytest.mark.parametrize(("provider", "words"), [
-    (NotAProvider(), "not a mailbox provider"),
-    (Nameless(), "without a name"),
+    (NotAProvider(), "Plugin 'acme-mail' registered .* not a mailbox provider"),
+    (Nameless(), "Plugin 'acme-mail' registered a provider without a name"),
 ])
 def test_registry_refuses_with_a_plugin_error_naming_the_plugin(provider, words):
-    plugin = Registers(provider)
-    pm = get_plugin_manager(load_entrypoints=False, extra_plugins=[plugin])
     with pytest.raises(PluginError, match=words) as info:
-        collect_providers(pm)
-    assert f"Plugin {type(provider).__module__!r}" in info.value.message  # the plugin, for the admin
+        ProviderRegistry().register(provider, plugin="acme-mail")
+    assert info.value.kind == "plugin"
 
 
 def test_duplicate_provider_names_both_plugins():
-    first, second = FakePlugin(), FakePlugin()
-    pm = get_plugin_manager(load_entrypoints=False, extra_plugins=[first, second])
+    registry = ProviderRegistry()
+    registry.register(FakePlugin().provider, plugin="acme-mail")
     with pytest.raises(PluginError, match="'fake' is registered twice") as info:
-        collect_providers(pm)
-    assert info.value.kind == "plugin" and "HELPDESK_DISABLE_PLUGINS" in info.value.message
+        registry.register(FakePlugin().provider, plugin="other-mail")
+    assert "'acme-mail'" in info.value.message and "'other-mail'" in info.value.message
+    assert "HELPDESK_DISABLE_PLUGINS" in info.value.message
 
 
 def test_fetch_takes_no_max_size():

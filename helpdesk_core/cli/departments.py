@@ -55,6 +55,7 @@ def department_list(state: CliState, as_json: bool) -> None:
 _FIXED_OPTIONS = ("name", "provider", "extra", "secret_stdin", "no_validate", "help")
 _CLICK_TYPES: dict[str, Any] = {"int": int, "path": click.Path()}
 _META = "helpdesk.provider_field_options"
+_PROBLEM = "helpdesk.provider_field_options.problem"
 
 
 def _stdin_flag(field_name: str) -> str:
@@ -92,21 +93,27 @@ def _field_options(providers: ProviderRegistry) -> list[click.Option]:
 
 
 def _installed_providers(ctx: click.Context) -> ProviderRegistry:
-    """The providers of this CLI's application (one plugin manager); before ``helpdesk init``
-    (no secret key yet) those of a bare plugin manager, so ``--help`` still lists the options."""
+    """The providers of this invocation's application (its one plugin manager); none when there
+    is no application (e.g. no secret key before ``helpdesk init``): the reason is kept for
+    :meth:`ProviderFieldsCommand.parse_args`."""
     state = ctx.find_object(CliState)
     try:
         if state is not None:
             return state.app().providers
-    except HelpdeskError:
-        pass
-    from helpdesk_core.plugins import collect_providers, get_plugin_manager
-
-    return collect_providers(get_plugin_manager())
+    except HelpdeskError as exc:
+        ctx.meta[_PROBLEM] = exc
+    return ProviderRegistry()
 
 
 class ProviderFieldsCommand(click.Command):
     """A command whose options include one per field of the installed providers."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        self.get_params(ctx)
+        problem = ctx.meta.get(_PROBLEM)
+        if problem is not None and not set(args) & set(ctx.help_option_names):
+            fail(problem.message, 1)  # the real reason, not "no such option --host"
+        return super().parse_args(ctx, args)
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         if _META not in ctx.meta:
