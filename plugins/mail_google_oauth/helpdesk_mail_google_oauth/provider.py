@@ -6,8 +6,9 @@ with an access token from :class:`~helpdesk_mail_google_oauth.oauth.AccessTokens
 token that the server refuses (revoked early) is replaced by a fresh one once.
 
 Mailboxes are connected with ``helpdesk department connect-google`` (see :mod:`.service`), which
-fills the configuration and the secrets; ``set-mailbox --provider google`` is possible too but
-needs the secrets from somewhere.
+fills the configuration and the secrets; ``set-mailbox --provider google`` is possible too, with
+the secrets on standard input (``--refresh-token-stdin``, ``--client-secret-stdin``, ...).
+The same provider object sends the department's mail (:meth:`GoogleProvider.deliver`).
 """
 
 from __future__ import annotations
