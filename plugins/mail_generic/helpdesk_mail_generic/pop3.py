@@ -75,7 +75,6 @@ class _POP3_SSL(_LongLines, poplib.POP3_SSL):  # noqa: N801 - mirrors poplib's n
 @dataclass
 class _Entry:
     number: int
-    size: int
     uidl: str | None
 
 
@@ -193,13 +192,10 @@ class Pop3Session(MailboxSession):
             yield batch
 
     def _listing(self) -> list[_Entry]:
-        """``LIST`` sizes plus ``UIDL`` ids (when the server has UIDL) in message-number order."""
+        """``LIST`` message numbers plus ``UIDL`` ids (when the server has UIDL), in order."""
         pop = self._pop()
         try:
-            sizes = {}
-            for line in pop.list()[1]:
-                number, octets = line.split()[:2]
-                sizes[int(number)] = int(octets)
+            numbers = sorted(int(line.split()[0]) for line in pop.list()[1])
             uidls: dict[int, str] = {}
             try:
                 for line in pop.uidl()[1]:
@@ -209,7 +205,7 @@ class Pop3Session(MailboxSession):
                 pass
         except MAIL_ERRORS as exc:
             raise translate(exc, config=self.config, step="fetch") from exc
-        return [_Entry(n, sizes[n], uidls.get(n)) for n in sorted(sizes)]
+        return [_Entry(n, uidls.get(n)) for n in numbers]
 
     def delete(self, keys: Sequence[str]) -> None:
         """``DELE`` each message number; permanent at the next :meth:`checkpoint` or :meth:`close`."""
