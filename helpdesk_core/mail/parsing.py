@@ -29,6 +29,8 @@ from urllib.parse import unquote_to_bytes
 from helpdesk_core.mail.headers import (
     _FOLD_RE, _SPACES_RE, _parse_addresses, _parse_date, _parse_ids, decode_header_value,
 )
+from helpdesk_core.mail.controls import strip_controls
+from helpdesk_core.mail.headers import sender_warning
 from helpdesk_core.mail.html import html_to_text, sanitize_html
 from helpdesk_core.mail.largeparts import MARKER_HEADER, StoredPart, stream_large_parts
 from helpdesk_core.mail.message import ParsedAttachment, ParsedMessage
@@ -36,6 +38,7 @@ from helpdesk_core.mail.mimeparts import (
     _message_bytes, _unpack_tnef, _without_nul, content_was_lost, decode_bytes, extract_uuencoded,
     sanitize_filename,
 )
+from helpdesk_core.mail.mimeparts import SNIFF_BYTES, safe_content_type
 from helpdesk_core.mail.quotes import strip_quoted
 from helpdesk_core.storage import AttachmentStorage
 
@@ -158,9 +161,11 @@ def _payload_bytes(part: Message, defects: list[str], label: str) -> bytes:
 class _Walker:
     """Walks the MIME tree once, sorting leaves into body texts and attachments."""
 
-    def __init__(self, defects: list[str], stored: dict[str, StoredPart] | None = None) -> None:
+    def __init__(self, defects: list[str], stored: dict[str, StoredPart] | None = None,
+                 storage: AttachmentStorage | None = None) -> None:
         self.defects = defects
         self.stored = stored or {}
+        self.storage = storage
         self.plain: list[str] = []
         self.html: list[str] = []
         self.attachments: list[ParsedAttachment] = []
@@ -170,11 +175,19 @@ class _Walker:
         if ctype == "application/octet-stream" and name:
             ctype = mimetypes.guess_type(name, strict=False)[0] or ctype
         filename = sanitize_filename(name, len(self.attachments) + 1, ctype)
+        ctype = safe_content_type(filename, ctype, data[:SNIFF_BYTES] if stored is None else self._head(stored))
         if stored is None:
             self.attachments.append(ParsedAttachment(filename, ctype, data, cid, inline))
         else:
             self.attachments.append(ParsedAttachment(filename, ctype, b"", cid, inline, stored_key=stored.key,
                                                      stored_size=stored.size, stored_sha256=stored.sha256))
+
+    def _head(self, stored: StoredPart) -> bytes:
+        """The first bytes of a part already streamed into the storage (for :func:`safe_content_type`)."""
+        if self.storage is None:
+            return b""
+        with self.storage.open(stored.key) as fh:
+            return fh.read(SNIFF_BYTES)
 
     def _stored_part(self, part: Message) -> StoredPart | None:
         """The stored body of a skeleton part (see :mod:`helpdesk_core.mail.largeparts`), if it is one."""
@@ -288,7 +301,7 @@ def _salvage(raw: bytes, exc: BaseException) -> ParsedMessage:
     for key in ("subject", "from"):
         m = re.search(rf"(?im)^{key}:[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", text)
         if m and key == "subject":
-            msg.subject = _SPACES_RE.sub(" ", decode_header_value(m.group(1)))
+            msg.subject = strip_controls(_SPACES_RE.sub(" ", decode_header_value(m.group(1))))
         elif m:
             found = _parse_addresses(m.group(1), [], "From")
             msg.from_ = found[0] if found else None
@@ -335,7 +348,7 @@ def parse_message(raw: bytes, *, storage: AttachmentStorage | None = None,
         try:
             large = stream_large_parts(raw, storage, large_part_threshold, _becomes_attachment, _POLICY)
             if large is not None:
-                result = _parse(large.skeleton, large.stored)
+                result = _parse(large.skeleton, large.stored, storage)
                 result.raw, result._raw_sha256 = raw, None
                 return _without_nul(result)
         except Exception:  # noqa: BLE001 - the normal path below decodes everything itself
@@ -349,7 +362,8 @@ def parse_message(raw: bytes, *, storage: AttachmentStorage | None = None,
             return ParsedMessage(raw=raw, defects=["message could not be parsed"])
 
 
-def _parse(raw: bytes, stored: dict[str, StoredPart] | None = None) -> ParsedMessage:
+def _parse(raw: bytes, stored: dict[str, StoredPart] | None = None,
+           storage: AttachmentStorage | None = None) -> ParsedMessage:
     defects: list[str] = []
     msg = BytesParser(policy=_POLICY).parsebytes(raw)
     result = ParsedMessage(raw=raw, defects=defects)
@@ -363,7 +377,7 @@ def _parse(raw: bytes, stored: dict[str, StoredPart] | None = None) -> ParsedMes
         result.headers.append((name, decoded))
         first.setdefault(name.lower(), str(value))
 
-    result.subject = _SPACES_RE.sub(" ", decode_header_value(first.get("subject", ""))).strip()
+    result.subject = strip_controls(_SPACES_RE.sub(" ", decode_header_value(first.get("subject", ""))))
     senders = _parse_addresses(first.get("from"), defects, "From")
     for fallback in ("sender", "return-path"):
         if not senders and first.get(fallback):
@@ -371,6 +385,7 @@ def _parse(raw: bytes, stored: dict[str, StoredPart] | None = None) -> ParsedMes
             if senders:
                 defects.append(f"no usable From address; sender taken from {fallback.title()}")
     result.from_ = senders[0] if senders else None
+    result.sender_warning = sender_warning(senders)
     result.reply_to = _parse_addresses(first.get("reply-to"), defects, "Reply-To")
     result.to = _parse_addresses(first.get("to"), defects, "To")
     result.cc = _parse_addresses(first.get("cc"), defects, "Cc")
@@ -381,7 +396,7 @@ def _parse(raw: bytes, stored: dict[str, StoredPart] | None = None) -> ParsedMes
     result.date = _parse_date(first.get("date"), defects)
     result.content_type = _content_type(msg, defects)
 
-    walker = _Walker(defects, stored)
+    walker = _Walker(defects, stored, storage)
     walker.walk(msg)
     result.attachments = walker.attachments
     plain = [t for t in walker.plain if t.strip()]
