@@ -239,3 +239,11 @@ def test_terminal_escape_sequences_are_removed() -> None:
     text = "Printer\x1b]0;owned\x07 \x1b[2J\x1b[31mbroken\x1b[0m\r\x9b31m\x1bPq#0\x1b\\ok\x08\u202e\nline 2\tx"
     assert terminal_safe(text) == "Printer brokenok\nline 2\tx"
     assert terminal_safe("Grüße – 日本") == "Grüße – 日本"
+
+
+def test_ticket_list_prints_no_escape_sequence_from_a_subject(cli) -> None:
+    cli("department", "add", DEPARTMENT, "--sender", "techhelp@district.test")
+    raw = raw_mail("alice@school.test", subject="=?utf-8?q?Printer=1B]0;owned=07?= \x1b[2Jbroken\x9b")
+    cli("ingest", "--department", DEPARTMENT, input=raw)
+    out = cli("ticket", "list").output
+    assert "Printer]0;owned [2Jbroken" in out and not any(c in out for c in "\x1b\x07\x9b")
