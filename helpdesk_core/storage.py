@@ -103,7 +103,7 @@ class AttachmentStorage:
 
 
 def download_headers(filename: str, content_type: str, head: bytes = b"") -> dict[str, str]:
-    """HTTP headers for serving a stored attachment: whoever sends a file to a browser uses these.
+    r"""HTTP headers for serving a stored attachment: whoever sends a file to a browser uses these.
 
     ``Content-Disposition: attachment`` (the browser saves, never renders, the file) with an ASCII
     ``filename`` and the exact UTF-8 ``filename*`` (RFC 6266 / RFC 5987); ``X-Content-Type-Options:
