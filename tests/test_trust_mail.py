@@ -116,6 +116,11 @@ def test_stored_content_type_follows_bytes_and_extension(filename, declared, dat
     assert safe_content_type(filename, declared, data[:512]) == expected
 
 
+def test_forwarded_mail_keeps_its_type_even_with_html_inside() -> None:
+    forwarded = b"Subject: x\r\nContent-Type: text/html\r\n\r\n<html><body>hi</body></html>"
+    assert safe_content_type("x.eml", "message/rfc822", forwarded) == "message/rfc822"
+
+
 def _with_attachment(filename: str, ctype: str, data: bytes) -> bytes:
     import base64
 

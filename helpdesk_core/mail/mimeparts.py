@@ -134,10 +134,11 @@ def safe_content_type(filename: str | None, declared: str | None, head: bytes) -
 
     A known signature in the bytes decides (``image.png`` with PNG bytes is ``image/png`` whatever
     was declared); for a zip or OLE container, the type of the name (``.docx``) is kept. Otherwise
-    the declared type is kept (the name's type when ``application/octet-stream`` was declared) --
-    unless a browser would render it as a document or run it (HTML, XHTML, SVG, XML, script types),
-    or the bytes are markup: such a file is stored as ``text/plain`` (no NUL bytes) or
-    ``application/octet-stream``. Never returns an active type; never raises.
+    the declared type is kept (the name's type when ``application/octet-stream`` was declared;
+    ``message/*`` always) -- unless a browser would render it as a document or run it (HTML,
+    XHTML, SVG, XML, script types), or the bytes are markup: such a file is stored as
+    ``text/plain`` (no NUL bytes) or ``application/octet-stream``. Never returns an active type;
+    never raises.
     """
     declared = (declared or "").strip().lower() or "application/octet-stream"
     guessed = (mimetypes.guess_type(filename or "", strict=False)[0] or "").lower()
@@ -149,6 +150,8 @@ def safe_content_type(filename: str | None, declared: str | None, head: bytes) -
         return kept or sniffed
     if sniffed:
         return sniffed
+    if claimed.startswith("message/") and not _is_active(claimed):  # a forwarded mail or a delivery report: its body may be HTML
+        return claimed
     if _is_active(claimed) or (guessed and _is_active(guessed)) or _MARKUP_RE.search(head):
         return "text/plain" if b"\x00" not in head else "application/octet-stream"
     return claimed
