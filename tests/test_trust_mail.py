@@ -15,6 +15,8 @@ import email.policy
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from helpdesk_core.mail.compose import build_message
@@ -217,6 +219,16 @@ def test_outgoing_headers_never_fail_because_of_a_stored_name() -> None:
     assert b"\r\nX-Evil" not in head
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert parsed["To"].addresses[0].addr_spec == "ann@school.test"
+    assert [a.addr_spec for a in parsed["Cc"].addresses] == ["cara@school.test"]
+
+
+@given(st.text(max_size=200), st.text(max_size=200))
+def test_any_stored_name_or_subject_makes_a_sendable_mail(name: str, subject: str) -> None:
+    msg = build_message(mail_from=Address("techhelp@district.test", name), to=[Address("ann@school.test", name)],
+                        cc=[Address("cara@school.test", name[::-1])], subject=subject, text="t", html="h",
+                        message_id="1@district.test", date=datetime(2026, 11, 20, tzinfo=UTC))
+    parsed = email.message_from_bytes(msg.as_bytes(policy=email.policy.SMTP), policy=email.policy.default)
+    assert [a.addr_spec for a in parsed["To"].addresses] == ["ann@school.test"]
     assert [a.addr_spec for a in parsed["Cc"].addresses] == ["cara@school.test"]
 
 
