@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 from urllib.parse import quote
 
 from helpdesk_core.mail.controls import strip_controls
-from helpdesk_core.mail.mimeparts import safe_content_type
+from helpdesk_core.mail.filetypes import safe_content_type
 
 _ASCII_FALLBACK_RE = re.compile(r'[^\x20-\x7e]|["\\]')
 
@@ -108,7 +108,7 @@ def download_headers(filename: str, content_type: str, head: bytes = b"") -> dic
     ``Content-Disposition: attachment`` (the browser saves, never renders, the file) with an ASCII
     ``filename`` and the exact UTF-8 ``filename*`` (RFC 6266 / RFC 5987); ``X-Content-Type-Options:
     nosniff`` and a sandboxing ``Content-Security-Policy`` (the browser never guesses a renderable
-    type); ``Content-Type`` made safe again by :func:`~helpdesk_core.mail.mimeparts.safe_content_type`
+    type); ``Content-Type`` made safe again by :func:`~helpdesk_core.mail.filetypes.safe_content_type`
     (for rows stored before types were checked; ``head`` is the file's first bytes, if at hand).
     Names lose control characters, so no value can break a header line.
 

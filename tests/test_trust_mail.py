@@ -23,7 +23,7 @@ from helpdesk_core.mail.compose import build_message
 from helpdesk_core.mail.controls import strip_controls, terminal_safe
 from helpdesk_core.mail.html import sanitize_html
 from helpdesk_core.mail.message import Address
-from helpdesk_core.mail.mimeparts import safe_content_type
+from helpdesk_core.mail.filetypes import safe_content_type
 from helpdesk_core.mail.parsing import parse_message
 from helpdesk_core.models import OutboxMessage, Ticket
 from helpdesk_core.services.permissions import SYSTEM

@@ -29,8 +29,6 @@ from urllib.parse import unquote_to_bytes
 from helpdesk_core.mail.headers import (
     _FOLD_RE, _SPACES_RE, _parse_addresses, _parse_date, _parse_ids, decode_header_value,
 )
-from helpdesk_core.mail.controls import strip_controls
-from helpdesk_core.mail.headers import sender_warning
 from helpdesk_core.mail.html import html_to_text, sanitize_html
 from helpdesk_core.mail.largeparts import MARKER_HEADER, StoredPart, stream_large_parts
 from helpdesk_core.mail.message import ParsedAttachment, ParsedMessage
@@ -38,9 +36,11 @@ from helpdesk_core.mail.mimeparts import (
     _message_bytes, _unpack_tnef, _without_nul, content_was_lost, decode_bytes, extract_uuencoded,
     sanitize_filename,
 )
-from helpdesk_core.mail.mimeparts import SNIFF_BYTES, safe_content_type
 from helpdesk_core.mail.quotes import strip_quoted
 from helpdesk_core.storage import AttachmentStorage
+from helpdesk_core.mail.controls import strip_controls
+from helpdesk_core.mail.filetypes import SNIFF_BYTES, safe_content_type
+from helpdesk_core.mail.headers import sender_warning
 
 __all__ = ["parse_message", "decode_bytes", "decode_header_value", "sanitize_filename", "extract_uuencoded",
            "content_was_lost"]
@@ -161,11 +161,9 @@ def _payload_bytes(part: Message, defects: list[str], label: str) -> bytes:
 class _Walker:
     """Walks the MIME tree once, sorting leaves into body texts and attachments."""
 
-    def __init__(self, defects: list[str], stored: dict[str, StoredPart] | None = None,
-                 storage: AttachmentStorage | None = None) -> None:
+    def __init__(self, defects: list[str], stored: dict[str, StoredPart] | None = None) -> None:
         self.defects = defects
         self.stored = stored or {}
-        self.storage = storage
         self.plain: list[str] = []
         self.html: list[str] = []
         self.attachments: list[ParsedAttachment] = []
@@ -175,19 +173,13 @@ class _Walker:
         if ctype == "application/octet-stream" and name:
             ctype = mimetypes.guess_type(name, strict=False)[0] or ctype
         filename = sanitize_filename(name, len(self.attachments) + 1, ctype)
-        ctype = safe_content_type(filename, ctype, data[:SNIFF_BYTES] if stored is None else self._head(stored))
         if stored is None:
-            self.attachments.append(ParsedAttachment(filename, ctype, data, cid, inline))
-        else:
-            self.attachments.append(ParsedAttachment(filename, ctype, b"", cid, inline, stored_key=stored.key,
+            self.attachments.append(ParsedAttachment(filename, safe_content_type(filename, ctype, data[:SNIFF_BYTES]),
+                                                     data, cid, inline))
+        else:  # the bytes are in the storage: the name and the declared type decide (still never active)
+            self.attachments.append(ParsedAttachment(filename, safe_content_type(filename, ctype, b""), b"", cid,
+                                                     inline, stored_key=stored.key,
                                                      stored_size=stored.size, stored_sha256=stored.sha256))
-
-    def _head(self, stored: StoredPart) -> bytes:
-        """The first bytes of a part already streamed into the storage (for :func:`safe_content_type`)."""
-        if self.storage is None:
-            return b""
-        with self.storage.open(stored.key) as fh:
-            return fh.read(SNIFF_BYTES)
 
     def _stored_part(self, part: Message) -> StoredPart | None:
         """The stored body of a skeleton part (see :mod:`helpdesk_core.mail.largeparts`), if it is one."""
@@ -348,7 +340,7 @@ def parse_message(raw: bytes, *, storage: AttachmentStorage | None = None,
         try:
             large = stream_large_parts(raw, storage, large_part_threshold, _becomes_attachment, _POLICY)
             if large is not None:
-                result = _parse(large.skeleton, large.stored, storage)
+                result = _parse(large.skeleton, large.stored)
                 result.raw, result._raw_sha256 = raw, None
                 return _without_nul(result)
         except Exception:  # noqa: BLE001 - the normal path below decodes everything itself
@@ -362,8 +354,7 @@ def parse_message(raw: bytes, *, storage: AttachmentStorage | None = None,
             return ParsedMessage(raw=raw, defects=["message could not be parsed"])
 
 
-def _parse(raw: bytes, stored: dict[str, StoredPart] | None = None,
-           storage: AttachmentStorage | None = None) -> ParsedMessage:
+def _parse(raw: bytes, stored: dict[str, StoredPart] | None = None) -> ParsedMessage:
     defects: list[str] = []
     msg = BytesParser(policy=_POLICY).parsebytes(raw)
     result = ParsedMessage(raw=raw, defects=defects)
@@ -377,7 +368,7 @@ def _parse(raw: bytes, stored: dict[str, StoredPart] | None = None,
         result.headers.append((name, decoded))
         first.setdefault(name.lower(), str(value))
 
-    result.subject = strip_controls(_SPACES_RE.sub(" ", decode_header_value(first.get("subject", ""))))
+    result.subject = _SPACES_RE.sub(" ", decode_header_value(first.get("subject", ""))).strip()
     senders = _parse_addresses(first.get("from"), defects, "From")
     for fallback in ("sender", "return-path"):
         if not senders and first.get(fallback):
@@ -386,6 +377,7 @@ def _parse(raw: bytes, stored: dict[str, StoredPart] | None = None,
                 defects.append(f"no usable From address; sender taken from {fallback.title()}")
     result.from_ = senders[0] if senders else None
     result.sender_warning = sender_warning(senders)
+    result.subject = strip_controls(result.subject)  # no CR/LF or escape sequence is stored or shown
     result.reply_to = _parse_addresses(first.get("reply-to"), defects, "Reply-To")
     result.to = _parse_addresses(first.get("to"), defects, "To")
     result.cc = _parse_addresses(first.get("cc"), defects, "Cc")
@@ -396,7 +388,7 @@ def _parse(raw: bytes, stored: dict[str, StoredPart] | None = None,
     result.date = _parse_date(first.get("date"), defects)
     result.content_type = _content_type(msg, defects)
 
-    walker = _Walker(defects, stored, storage)
+    walker = _Walker(defects, stored)
     walker.walk(msg)
     result.attachments = walker.attachments
     plain = [t for t in walker.plain if t.strip()]
