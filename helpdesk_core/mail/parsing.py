@@ -38,6 +38,9 @@ from helpdesk_core.mail.mimeparts import (
 )
 from helpdesk_core.mail.quotes import strip_quoted
 from helpdesk_core.storage import AttachmentStorage
+from helpdesk_core.mail.controls import strip_controls
+from helpdesk_core.mail.filetypes import SNIFF_BYTES, safe_content_type
+from helpdesk_core.mail.headers import sender_warning
 
 __all__ = ["parse_message", "decode_bytes", "decode_header_value", "sanitize_filename", "extract_uuencoded",
            "content_was_lost"]
@@ -171,9 +174,11 @@ class _Walker:
             ctype = mimetypes.guess_type(name, strict=False)[0] or ctype
         filename = sanitize_filename(name, len(self.attachments) + 1, ctype)
         if stored is None:
-            self.attachments.append(ParsedAttachment(filename, ctype, data, cid, inline))
-        else:
-            self.attachments.append(ParsedAttachment(filename, ctype, b"", cid, inline, stored_key=stored.key,
+            self.attachments.append(ParsedAttachment(filename, safe_content_type(filename, ctype, data[:SNIFF_BYTES]),
+                                                     data, cid, inline))
+        else:  # the bytes are in the storage: the name and the declared type decide (still never active)
+            self.attachments.append(ParsedAttachment(filename, safe_content_type(filename, ctype, b""), b"", cid,
+                                                     inline, stored_key=stored.key,
                                                      stored_size=stored.size, stored_sha256=stored.sha256))
 
     def _stored_part(self, part: Message) -> StoredPart | None:
@@ -288,7 +293,7 @@ def _salvage(raw: bytes, exc: BaseException) -> ParsedMessage:
     for key in ("subject", "from"):
         m = re.search(rf"(?im)^{key}:[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", text)
         if m and key == "subject":
-            msg.subject = _SPACES_RE.sub(" ", decode_header_value(m.group(1)))
+            msg.subject = strip_controls(_SPACES_RE.sub(" ", decode_header_value(m.group(1))))
         elif m:
             found = _parse_addresses(m.group(1), [], "From")
             msg.from_ = found[0] if found else None
@@ -371,6 +376,8 @@ def _parse(raw: bytes, stored: dict[str, StoredPart] | None = None) -> ParsedMes
             if senders:
                 defects.append(f"no usable From address; sender taken from {fallback.title()}")
     result.from_ = senders[0] if senders else None
+    result.sender_warning = sender_warning(senders)
+    result.subject = strip_controls(result.subject)  # no CR/LF or escape sequence is stored or shown
     result.reply_to = _parse_addresses(first.get("reply-to"), defects, "Reply-To")
     result.to = _parse_addresses(first.get("to"), defects, "To")
     result.cc = _parse_addresses(first.get("cc"), defects, "Cc")
