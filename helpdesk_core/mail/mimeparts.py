@@ -48,9 +48,27 @@ def _text_codec(charset: str | None) -> str | None:
     return info.name if getattr(info, "_is_text_encoding", True) else None
 
 
+#: multi-byte charsets a detection is trusted with: on a few bytes (a header), single-byte guesses
+#: are unreliable (``ö`` alone "is" EBCDIC), so windows-1252 -- the usual undeclared charset -- wins
+_TRUSTED_DETECTIONS = re.compile(r"^(?:cp932|shift_jis\w*|euc_\w+|gb\w+|hz|big5\w*|cp949|cp950|johab|iso2022_\w+)$")
+
+
+def detect_charset(data: bytes) -> str | None:
+    """The multi-byte (CJK) charset :mod:`charset_normalizer` finds for ``data``, or None."""
+    try:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(data[:65536]).best()
+    except Exception:  # noqa: BLE001 - detection is a best effort
+        return None
+    encoding = best.encoding if best is not None else ""
+    return encoding if _TRUSTED_DETECTIONS.match(encoding or "") else None
+
+
 def decode_bytes(data: bytes, charset: str | None = None, defects: list[str] | None = None,
-                 what: str = "text") -> str:
-    """Decode ``data`` with ``charset``, falling back to UTF-8 then windows-1252; never raises.
+                 what: str = "text", detect: bool = False) -> str:
+    """Decode ``data`` with ``charset``, falling back to UTF-8, then (with ``detect``) a detected
+    multi-byte charset (:func:`detect_charset`), then windows-1252; never raises.
 
     When a declared charset is unknown or does not fit the bytes, a defect naming ``what`` is
     appended to ``defects``.
@@ -72,6 +90,12 @@ def decode_bytes(data: bytes, charset: str | None = None, defects: list[str] | N
     bad = decoded.count("\ufffd")
     if len(_NON_UTF8_CHARS_RE.findall(decoded)) >= 4 * bad:
         return decoded  # mostly UTF-8 with a few broken sequences
+    detected = detect_charset(data) if detect else None
+    if detected is not None:
+        try:
+            return data.decode(detected)
+        except Exception:  # noqa: BLE001 - fall through to windows-1252
+            pass
     return data.decode("windows-1252", "replace")
 
 

@@ -143,6 +143,19 @@ def _charset(part: Message) -> str | None:
         return _param_from_raw(_raw_header(part, "content-type"), "charset")
 
 
+def _declared_text_charset(msg: Message) -> str | None:
+    """The charset the message declares for its (first) text: what raw 8-bit headers most likely use."""
+    for index, part in enumerate(msg.walk()):
+        if index > 20:
+            break
+        try:
+            if part.get_content_maintype() == "text":
+                return part.get_content_charset()
+        except Exception:  # noqa: BLE001 - a hint only
+            return None
+    return None
+
+
 def _payload_bytes(part: Message, defects: list[str], label: str) -> bytes:
     try:
         data = part.get_payload(decode=True)
@@ -297,6 +310,38 @@ def _salvage(raw: bytes, exc: BaseException) -> ParsedMessage:
     return msg
 
 
+_HEADER_LINE_RE = re.compile(rb"^(?:[\x21-\x39\x3b-\x7e]+[ \t]*:|[ \t]|From )")
+_NAMED_HEADER_RE = re.compile(rb"^[A-Za-z][A-Za-z0-9-]{0,75}[ \t]*:")
+_MAX_HEADER_SCAN = 256 * 1024
+
+
+def _repair_header_block(raw: bytes, defects: list[str]) -> bytes:
+    """Drop stray lines (no colon, ``>From …``) from the header block, as mail clients do.
+
+    The parser ends the header block at the first line that is not a header, so every header after
+    a stray line -- Subject, From -- would become body text. A line is stray when a header line
+    follows it before the blank line; otherwise it is where the body starts (a missing blank line)
+    and is left alone. Returns ``raw`` itself when nothing is stray.
+    """
+    end = raw.find(b"\n\n", 0, _MAX_HEADER_SCAN)
+    end_crlf = raw.find(b"\r\n\r\n", 0, _MAX_HEADER_SCAN)
+    ends = [e for e in (end + 1 if end != -1 else -1, end_crlf + 2 if end_crlf != -1 else -1) if e != -1]
+    head_end = min(ends) if ends else min(len(raw), _MAX_HEADER_SCAN)
+    lines = raw[:head_end].splitlines(keepends=True)
+    stray = [i for i, line in enumerate(lines) if i and line.strip() and not _HEADER_LINE_RE.match(line)]
+    if not stray:
+        return raw
+    last_header = max((i for i, line in enumerate(lines) if _NAMED_HEADER_RE.match(line)), default=-1)
+    dropped = [i for i in stray if i < last_header]
+    if not dropped:
+        return raw
+    for i in dropped:
+        shown = lines[i].strip().decode("ascii", "replace")[:60]
+        defects.append(f"header block: stray line {shown!r} ignored; the headers after it were kept")
+    drop = set(dropped)
+    return b"".join(line for i, line in enumerate(lines) if i not in drop) + raw[head_end:]
+
+
 def _becomes_attachment(part: Message) -> bool:
     """Whether :class:`_Walker` turns this leaf part into a plain attachment (not body text, not
     an attached message, not an unpacked ``winmail.dat``): the parts worth streaming."""
@@ -351,19 +396,20 @@ def parse_message(raw: bytes, *, storage: AttachmentStorage | None = None,
 
 def _parse(raw: bytes, stored: dict[str, StoredPart] | None = None) -> ParsedMessage:
     defects: list[str] = []
-    msg = BytesParser(policy=_POLICY).parsebytes(raw)
+    msg = BytesParser(policy=_POLICY).parsebytes(_repair_header_block(raw, defects))
     result = ParsedMessage(raw=raw, defects=defects)
 
     first: dict[str, str] = {}
+    hint = _declared_text_charset(msg)
     for name, value in msg.raw_items():
         name = str(name)
         if stored and name.lower() == _MARKER_LOWER and str(value).strip() in stored:
             continue  # added by helpdesk_core.mail.largeparts to a single-part message
-        decoded = decode_header_value(str(value), defects, name)
+        decoded = decode_header_value(str(value), defects, name, charset=hint)
         result.headers.append((name, decoded))
         first.setdefault(name.lower(), str(value))
 
-    result.subject = _SPACES_RE.sub(" ", decode_header_value(first.get("subject", ""))).strip()
+    result.subject = _SPACES_RE.sub(" ", decode_header_value(first.get("subject", ""), charset=hint)).strip()
     senders = _parse_addresses(first.get("from"), defects, "From")
     for fallback in ("sender", "return-path"):
         if not senders and first.get(fallback):
