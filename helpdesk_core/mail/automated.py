@@ -206,12 +206,14 @@ def bounce_reason(message: ParsedMessage) -> str | None:
     if any(a.content_type in ("message/delivery-status", "message/global-delivery-status")
            for a in message.attachments):
         return "contains a delivery status report"
-    if list_notice_reason(message) is not None or gateway_notice_reason(message) is not None:
-        return None  # named by automated_reason, with its own kind
     subject = message.subject or ""
     forwarded = bool(_FORWARDED.match(subject))
     return_path = (message.header("Return-Path") or "").strip()
     subject_says = bool(BOUNCE_SUBJECT.search(subject))
+    local, _at, domain = (message.from_.email if message.from_ else "").partition("@")
+    carrier = bool(_CARRIER_DOMAINS.search(domain) or _SMS_LOCALPART.search(local))
+    if (carrier or not subject_says) and (gateway_notice_reason(message) or list_notice_reason(message)):
+        return None  # named by automated_reason with its own kind; an SMTP gateway's bounce stays a bounce
     body_says = bool(BOUNCE_BODY.search((message.body_text or "")[:20_000]))
     if forwarded:
         return None
@@ -343,6 +345,8 @@ _CARRIER_DOMAINS = re.compile(
     re.IGNORECASE)
 _GATEWAY_LOCALPARTS = re.compile(
     r"^(?:[\w.-]*gateway[\w.-]*|mmsc|mms|sms|smsc|sms-?relay|mms-?relay|fax-?server|faxmaster|ipgw)$", re.IGNORECASE)
+#: senders of SMS/MMS gateways (as opposed to SMTP gateways, whose failure notices are bounces)
+_SMS_LOCALPART = re.compile(r"(?:^|[-_.])(?:sms|mms|mmsc|smsc|text)(?:$|[-_.])", re.IGNORECASE)
 _GATEWAY_ERROR = re.compile(
     r"could not be delivered|couldn't be delivered|not be delivered to the (?:phone|handset|mobile|device)|"
     r"is not a valid (?:mobile|wireless|cell|phone)|not a valid (?:subscriber|number|recipient)|invalid (?:mobile|phone|destination) number|"
