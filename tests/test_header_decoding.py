@@ -4,6 +4,8 @@ block do not lose the headers after them."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpdesk_core.mail.headers import decode_header_value
 from helpdesk_core.mail.parsing import parse_message
@@ -73,3 +75,19 @@ def test_a_missing_blank_line_still_starts_the_body() -> None:
     msg = parse_message(raw)
     assert msg.subject == "No blank line"
     assert "The body starts here" in msg.body_text
+
+
+_LATIN1_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="?=_\x7f"),
+                       min_size=1, max_size=40).filter(lambda t: t.strip() == t and "  " not in t)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=_LATIN1_TEXT, charset=st.sampled_from(["iso-8859-1", "windows-1252", "iso-8859-15"]))
+def test_raw_8bit_inside_encoded_words_round_trips(text: str, charset: str) -> None:
+    try:
+        data = text.encode(charset)
+    except UnicodeEncodeError:
+        return
+    word = b"=?" + charset.encode() + b"?Q?" + data.replace(b" ", b"_") + b"?="
+    raw = _mail(b"From: a@example.test\r\nSubject: " + word + b"\r\n")
+    assert parse_message(raw).subject == text

@@ -138,6 +138,24 @@ def test_binhex_in_a_text_body_becomes_a_decoded_attachment() -> None:
     assert msg.defects == []
 
 
+def test_a_binhex_part_becomes_the_decoded_file() -> None:
+    data = b"%PDF-1.4 " + bytes(range(256)) * 3
+    raw = HEAD + _multipart("mixed", b"Content-Type: text/plain\r\n\r\nThe file.",
+                            b'Content-Type: application/mac-binhex40; name="report.pdf.hqx"\r\n\r\n'
+                            + binhex("report.pdf", data).encode())
+    msg = parse_message(raw)
+    assert [(a.filename, a.data) for a in msg.attachments] == [("report.pdf", data)]
+    assert msg.defects == []
+
+
+def test_a_corrupt_binhex_block_is_reported_and_kept() -> None:
+    block = binhex("report.txt", b"some data here " * 10)
+    corrupt = block[:80] + ("!" if block[80] != "!" else "#") + block[81:]
+    msg = parse_message(HEAD + b"Content-Type: text/plain\r\n\r\nFile:\r\n" + corrupt.encode())
+    assert any("BinHex" in d for d in msg.defects)
+    assert content_was_lost(msg.defects)
+
+
 def test_uuencoded_content_in_a_text_body_becomes_a_decoded_attachment() -> None:
     data = bytes(range(200))
     uu = b"".join(binascii.b2a_uu(data[i : i + 45]) for i in range(0, len(data), 45))

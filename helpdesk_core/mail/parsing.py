@@ -352,6 +352,12 @@ class _Walker:
             self.plain.append(text)
             return
         data = _payload_bytes(part, self.defects, label)
+        if ctype == "application/mac-binhex40" or (name or "").lower().endswith(".hqx"):
+            _rest, files = extract_binhex(decode_bytes(data).replace("\r\n", "\n"), self.defects)
+            if files:
+                for fname, fdata in files:
+                    self.add(fname, "application/octet-stream", fdata)
+                return
         if ctype == "application/ms-tnef" or (name or "").lower() == "winmail.dat":
             files = _unpack_tnef(data, self.defects)
             if files is not None:
