@@ -14,12 +14,15 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from helpdesk_core.mail.automated import auto_reply_reason, bounce_info, bounce_reason
 from helpdesk_core.mail.parsing import parse_message
 from helpdesk_core.mail.references import make_message_id
 from helpdesk_core.models import OutboxMessage, Ticket, TicketMessage
+from helpdesk_core.testing.strategies import prefix_chains, subjects
 
 from mailfactory import plain
 from test_threading import ingest, setup
@@ -148,3 +151,11 @@ def test_a_json_bounce_of_our_reply_annotates_the_ticket(hd_env) -> None:
         assert note.direction == "note" and note.kind == "bounce"
         assert note.body_display.startswith("Delivery failed: gone@example.test")
         assert s.scalar(select(OutboxMessage)).bounced_at is not None
+
+
+@settings(max_examples=150, deadline=None)
+@given(subject=subjects(), body=st.text(min_size=1, max_size=300), prefix=prefix_chains())
+def test_generated_human_mail_stays_normal(subject: str, body: str, prefix: str) -> None:
+    """Arbitrary subjects (with reply prefixes) and bodies from a person never look automated."""
+    body = body.replace("\r", "").replace("\x00", "") + "\n"
+    assert kind_of(plain(subject=prefix + subject, body=body)) == ("normal", "")
