@@ -25,38 +25,51 @@ _BRACKETED_RE = re.compile(r"^(.*?)\s*<([^<>]*)>\s*(?:\([^()]*\)\s*)?$", re.DOTA
 _QUOTED_PAIR_RE = re.compile(r'\\(.)|"')
 
 
-def _raw_to_text(value: str) -> str:
-    """Header value from the parser (8-bit bytes as surrogate escapes) → proper text."""
+def _raw_to_text(value: str, charset: str | None = None) -> str:
+    """Header value from the parser (8-bit bytes as surrogate escapes) → proper text.
+
+    Raw 8-bit bytes are decoded by ``charset`` (the charset the message declares for its text, as
+    mail clients do), else UTF-8, else a detected multi-byte charset, else windows-1252: never ``?``.
+    """
     try:
         data = value.encode("ascii", "surrogateescape")
     except UnicodeEncodeError:
         return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     if data.isascii():
         return value
-    return decode_bytes(data)
+    return decode_bytes(data, charset, detect=True)
 
 
 def _decode_word(charset: str, enc: str, text: str) -> bytes:
+    """The bytes of one encoded word; ``text`` may carry raw 8-bit bytes as surrogate escapes,
+    which are kept as the bytes they are (to be decoded by the word's charset)."""
     if enc in "bB":
         text = re.sub(r"[^A-Za-z0-9+/]", "", text)
         if len(text) % 4 == 1:
             text = text[:-1]
         return base64.b64decode(text + "=" * (-len(text) % 4))
-    return binascii.a2b_qp(text.encode("ascii", "replace"), header=True)
+    return binascii.a2b_qp(text.encode("ascii", "surrogateescape"), header=True)
 
 
-def decode_header_value(value: str, defects: list[str] | None = None, name: str = "header") -> str:
-    """Decode a raw header value: unfold, raw 8-bit → text, RFC 2047 encoded words; never raises.
+def decode_header_value(value: str, defects: list[str] | None = None, name: str = "header",
+                        charset: str | None = None) -> str:
+    """Decode a raw header value: unfold, RFC 2047 encoded words, raw 8-bit → text; never raises.
 
     Folding whitespace is collapsed to one space; whitespace between adjacent encoded words is
     dropped; adjacent words of the same charset are joined before decoding (split multibyte
-    characters). Undecodable words are kept as they were and reported in ``defects``.
+    characters). Raw 8-bit bytes inside an encoded word are decoded with the word's charset; raw
+    8-bit text outside words as :func:`_raw_to_text` says (``charset``: the message's declared
+    charset). Undecodable words are kept as they were and reported in ``defects``.
     """
     if not value:
         return ""
-    text = _FOLD_RE.sub(" ", _raw_to_text(str(value)))
-    if "=?" not in text:
-        return text.strip()
+    raw = _FOLD_RE.sub(" ", str(value))
+    try:
+        raw.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:  # real (non-surrogate) characters: already text
+        raw = _raw_to_text(raw)
+    if "=?" not in raw:
+        return _raw_to_text(raw, charset).strip()
     out: list[str] = []
     pending: list[tuple[bytes, str]] = []  # adjacent encoded words not yet decoded
 
@@ -68,25 +81,25 @@ def decode_header_value(value: str, defects: list[str] | None = None, name: str 
             else:
                 merged.append((data, cs))
         for data, cs in merged:
-            out.append(decode_bytes(data, cs, defects, f"{name} header"))
+            out.append(decode_bytes(data, cs, defects, f"{name} header", detect=True))
         pending.clear()
 
     pos = 0
-    for m in _ENCODED_WORD_RE.finditer(text):
-        between = text[pos : m.start()]
+    for m in _ENCODED_WORD_RE.finditer(raw):
+        between = raw[pos : m.start()]
         if between and not (pending and not between.strip()):
             flush()
-            out.append(between)
+            out.append(_raw_to_text(between, charset))
         try:
             pending.append((_decode_word(m.group(1), m.group(2), m.group(3)), m.group(1)))
-        except (binascii.Error, ValueError):
+        except (binascii.Error, ValueError, UnicodeEncodeError):
             flush()
-            out.append(m.group(0))
+            out.append(_raw_to_text(m.group(0), charset))
             if defects is not None:
                 defects.append(f"{name} header: undecodable encoded word {m.group(0)[:60]!r}")
         pos = m.end()
     flush()
-    out.append(text[pos:])
+    out.append(_raw_to_text(raw[pos:], charset))
     return "".join(out).strip()
 
 

@@ -88,6 +88,9 @@ class ParsedMessage:
     body_html: str | None = None
     body_display: str = ""
     attachments: list[ParsedAttachment] = field(default_factory=list)
+    #: leaf parts not kept, each ``{"filename", "content_type", "size", "reason"}`` (they stay in the
+    #: raw original); the importer adds the attachments it refuses to the same list on the ticket
+    removed_attachments: list[dict[str, object]] = field(default_factory=list)
     #: human-readable problems met while decoding (empty for a clean message)
     defects: list[str] = field(default_factory=list)
     #: why the From header does not name one verifiable sender (several addresses, or a display
