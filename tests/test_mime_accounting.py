@@ -40,7 +40,7 @@ def test_a_nameless_html_part_next_to_an_html_body_is_an_attachment() -> None:
     assert "The body" in (msg.body_html or "") and "document" not in (msg.body_html or "")
     assert "document" not in msg.body_text
     (att,) = msg.attachments
-    assert att.content_type == "text/html" and att.filename.endswith(".html")
+    assert att.content_type == "text/plain" and att.filename.endswith(".html")
     assert att.data == b"<p>The document</p>"
 
 
