@@ -5,7 +5,8 @@ Strategies ("matchers") are registered by plugins through ``helpdesk_register_th
 setting ``mail.thread_matchers``. :func:`find_thread` is the default ``helpdesk_find_ticket``; it
 enforces the rules every matcher is subject to (see ``docs/threading.md``):
 
-* only tickets of the receiving department count (another department's ticket → a new ticket here);
+* only tickets of the receiving department count (another department's ticket → a new ticket here),
+  and tickets moved away from it (``ticket move``: their old reference keeps threading);
 * a match by an untrusted matcher (anything but signed/stored Message-IDs, e.g. a subject
   reference) is accepted only from the requester, a participant or staff of the department;
   otherwise the claimed reference is remembered (``context.extra["mentions"]``) for the new ticket;
@@ -102,6 +103,11 @@ def sender_may_use(ticket: Ticket, message: ParsedMessage, context: HelpdeskCont
     return staff is not None
 
 
+def belongs_to(ticket: Ticket, department: Department) -> bool:
+    """Is ``ticket`` one of ``department``'s: it is there, or was moved away from it ('ticket move')."""
+    return ticket.department_id == department.id or any(a.department_id == department.id for a in ticket.aliases)
+
+
 def configured_order(context: HelpdeskContext, known: dict[str, Matcher]) -> list[str]:
     """The strategies to run, from ``mail.thread_matchers``; unknown names (a plugin removed since
     the setting was made) are skipped with a warning."""
@@ -128,7 +134,7 @@ def find_thread(message: ParsedMessage, department: Department, classification: 
         ticket = matcher(**kwargs)
         if ticket is None:
             continue
-        if ticket.department_id != department.id:
+        if not belongs_to(ticket, department):
             log.info("%s: %s matched a ticket of another department; ignored", department.name, name)
             continue
         if not is_trusted(matcher) and not sender_may_use(ticket, message, context):

@@ -36,3 +36,11 @@ class TicketEvent(Base):
 
     ticket: Mapped[Ticket] = relationship()
     actor: Mapped[User | None] = relationship()
+
+
+def ticket_event(ticket: Ticket, *, actor: User | None, kind: str, old: Any = None, new: Any = None,
+                 actor_email: str = "system") -> TicketEvent:
+    """A new event row for ``ticket`` (added to the ticket's session by the relationship cascade
+    of the caller: add it with ``session.add``). ``actor`` None means the local operator/worker."""
+    return TicketEvent(ticket=ticket, actor=actor, actor_email=actor.email if actor is not None else actor_email,
+                       kind=kind, old=old, new=new)

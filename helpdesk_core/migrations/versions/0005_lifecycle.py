@@ -44,9 +44,9 @@ SQLITE_FTS = [
 
 def upgrade() -> None:
     with op.batch_alter_table('tickets') as batch:
-        batch.add_column(sa.Column('priority', sa.Enum('low', 'normal', 'high', 'urgent', name='ticket_priority',
+        batch.add_column(sa.Column('priority', sa.Enum('LOW', 'NORMAL', 'HIGH', 'URGENT', name='ticket_priority',
                                                        native_enum=False, length=20),
-                                   nullable=False, server_default='normal'))
+                                   nullable=False, server_default='NORMAL'))
         batch.add_column(sa.Column('resolved_at', sa.DateTime(timezone=True), nullable=True))
     if op.get_bind().dialect.name == 'sqlite':
         # a column with its constraint, without recreating the table (its DROP would cascade deletes);
