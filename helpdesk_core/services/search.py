@@ -104,5 +104,5 @@ def search_tickets(session: Session, *, actor: Actor, department: str | None = N
 
 
 def _priority_rank() -> Any:
-    return case({TicketPriority.URGENT: 0, TicketPriority.HIGH: 1, TicketPriority.NORMAL: 2, TicketPriority.LOW: 3},
-                value=Ticket.priority, else_=2)
+    ranks = (TicketPriority.URGENT, TicketPriority.HIGH, TicketPriority.NORMAL, TicketPriority.LOW)
+    return case(*[(Ticket.priority == p, i) for i, p in enumerate(ranks)], else_=2)
