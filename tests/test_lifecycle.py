@@ -318,3 +318,15 @@ def test_export_lines_carry_the_new_keys(desk):
     [line] = desk("ticket", "export").stdout.splitlines()
     data = json.loads(line)
     assert {"status", "assignee", "priority", "tags", "events", "messages"} <= set(data)
+
+
+def test_a_deactivated_requester_gets_no_mail_but_keeps_their_tickets(desk, tmp_path):
+    desk("department", "set", "Tech", "--acknowledge")
+    desk("user", "set", "alice@example.test", "--deactivate")
+    desk("ingest", "--department", "Tech", input=plain(subject="Another one"))
+    assert desk.json("outbox", "list", "--json") == []  # no acknowledgement
+    (tmp_path / "r.txt").write_text("Fixed.\n")
+    result = desk("ticket", "reply", "1", "--body-file", str(tmp_path / "r.txt"), ok=False)
+    assert "is deactivated and gets no mail" in result.output
+    desk("ticket", "reply", "1", "--body-file", str(tmp_path / "r.txt"), "--internal")
+    assert [t["id"] for t in desk.json("ticket", "list", "--json", "--requester", "alice@example.test")] == [1, 2]
