@@ -49,7 +49,9 @@ def test_staff_are_notified_and_an_agents_answer_by_mail_reaches_the_requester(t
     answer["Message-ID"] = make_msgid(domain="district.test")
     answer["In-Reply-To"] = answer["References"] = note["Message-ID"]
     answer.set_content("Toner is on its way.\n\n> " + "quoted notification\n")
+    tech("ticket", "set", "1", "--status", "pending")
     tech("ingest", "--department", "Tech", input=answer.as_bytes(policy=SMTP))
+    assert tech.json("ticket", "show", "1", "--json")["status"] == "pending"  # staff's answer: still pending
     tech("outbox", "flush")
     [to_requester] = sent_to(smtp_sink, "alice@example.test")
     assert to_requester["From"].addresses[0].addr_spec == mail_user.email
@@ -65,6 +67,7 @@ def test_staff_are_notified_and_an_agents_answer_by_mail_reaches_the_requester(t
     tech("ingest", "--department", "Tech", input=plain(subject="Re: [Ticket #1] Printer broken",
                                                        to=mail_user.email, body="Thanks, it works!\n"))
     tech("outbox", "flush")
+    assert tech.json("ticket", "show", "1", "--json")["status"] == "open"  # the requester's turn is over
     notes = sent_to(smtp_sink, "ann@district.test")
     assert len(notes) == 2 and notes[-1]["Subject"] == "[Ticket #1] New reply: Printer broken"
 

@@ -108,10 +108,12 @@ def helpdesk_message_to_ticket(message: ParsedMessage, department: Department, t
         new = [p for p in participants_of(message, department) if p not in known]
         if new:
             ticket.participants = [*ticket.participants, *new]
-        reopen = ticket.status in (TicketStatus.PENDING, TicketStatus.RESOLVED) or (
+        author = session.scalar(select(User).where(User.email == sender.email)) if sender else None
+        staff = author is not None and ticket.department_id in author.department_ids and author.role != Role.REQUESTER
+        # staff answering by mail does not make a pending/resolved ticket the staff's turn again
+        reopen = (ticket.status in (TicketStatus.PENDING, TicketStatus.RESOLVED) and not staff) or (
             ticket.status == TicketStatus.CLOSED and department.options.get("reopen_closed", True))
         if reopen and classification.may_reopen:
-            author = session.scalar(select(User).where(User.email == sender.email)) if sender else None
             session.add(ticket_event(ticket, actor=author, kind="status", old=str(ticket.status),
                                      new=str(TicketStatus.OPEN), actor_email=sender.email if sender else "system"))
             ticket.status, ticket.resolved_at = TicketStatus.OPEN, None

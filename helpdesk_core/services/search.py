@@ -8,7 +8,6 @@ the text of internal notes.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
