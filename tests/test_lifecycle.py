@@ -249,7 +249,8 @@ def test_department_set_rename_sender_interval_and_remove(desk, tmp_path):
     assert "1 tickets moved to 'Facilities'" in desk("department", "remove", "IT", "--move-tickets-to",
                                                       "Facilities").output
     assert [d["name"] for d in desk.json("department", "list", "--json")] == ["Facilities"]
-    assert show(desk)["department"] == "Facilities"
+    moved = show(desk)
+    assert moved["department"] == "Facilities" and moved["message_count"] == len(moved["messages"]) == 1
     desk("department", "add", "IT", "--sender", "it@district.test")  # the mailbox went with it
     desk("department", "set-mailbox", "IT", "--protocol", "maildir", "--path", str(maildir),
          "--email", "it@district.test")

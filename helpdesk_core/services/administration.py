@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from helpdesk_core.app import Helpdesk
 from helpdesk_core.errors import ConfigurationError, ConflictError, NotFoundError
-from helpdesk_core.models import Department, Membership, Ticket, User
+from helpdesk_core.models import Department, Membership, OutboxMessage, Ticket, TicketMessage, User
 from helpdesk_core.outbound.notifications import NOTIFY_OPTION
 from helpdesk_core.services.departments import get_department
 from helpdesk_core.services.lifecycle import AUTO_CLOSE_OPTION, move_ticket, record
@@ -63,7 +63,12 @@ def remove_department(app: Helpdesk, session: Session, *, actor: Actor, departme
     if move_tickets_to and get_department(session, move_tickets_to).id == dept.id:
         raise ConfigurationError("--move-tickets-to must name another department.")
     for ticket_id in ids:
-        move_ticket(app, session, actor=actor, ticket_id=ticket_id, department=str(move_tickets_to))
+        target = move_ticket(app, session, actor=actor, ticket_id=ticket_id, department=str(move_tickets_to))
+        # messages and sent mail keep the department they came through, which is about to go (and
+        # would take them along, ON DELETE CASCADE): they follow the ticket now
+        for model in (TicketMessage, OutboxMessage):
+            session.execute(update(model).where(model.ticket_id == ticket_id, model.department_id == dept.id)
+                            .values(department_id=target.department_id).execution_options(synchronize_session=False))
     session.delete(dept)
     session.flush()
     return len(ids)
