@@ -46,6 +46,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "helpdesk_core.defaults.threading",
     "helpdesk_core.defaults.store",
     "helpdesk_core.defaults.acknowledge",
+    "helpdesk_core.defaults.notify",
 )
 
 log = logging.getLogger("helpdesk.hooks")

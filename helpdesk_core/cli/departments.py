@@ -209,12 +209,25 @@ def department_set_mailbox(state: CliState, name: str, provider: str, extra: tup
               help="A reply to a closed ticket reopens it (default), or opens a new ticket.")
 @click.option("--templates-dir", type=click.Path(file_okay=False), default=None,
               help="Folder overriding the mail templates (reply/, acknowledgement/); '' for the defaults.")
+@click.option("--rename", default=None, metavar="NEW", help="A new name for the department.")
+@click.option("--sender", default=None, help="A new address replies are sent From.")
+@click.option("--interval", type=int, default=None, help="Minutes between import cycles.")
+@click.option("--auto-close-days", type=int, default=None, help="Close resolved tickets after N days (0: never).")
+@click.option("--notify-staff/--no-notify-staff", default=None,
+              help="Mail the department's staff about new tickets and requester replies.")
 @click.pass_obj
 @handle_errors
 def department_set(state: CliState, name: str, acknowledge: bool | None, reopen_closed: bool | None,
-                   templates_dir: str | None) -> None:
-    """Change department options."""
+                   templates_dir: str | None, rename: str | None = None, sender: str | None = None,
+                   interval: int | None = None, auto_close_days: int | None = None,
+                   notify_staff: bool | None = None) -> None:
+    """Change department options, its name, sender address or import interval."""
+    from helpdesk_core.services.administration import update_department
+
     with state.session() as (_app, session, actor):
+        name = update_department(session, actor=actor, department=name, rename=rename, sender=sender,
+                                 interval_minutes=interval, auto_close_days=auto_close_days,
+                                 notify_staff=notify_staff).name
         options = svc.set_department_options(session, actor=actor, department=name, acknowledge=acknowledge,
                                              reopen_closed=reopen_closed, templates_dir=templates_dir)
     click.echo(f"{name}: " + ", ".join(f"{k}={v}" for k, v in sorted(options.items())))

@@ -74,8 +74,10 @@ def import_(state: CliState, department: str | None, as_json: bool) -> None:
 def worker(state: CliState, once: bool, threads: int) -> None:
     """Run import cycles forever, each department on its own interval. Stops on SIGTERM/SIGINT."""
     from helpdesk_core.inbound.worker import Worker
+    from helpdesk_core.outbound.outbox import flush_task
+    from helpdesk_core.services.lifecycle import auto_close_task
 
-    Worker(state.app(), threads=threads).run(once=once)
+    Worker(state.app(), threads=threads, tasks=[flush_task, auto_close_task]).run(once=once)
 
 
 @click.command()

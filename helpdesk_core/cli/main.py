@@ -152,6 +152,7 @@ cli_imports.register(main)
 cli_tickets.register(main)
 cli_log.register(main)                          # helpdesk log, helpdesk held
 cli_outbox.register(main, cli_tickets.ticket)   # helpdesk outbox, helpdesk ticket reply
+from helpdesk_core.cli import lifecycle as cli_lifecycle; cli_lifecycle.register(main)  # noqa: E402,E702
 
 
 def register_plugin_commands(group: click.Group, hooks: Hooks | None = None) -> Hooks | None:

@@ -16,8 +16,10 @@ from helpdesk_core.services.replies import reply_to_ticket
 
 @click.command("reply")
 @click.argument("ticket_id", type=int)
-@click.option("--body-file", required=True, type=click.File("r", encoding="utf-8"),
+@click.option("--body-file", default=None, type=click.File("r", encoding="utf-8"),
               help="Text of the reply ('-' for standard input).")
+@click.option("--template", default=None, metavar="NAME",
+              help="Use the department's canned reply NAME (see 'helpdesk reply-template list').")
 @click.option("--as", "as_email", default=None, metavar="EMAIL",
               help="Reply as this staff member (same as the global --as).")
 @click.option("--attach", "attach", multiple=True, type=click.Path(exists=True, dir_okay=False),
@@ -27,14 +29,23 @@ from helpdesk_core.services.replies import reply_to_ticket
 @click.option("--queue-only", is_flag=True, help="Only queue the mail; the worker or 'outbox flush' sends it.")
 @click.pass_obj
 @handle_errors
-def ticket_reply(state: CliState, ticket_id: int, body_file: click.utils.LazyFile, as_email: str | None,
-                 attach: tuple[str, ...], internal: bool, no_cc: bool, queue_only: bool) -> None:
+def ticket_reply(state: CliState, ticket_id: int, body_file: click.utils.LazyFile | None, as_email: str | None,
+                 attach: tuple[str, ...], internal: bool, no_cc: bool, queue_only: bool,
+                 template: str | None = None) -> None:
     """Reply to a ticket: stored on the ticket, then mailed to the requester from the department's address."""
     if as_email:
         state.actor_email = as_email
-    body = body_file.read()
+    if (body_file is None) == (template is None):
+        fail("Give the reply's text with --body-file FILE or --template NAME (one of them).", 2)
+    body = body_file.read() if body_file is not None else ""
     files = [(Path(p).name, Path(p).read_bytes()) for p in attach]
     with state.session() as (app, session, actor):
+        if template is not None:
+            from helpdesk_core.services.reply_templates import render_template
+            from helpdesk_core.services.tickets import get_ticket
+
+            body = render_template(session, actor=actor, name=template,
+                                   ticket=get_ticket(session, actor=actor, ticket_id=ticket_id))
         result = reply_to_ticket(app, session, actor=actor, ticket_id=ticket_id, body=body,
                                  attachments=files, internal=internal, cc=not no_cc)
         ticket_message_id = result.ticket_message.id

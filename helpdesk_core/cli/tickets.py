@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
+from typing import Any
 
 import click
 
 from helpdesk_core.cli.main import CliState, echo_json, fail, handle_errors
 from helpdesk_core.services import failed as failed_svc
 from helpdesk_core.services import tickets as svc
+from helpdesk_core.services.search import SORTS, search_tickets
 
 
 @click.group()
@@ -19,13 +22,24 @@ def ticket() -> None:
 
 @ticket.command("list")
 @click.option("--department", default=None)
+@click.option("--status", default=None, help="open, pending, resolved, closed (several: comma-separated).")
+@click.option("--assignee", default=None, metavar="me|EMAIL|none")
+@click.option("--requester", default=None, metavar="EMAIL")
+@click.option("--tag", default=None)
+@click.option("--since", type=click.DateTime(), default=None, help="Updated at or after (UTC).")
+@click.option("--query", default=None, metavar="TEXT", help="Full-text search: subject, bodies, addresses.")
+@click.option("--sort", type=click.Choice(SORTS), default="number", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=None)
+@click.option("--offset", type=click.IntRange(min=0), default=0)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @handle_errors
-def ticket_list(state: CliState, department: str | None, as_json: bool) -> None:
-    """List the tickets you may see."""
+def ticket_list(state: CliState, department: str | None, as_json: bool, since: datetime | None,
+                **filters: Any) -> None:
+    """List the tickets you may see (filtered, searched)."""
     with state.session(commit=False) as (_app, session, actor):
-        data = svc.list_tickets(session, actor=actor, department=department)
+        data = search_tickets(session, actor=actor, department=department,
+                              since=since.replace(tzinfo=UTC) if since else None, **filters)
     if as_json:
         echo_json(data)
         return
@@ -49,6 +63,11 @@ def ticket_show(state: CliState, ticket_id: int, as_json: bool) -> None:
         return
     req = data["requester"]["email"] if data["requester"] else "-"
     click.echo(f"{data['department']} #{data['number']} [{data['status']}] {data['subject']}  ({req})")
+    click.echo(f"priority {data['priority']}, assignee {data['assignee'] or '-'}, "
+               f"tags {', '.join(data['tags']) or '-'}")
+    for e in data["events"]:
+        click.echo(f"  {e['at']}  {e['actor']}: {e['kind']} {e['old'] if e['old'] is not None else '-'} → "
+                   f"{e['new'] if e['new'] is not None else '-'}")
     for m in data["messages"]:
         sender = m["from"]["email"] if m["from"] else "-"
         click.echo(f"\n--- {m['direction']} {m['kind']} from {sender} at {m['date']}")

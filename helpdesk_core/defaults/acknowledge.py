@@ -76,6 +76,9 @@ def skip_reason(message: ParsedMessage, ticket_message: TicketMessage, classific
         return f"classified as {classification.kind}"
     if ticket_message.direction != Direction.INBOUND:
         return "stored as a note"
+    requester = ticket_message.ticket.requester
+    if requester is not None and requester.active is False:
+        return f"{requester.email} is deactivated"
     reason = automatic_reason(message)
     if reason:
         return reason

@@ -11,6 +11,7 @@ from helpdesk_core import hookimpl
 from helpdesk_core.hooktypes import Classification, HelpdeskContext, ThreadMatch
 from helpdesk_core.mail.message import ParsedAttachment, ParsedMessage
 from helpdesk_core.mail.mimeparts import content_was_lost
+from helpdesk_core.models.events import ticket_event
 from helpdesk_core.models import (
     Attachment, Department, Direction, Role, Ticket, TicketMessage, TicketStatus, User,
 )
@@ -107,9 +108,15 @@ def helpdesk_message_to_ticket(message: ParsedMessage, department: Department, t
         new = [p for p in participants_of(message, department) if p not in known]
         if new:
             ticket.participants = [*ticket.participants, *new]
-        if (ticket.status == TicketStatus.CLOSED and classification.may_reopen
-                and department.options.get("reopen_closed", True)):
-            ticket.status = TicketStatus.OPEN
+        author = session.scalar(select(User).where(User.email == sender.email)) if sender else None
+        staff = author is not None and ticket.department_id in author.department_ids and author.role != Role.REQUESTER
+        # staff answering by mail does not make a pending/resolved ticket the staff's turn again
+        reopen = (ticket.status in (TicketStatus.PENDING, TicketStatus.RESOLVED) and not staff) or (
+            ticket.status == TicketStatus.CLOSED and department.options.get("reopen_closed", True))
+        if reopen and classification.may_reopen:
+            session.add(ticket_event(ticket, actor=author, kind="status", old=str(ticket.status),
+                                     new=str(TicketStatus.OPEN), actor_email=sender.email if sender else "system"))
+            ticket.status, ticket.resolved_at = TicketStatus.OPEN, None
     tm = TicketMessage(
         ticket=ticket, department_id=department.id,
         direction=Direction.NOTE if classification.action == "note" else Direction.INBOUND,

@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from helpdesk_core import hookimpl
 from helpdesk_core.hooktypes import Classification, HelpdeskContext, Matcher, ThreadMatch
-from helpdesk_core.inbound.matching import find_thread, trusted_matcher
+from helpdesk_core.inbound.matching import belongs_to, find_thread, trusted_matcher
 from helpdesk_core.mail.message import ParsedMessage
-from helpdesk_core.models import Department, OutboxMessage, Ticket, TicketMessage
+from helpdesk_core.models import Department, OutboxMessage, Ticket, TicketAlias, TicketMessage
 from helpdesk_core.mail.references import find_references, verify_message_id
 
 
@@ -38,7 +38,7 @@ def match_by_message_ids(message: ParsedMessage, department: Department,
         ticket_id = verify_message_id(context.secrets, mid)
         if ticket_id is not None:
             ticket = session.get(Ticket, ticket_id)
-            if ticket is not None and ticket.department_id == department.id:
+            if ticket is not None and belongs_to(ticket, department):
                 return ticket
     rank = {mid: i for i, mid in enumerate(ids)}
     rows: list[tuple[int | None, str]] = [
@@ -66,6 +66,10 @@ def match_by_subject(message: ParsedMessage, department: Department,
     for number in find_references(message.subject, fmt):
         ticket = context.session.scalar(
             select(Ticket).where(Ticket.department_id == department.id, Ticket.number == number))
+        if ticket is None:  # the number the ticket had here before 'ticket move'
+            ticket = context.session.scalar(select(Ticket).join(TicketAlias, TicketAlias.ticket_id == Ticket.id)
+                                            .where(TicketAlias.department_id == department.id,
+                                                   TicketAlias.number == number))
         if ticket is not None:
             return ticket
     return None

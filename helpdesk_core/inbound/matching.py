@@ -8,7 +8,8 @@ once per application, into a :class:`MatcherRegistry`, and run in the order of t
 :func:`settle` applies the rules every match is subject to, whoever found it (see
 ``docs/threading.md``); the importer runs it on the result of ``helpdesk_find_ticket``:
 
-* only tickets of the receiving department count (another department's ticket → a new ticket here);
+* only tickets of the receiving department count (another department's ticket → a new ticket here),
+  and tickets moved away from it (``ticket move``: their old reference keeps threading);
 * a match that is not trusted (anything but signed/stored Message-IDs, e.g. a subject reference) is
   accepted only from the requester, a participant or staff of the department; otherwise the claimed
   reference is kept in :attr:`ThreadMatch.mentions` for the new ticket;
@@ -115,6 +116,11 @@ def sender_may_use(ticket: Ticket, message: ParsedMessage, context: HelpdeskCont
     return staff is not None
 
 
+def belongs_to(ticket: Ticket, department: Department) -> bool:
+    """Is ``ticket`` one of ``department``'s: it is there, or was moved away from it ('ticket move')."""
+    return ticket.department_id == department.id or any(a.department_id == department.id for a in ticket.aliases)
+
+
 def configured_order(context: HelpdeskContext, registry: MatcherRegistry) -> list[str]:
     """The strategies to run, from ``mail.thread_matchers``; unknown names (a plugin removed since
     the setting was made) are skipped with a warning."""
@@ -142,7 +148,7 @@ def settle(match: ThreadMatch, message: ParsedMessage, department: Department,
     if ticket is None:
         return match
     found_by = match.matched_by or "helpdesk_find_ticket"
-    if ticket.department_id != department.id:
+    if not belongs_to(ticket, department):
         log.info("%s: %s matched a ticket of another department; ignored", department.name, found_by)
         return replace(match, ticket=None, trusted=False)
     if not match.trusted and not sender_may_use(ticket, message, context):

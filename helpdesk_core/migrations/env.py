@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from helpdesk_core.models import Base
+from helpdesk_core.models.search import include_name
 
 config = context.config
 target_metadata = Base.metadata
@@ -19,7 +20,7 @@ def run_migrations_online() -> None:
         engine = make_engine(Config.from_env().database_url)
     with engine.begin() as connection:
         context.configure(connection=connection, target_metadata=target_metadata,
-                          render_as_batch=connection.dialect.name == "sqlite")
+                          render_as_batch=connection.dialect.name == "sqlite", include_name=include_name)
         context.run_migrations()
 
 

@@ -2,14 +2,19 @@
 
 from helpdesk_core.models.base import Base, utcnow
 from helpdesk_core.models.department import Department, Mailbox
+from helpdesk_core.models.events import TicketEvent
 from helpdesk_core.models.imports import FailedImport, ImportAttempt, ImportCycle, LedgerEntry
 from helpdesk_core.models.outbox import OutboxMessage
+from helpdesk_core.models.reply_template import ReplyTemplate
 from helpdesk_core.models.settings import Setting
-from helpdesk_core.models.ticket import Attachment, Direction, Ticket, TicketMessage, TicketStatus
+from helpdesk_core.models.ticket import (
+    Attachment, Direction, Ticket, TicketAlias, TicketMessage, TicketPriority, TicketStatus, TicketTag,
+)
 from helpdesk_core.models.user import Membership, Role, User
 
 __all__ = [
     "Base", "utcnow", "Department", "Mailbox", "FailedImport", "ImportAttempt", "ImportCycle",
     "LedgerEntry", "OutboxMessage", "Setting", "Attachment", "Direction", "Ticket", "TicketMessage", "TicketStatus",
     "Membership", "Role", "User",
+    "TicketAlias", "TicketEvent", "TicketPriority", "TicketTag", "ReplyTemplate",
 ]

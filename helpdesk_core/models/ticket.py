@@ -17,8 +17,21 @@ if TYPE_CHECKING:
 
 
 class TicketStatus(enum.StrEnum):
+    """``open``: staff's turn; ``pending``: waiting for the requester; ``resolved``: staff think it is
+    done (a requester's reply makes it ``open`` again, the department's ``auto_close_days`` closes it);
+    ``closed``: done (a reply reopens it or opens a linked ticket, per ``reopen_closed``)."""
+
     OPEN = "open"
+    PENDING = "pending"
+    RESOLVED = "resolved"
     CLOSED = "closed"
+
+
+class TicketPriority(enum.StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
 
 
 class Direction(enum.StrEnum):
@@ -47,13 +60,51 @@ class Ticket(Base):
     #: a ticket reference the first mail claimed but was not allowed to use ("mentions #123")
     mentions: Mapped[str | None] = mapped_column(String(100))
     linked_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    priority: Mapped[TicketPriority] = mapped_column(
+        Enum(TicketPriority, name="ticket_priority", native_enum=False, length=20), default=TicketPriority.NORMAL)
+    #: the staff member working the ticket (an agent or admin of its department); no ON DELETE
+    #: (SQLite can add the column only with a column constraint): users are deactivated, not deleted
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    #: when the ticket last became ``resolved`` (auto-close counts from here); None unless resolved
+    resolved_at: Mapped[datetime | None]
     created_at: Mapped[created_at]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     department: Mapped[Department] = relationship(back_populates="tickets")
-    requester: Mapped[User | None] = relationship()
+    requester: Mapped[User | None] = relationship(foreign_keys=[requester_id])
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
     messages: Mapped[list[TicketMessage]] = relationship(
         back_populates="ticket", order_by="TicketMessage.id", cascade="all, delete-orphan")
+    tag_rows: Mapped[list[TicketTag]] = relationship(
+        order_by="TicketTag.tag", cascade="all, delete-orphan")
+    aliases: Mapped[list[TicketAlias]] = relationship(cascade="all, delete-orphan")
+
+    @property
+    def tags(self) -> list[str]:
+        return [t.tag for t in self.tag_rows]
+
+
+class TicketTag(Base):
+    """A tag on a ticket (lower-case, one row per tag)."""
+
+    __tablename__ = "ticket_tags"
+    __table_args__ = (UniqueConstraint("ticket_id", "tag"), Index("ix_ticket_tags_tag", "tag"))
+
+    id: Mapped[intpk]
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    tag: Mapped[str] = mapped_column(String(100))
+
+
+class TicketAlias(Base):
+    """A (department, number) a ticket had before ``ticket move``: old references still thread to it."""
+
+    __tablename__ = "ticket_aliases"
+    __table_args__ = (UniqueConstraint("department_id", "number"),)
+
+    id: Mapped[intpk]
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
 
 
 class TicketMessage(Base):

@@ -27,6 +27,10 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(300), default="")
     role: Mapped[Role] = mapped_column(Enum(Role, name="user_role", native_enum=False, length=20),
                                        default=Role.REQUESTER)
+    #: a deactivated user can't act (``--as``) and gets no mail; their tickets stay
+    active: Mapped[bool] = mapped_column(default=True)
+    #: staff notifications (new ticket, requester reply, assignment); the user's own opt-out
+    notifications: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[created_at]
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="user", cascade="all, delete-orphan")

@@ -37,6 +37,9 @@ def resolve_actor(session: Session, email: str | None) -> Actor:
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:
         raise NotFoundError(f"No user {email!r}: add one with 'helpdesk user add {email} --role ...'.")
+    if not user.active:
+        raise PermissionDenied(f"{user.email} is deactivated and cannot act: an admin can reactivate them "
+                               f"('helpdesk user set {user.email} --activate').")
     return user
 
 

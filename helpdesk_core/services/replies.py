@@ -105,6 +105,10 @@ def reply_to_ticket(app: Helpdesk, session: Session, *, actor: Actor, ticket_id:
     if ticket.requester is None:
         raise ConfigurationError(f"Ticket {ticket.id} has no requester to mail the reply to: "
                                  "add an internal note instead (--internal).")
+    if not ticket.requester.active:
+        raise ConfigurationError(f"{ticket.requester.email} is deactivated and gets no mail: add an internal "
+                                 f"note instead (--internal), or reactivate them ('helpdesk user set "
+                                 f"{ticket.requester.email} --activate').")
     settings = GeneralSettings.load(session)
     to = [Address(ticket.requester.email.lower(), ticket.requester.name or "")]
     copies = cc_addresses(ticket, own_addresses(session)) if cc else []

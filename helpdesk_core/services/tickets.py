@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, object_session, selectinload
 
 from helpdesk_core.errors import NotFoundError
-from helpdesk_core.models import Department, Ticket, TicketMessage
+from helpdesk_core.models import Department, Ticket, TicketEvent, TicketMessage, TicketPriority
 from helpdesk_core.services.departments import get_department
 from helpdesk_core.services.permissions import Actor, require_ticket_visible, visible_tickets
 
@@ -26,7 +26,20 @@ def ticket_summary(ticket: Ticket, message_count: int) -> dict[str, Any]:
         "message_count": message_count,
         "created_at": ticket.created_at.isoformat(), "updated_at": ticket.updated_at.isoformat(),
         "mentions": ticket.mentions,
+        "assignee": ticket.assignee.email if ticket.assignee else None,
+        "priority": str(ticket.priority or TicketPriority.NORMAL), "tags": ticket.tags,
     }
+
+
+def event_json(event: TicketEvent) -> dict[str, Any]:
+    return {"id": event.id, "kind": event.kind, "actor": event.actor_email, "old": event.old, "new": event.new,
+            "at": event.created_at.isoformat()}
+
+
+def ticket_events(session: Session, ticket: Ticket) -> list[TicketEvent]:
+    """The history of ``ticket``, oldest first."""
+    return list(session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id)
+                                .order_by(TicketEvent.id)))
 
 
 def message_json(m: TicketMessage) -> dict[str, Any]:
@@ -46,6 +59,8 @@ def ticket_json(ticket: Ticket) -> dict[str, Any]:
     data = ticket_summary(ticket, len(ticket.messages))
     data["participants"] = ticket.participants
     data["messages"] = [message_json(m) for m in ticket.messages]
+    session = object_session(ticket)
+    data["events"] = [event_json(e) for e in ticket_events(session, ticket)] if session is not None else []
     return data
 
 
@@ -54,7 +69,8 @@ def list_tickets(session: Session, *, actor: Actor, department: str | None = Non
               .group_by(TicketMessage.ticket_id).subquery())
     query = (select(Ticket, func.coalesce(counts.c.n, 0))
              .outerjoin(counts, counts.c.ticket_id == Ticket.id)
-             .options(selectinload(Ticket.requester), selectinload(Ticket.department))
+             .options(selectinload(Ticket.requester), selectinload(Ticket.department),
+                      selectinload(Ticket.assignee), selectinload(Ticket.tag_rows))
              .order_by(Ticket.department_id, Ticket.number))
     if department:
         query = query.where(Ticket.department_id == get_department(session, department).id)
