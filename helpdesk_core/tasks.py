@@ -174,6 +174,14 @@ def enqueue_import(department_id: int, queue: str = DEFAULT_QUEUE) -> None:
                                   expires=REDISPATCH_SECONDS)
 
 
+def enqueue_department(department_id: int) -> None:
+    """Send ``import_department`` to the department's queue now (``helpdesk watch`` on new mail)."""
+    with helpdesk().session() as session:
+        department = session.get(Department, department_id)
+        options = department.options if department is not None else None
+    enqueue_import(department_id, queue_of(options))
+
+
 @app.task(name="helpdesk_core.tasks.dispatch", ignore_result=True)
 def dispatch() -> dict[str, int]:
     """Run by beat every :data:`DISPATCH_SECONDS`: send each due department and outbox."""

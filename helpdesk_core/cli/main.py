@@ -123,6 +123,7 @@ from helpdesk_core.cli import departments as cli_departments  # noqa: E402
 from helpdesk_core.cli import imports as cli_imports  # noqa: E402
 from helpdesk_core.cli import log as cli_log  # noqa: E402
 from helpdesk_core.cli import outbox as cli_outbox  # noqa: E402
+from helpdesk_core.cli import scale as cli_scale  # noqa: E402
 from helpdesk_core.cli import tickets as cli_tickets  # noqa: E402
 
 cli_departments.register(main)
@@ -130,6 +131,7 @@ cli_imports.register(main)
 cli_tickets.register(main)
 cli_log.register(main)                          # helpdesk log, helpdesk held
 cli_outbox.register(main, cli_tickets.ticket)   # helpdesk outbox, helpdesk ticket reply
+cli_scale.register(main)                        # helpdesk status, watch, department push
 
 
 def register_plugin_commands(group: click.Group, pm: pluggy.PluginManager | None = None) -> None:

@@ -147,3 +147,49 @@ def release_lease(session: Session, mailbox_id: int, owner: str, generation: int
     session.execute(query.values(lease_owner=None, lease_expires_at=None)
                     .execution_options(synchronize_session=False))
     session.commit()
+
+
+# ---- watch leases: which ``helpdesk watch`` process holds a mailbox's IDLE connection ----------
+
+def claim_watches(session: Session, owner: str, *, limit: int, seconds: int | None = None,
+                  candidates: list[int] | None = None) -> list[int]:
+    """Renew ``owner``'s watch leases and take free ones (none, expired, or of a dead process of this
+    host) up to ``limit`` in all; returns the mailbox ids ``owner`` holds now. Commits.
+
+    Each take is a compare-and-set on the previous holder, so several watch processes together
+    hold every mailbox exactly once; ``candidates`` restricts which mailboxes may be taken."""
+    now = datetime.now(UTC)
+    expires = now + timedelta(seconds=seconds or lease_seconds())
+    session.execute(update(Mailbox).where(Mailbox.watch_owner == owner)
+                    .values(watch_expires_at=expires).execution_options(synchronize_session=False))
+    held = set(session.scalars(select(Mailbox.id).where(Mailbox.watch_owner == owner)))
+    query = select(Mailbox.id, Mailbox.watch_owner, Mailbox.watch_expires_at).order_by(Mailbox.id)
+    if candidates is not None:
+        query = query.where(Mailbox.id.in_(candidates))
+    for mailbox_id, holder, until in session.execute(query).all():
+        if len(held) >= limit:
+            break
+        if mailbox_id in held:
+            continue
+        expired = until is not None and until.replace(tzinfo=until.tzinfo or UTC) < now
+        if holder is not None and not expired and not _owner_is_dead(holder):
+            continue
+        hit = session.execute(
+            update(Mailbox).where(Mailbox.id == mailbox_id,
+                                  Mailbox.watch_owner.is_(None) if holder is None
+                                  else Mailbox.watch_owner == holder)
+            .values(watch_owner=owner, watch_expires_at=expires).execution_options(synchronize_session=False))
+        if hit.rowcount == 1:
+            held.add(mailbox_id)
+    session.commit()
+    return sorted(held)
+
+
+def release_watches(session: Session, owner: str, mailbox_ids: list[int] | None = None) -> None:
+    """Give up ``owner``'s watch leases (all, or these). Commits."""
+    query = update(Mailbox).where(Mailbox.watch_owner == owner)
+    if mailbox_ids is not None:
+        query = query.where(Mailbox.id.in_(mailbox_ids))
+    session.execute(query.values(watch_owner=None, watch_expires_at=None)
+                    .execution_options(synchronize_session=False))
+    session.commit()

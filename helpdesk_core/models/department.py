@@ -63,6 +63,9 @@ class Mailbox(Base):
     lease_expires_at: Mapped[datetime | None]
     #: fencing token: grows each time the lease changes hands (``inbound.leases``)
     lease_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: IMAP IDLE watcher of ``helpdesk watch`` holding this mailbox (a lease of its own)
+    watch_owner: Mapped[str | None] = mapped_column(String(200))
+    watch_expires_at: Mapped[datetime | None]
     #: failed cycles in a row; the next run backs off exponentially (``inbound.cycle.backoff``)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[created_at]

@@ -1,4 +1,4 @@
-"""scale-out: mailbox lease generation (fencing token) and consecutive failures (backoff)
+"""scale-out: mailbox lease generation (fencing token), consecutive failures (backoff), watch lease
 
 Revision ID: 0004_scale
 Revises: 0003
@@ -19,9 +19,13 @@ def upgrade() -> None:
     with op.batch_alter_table('mailboxes') as batch:
         batch.add_column(sa.Column('lease_generation', sa.Integer(), nullable=False, server_default='0'))
         batch.add_column(sa.Column('consecutive_failures', sa.Integer(), nullable=False, server_default='0'))
+        batch.add_column(sa.Column('watch_owner', sa.String(length=200), nullable=True))
+        batch.add_column(sa.Column('watch_expires_at', sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('mailboxes') as batch:
+        batch.drop_column('watch_expires_at')
+        batch.drop_column('watch_owner')
         batch.drop_column('consecutive_failures')
         batch.drop_column('lease_generation')

@@ -1,0 +1,102 @@
+"""IMAP IDLE push in ``helpdesk worker``: mail becomes a ticket within seconds, not on the next
+poll; after the server drops the connection (``doveadm kick``) the watcher reconnects and mail
+that arrived meanwhile is imported too. A department can turn push off."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from helpdesk_core.inbound.idle import push_departments
+from helpdesk_core.inbound.worker import Worker
+from helpdesk_core.models import Department, TicketMessage
+from helpdesk_core.testing.apps import Cli, environment, make_app
+
+from mailfactory import plain
+
+
+@pytest.fixture
+def installation(tmp_path, dovecot):
+    user = dovecot._hd_pool.take()
+    cli = Cli(environment(tmp_path / "home", f"sqlite:///{tmp_path / 'helpdesk.db'}"))
+    cli("init")
+    cli("settings", "set", "mail.rate_limit_per_hour", "0")
+    # an hour between polls: within this test only a push can import anything after the first cycle
+    cli("department", "add", "Tech", "--sender", user.email, "--interval", "60")
+    cli("department", "set-mailbox", "Tech", "--protocol", "imap", "--host", "127.0.0.1",
+        "--port", str(dovecot.imaps_port), "--security", "ssl", "--email", user.email,
+        "--ca-file", str(dovecot.ca_file), "--password-stdin", input=user.password + "\n")
+    app = make_app(cli.env)
+    yield cli, app, user
+    app.engine.dispose()
+
+
+def _imported(app, message_id: str) -> bool:
+    with app.session() as session:
+        return session.scalar(select(func.count()).select_from(TicketMessage)
+                              .where(TicketMessage.message_id == message_id)) == 1
+
+
+def _wait(predicate, timeout: float) -> float | None:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(0.02)
+    return None
+
+
+def test_pushed_mail_becomes_a_ticket_in_seconds_and_survives_a_dropped_connection(installation, dovecot):
+    _cli, app, user = installation
+    worker = Worker(app, threads=2, tick_seconds=30, tasks=[],
+                    idle_options={"reconnect_max_seconds": 1.0})
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        assert _wait(lambda: worker.watchers.watchers and all(
+            w.connects >= 1 for w in worker.watchers.watchers.values()), 15) is not None
+        watcher = next(iter(worker.watchers.watchers.values()))
+        assert watcher.capable is True
+        time.sleep(0.5)  # the catch-up import of the first connect is done
+
+        dovecot.append(user.email, plain(subject="Pushed", msgid="<pushed-1@example.test>"))
+        took = _wait(lambda: _imported(app, "pushed-1@example.test"), 10)
+        assert took is not None and took < 3, f"pushed mail took {took} s (polling is hourly)"
+
+        dovecot.doveadm("kick", user.email)  # the server drops every session of the user ...
+        user.deliver(plain(subject="Meanwhile", msgid="<meanwhile-1@example.test>"))  # ... mail arrives
+        took = _wait(lambda: _imported(app, "meanwhile-1@example.test"), 15)
+        assert took is not None, "mail that arrived while the IDLE connection was down was not imported"
+        assert _wait(lambda: watcher.connects >= 2, 5) is not None, "the watcher did not reconnect"
+
+        dovecot.append(user.email, plain(subject="After", msgid="<after-1@example.test>"))
+        assert _wait(lambda: _imported(app, "after-1@example.test"), 5) is not None
+        assert _wait(lambda: user.count() == 0, 5) is not None
+    finally:
+        worker.stopping.set()
+        worker._wake.set()
+        thread.join(timeout=20)
+    assert not thread.is_alive()
+    assert not any(w.is_alive() for w in worker.watchers.watchers.values())
+
+
+def test_push_is_on_by_default_and_a_department_option_turns_it_off(installation):
+    cli, app, _user = installation
+    assert len(push_departments(app)) == 1
+    cli("department", "push", "Tech", "off")
+    assert push_departments(app) == []
+    with app.session() as session:
+        assert session.scalar(select(Department.options))["push"] is False
+    cli("department", "push", "Tech", "on")
+    assert len(push_departments(app)) == 1
+
+
+def test_maildir_and_pop3_mailboxes_are_polled_only(tmp_path):
+    from helpdesk_core.inbound.idle import push_enabled
+
+    assert push_enabled({}, {"protocol": "imap"}) and push_enabled(None, {})  # e.g. Google: IMAP
+    assert not push_enabled({}, {"protocol": "pop3"}) and not push_enabled({}, {"protocol": "maildir"})
+    assert not push_enabled({"push": False}, {"protocol": "imap"})
