@@ -215,7 +215,7 @@ def queue_depths(queues: list[str] | None = None) -> dict[str, int | None]:
     """Messages waiting per queue (None when the broker cannot be reached), for ``helpdesk status``."""
     depths: dict[str, int | None] = {}
     try:
-        with app.connection_for_write() as conn:
+        with app.connection_for_write(os.environ.get("HELPDESK_BROKER_URL") or BROKER_URL) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
             channel = conn.default_channel
             for name in queues or [DEFAULT_QUEUE]:

@@ -259,3 +259,39 @@ def test_the_embedded_default_never_imports_celery():
     code = ("import sys; import helpdesk_core.cli.main, helpdesk_core.inbound.worker; "
             "sys.exit(1 if 'celery' in sys.modules or 'helpdesk_core.tasks' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_helpdesk_watch_sends_an_import_to_celery_when_mail_arrives(tmp_path, postgres_url, dovecot,
+                                                                    redis_server):
+    """No beat: only ``helpdesk watch`` (IDLE) makes the Celery worker import, within seconds."""
+    user = dovecot._hd_pool.take()
+    cli = _installation(tmp_path, postgres_url, dovecot, [user], interval=60)
+    env = {**os.environ, **cli.env, "HELPDESK_BROKER_URL": redis_server.url}
+    app = make_app(cli.env)
+    fleet = Fleet(env, tmp_path / "logs")
+    log = open(tmp_path / "logs" / "watch.log", "ab")
+    watch = subprocess.Popen([*HELPDESK, "watch"], env=env, stdout=log, stderr=log,
+                             start_new_session=True)
+    log.close()
+    try:
+        fleet.worker("w0")
+        user.deliver(plain(subject="Before", msgid="<before@example.test>"))
+        # the watcher's catch-up import on connect
+        assert _wait(lambda: _message_counts(app).get("before@example.test") == 1, 60), fleet.log_tail()
+        status = Cli({**cli.env, "HELPDESK_BROKER_URL": redis_server.url}).json("status", "--json")
+        assert status["departments"][0]["watcher"] is not None
+        assert status["celery"]["queues"] == {"helpdesk": 0}
+        time.sleep(0.5)
+        started = time.monotonic()
+        dovecot.append(user.email, plain(subject="Pushed", msgid="<pushed@example.test>"))
+        assert _wait(lambda: _message_counts(app).get("pushed@example.test") == 1, 20, step=0.05), \
+            fleet.log_tail()
+        assert time.monotonic() - started < 5
+    finally:
+        os.killpg(watch.pid, signal.SIGTERM)
+        assert watch.wait(timeout=20) == 0
+        fleet.stop()
+        app.engine.dispose()
+    with app.session() as session:
+        assert session.scalar(select(Mailbox.watch_owner)) is None  # released on SIGTERM
+    app.engine.dispose()

@@ -100,3 +100,55 @@ def test_maildir_and_pop3_mailboxes_are_polled_only(tmp_path):
     assert push_enabled({}, {"protocol": "imap"}) and push_enabled(None, {})  # e.g. Google: IMAP
     assert not push_enabled({}, {"protocol": "pop3"}) and not push_enabled({}, {"protocol": "maildir"})
     assert not push_enabled({"push": False}, {"protocol": "imap"})
+
+
+def _add_imap(cli, dovecot, name: str):
+    user = dovecot._hd_pool.take()
+    cli("department", "add", name, "--sender", user.email, "--interval", "60")
+    cli("department", "set-mailbox", name, "--protocol", "imap", "--host", "127.0.0.1",
+        "--port", str(dovecot.imaps_port), "--security", "ssl", "--email", user.email,
+        "--ca-file", str(dovecot.ca_file), "--no-validate", "--password-stdin", input=user.password + "\n")
+    return user
+
+
+def test_watch_processes_share_the_mailboxes_by_lease_and_trigger_on_new_mail(installation, dovecot):
+    """Two ``helpdesk watch`` services of one mailbox each cover both mailboxes exactly once; when
+    one stops, the other takes its mailbox over; ``helpdesk status --json`` shows who watches what."""
+    from helpdesk_core.inbound.idle import WatchService
+
+    cli, app, tech = installation
+    _add_imap(cli, dovecot, "Facilities")
+    calls: list[tuple[str, int]] = []
+    a = WatchService(app, lambda d: calls.append(("a", d)), owner="watch-a:1", limit=1, lease_seconds=30)
+    b = WatchService(app, lambda d: calls.append(("b", d)), owner="watch-b:1", limit=1, lease_seconds=30)
+    try:
+        watched_a, watched_b = a.step(), b.step()
+        assert len(watched_a) == len(watched_b) == 1 and watched_a != watched_b
+        assert b.step() == watched_b and a.step() == watched_a  # renewing changes nothing
+        status = cli.json("status", "--json")
+        assert sorted(w["owner"] for w in status["watchers"]) == ["watch-a:1", "watch-b:1"]
+        watcher_of = {d["department"]: d["watcher"] for d in status["departments"]}
+        assert sorted(watcher_of) == ["Facilities", "Tech"]
+        assert sorted(watcher_of.values()) == ["watch-a:1", "watch-b:1"]
+        assert all("lag_seconds" in d and "consecutive_failures" in d for d in status["departments"])
+
+        assert _wait(lambda: len(calls) >= 2, 10) is not None  # catch-up trigger of each connect
+        with app.session() as session:
+            tech_id = session.scalar(select(Department.id).where(Department.name == "Tech"))
+        owner_of_tech = "a" if watched_a == [tech_id] else "b"
+        calls.clear()
+        dovecot.append(tech.email, plain(subject="Pushed", msgid="<watch-1@example.test>"))
+        assert _wait(lambda: (owner_of_tech, tech_id) in calls, 5) is not None, calls
+
+        gone, stays = (a, b) if owner_of_tech == "a" else (b, a)
+        gone.stopping.set()
+        gone.run()                       # returns at once: stops its watchers, releases its leases
+        stays.limit = 2
+        assert sorted(stays.step()) == sorted(watched_a + watched_b)
+        calls.clear()
+        dovecot.append(tech.email, plain(subject="Pushed again", msgid="<watch-2@example.test>"))
+        who = "a" if stays is a else "b"
+        assert _wait(lambda: (who, tech_id) in calls, 5) is not None, calls
+    finally:
+        for service in (a, b):
+            service.watchers.stop()
