@@ -31,6 +31,7 @@ from helpdesk_core.testing.servers.ports import ServerUnavailable
 from helpdesk_core.testing.servers.redis import RedisServer
 
 from mailfactory import plain
+from test_idle import add_imap
 
 HELPDESK = [sys.executable, "-c", "from helpdesk_core.cli.main import main; main()"]
 CELERY = [sys.executable, "-m", "celery", "-A", "helpdesk_core.tasks"]
@@ -58,12 +59,7 @@ def _installation(tmp_path: Path, postgres_url: str, dovecot, users, interval: i
     cli("init")
     cli("settings", "set", "mail.rate_limit_per_hour", "0")
     for n, user in enumerate(users):
-        name = f"Dept{n:02d}"
-        cli("department", "add", name, "--sender", user.email, "--interval", str(interval))
-        cli("department", "set-mailbox", name, "--protocol", "imap", "--host", "127.0.0.1",
-            "--port", str(dovecot.imaps_port), "--security", "ssl", "--email", user.email,
-            "--ca-file", str(dovecot.ca_file), "--no-validate", "--password-stdin",
-            input=user.password + "\n")
+        add_imap(cli, dovecot, f"Dept{n:02d}", user, interval)
     return cli
 
 

@@ -18,17 +18,23 @@ from helpdesk_core.testing.apps import Cli, environment, make_app
 from mailfactory import plain
 
 
+def add_imap(cli, dovecot, name: str, user=None, interval: int = 60):
+    """A department on an IMAPS mailbox of ``user`` (default: a fresh Dovecot user), polled hourly
+    by default: within these tests only a push can import anything after the first cycle."""
+    user = user or dovecot._hd_pool.take()
+    cli("department", "add", name, "--sender", user.email, "--interval", str(interval))
+    cli("department", "set-mailbox", name, "--protocol", "imap", "--host", "127.0.0.1",
+        "--port", str(dovecot.imaps_port), "--security", "ssl", "--email", user.email,
+        "--ca-file", str(dovecot.ca_file), "--no-validate", "--password-stdin", input=user.password + "\n")
+    return user
+
+
 @pytest.fixture
 def installation(tmp_path, dovecot):
-    user = dovecot._hd_pool.take()
     cli = Cli(environment(tmp_path / "home", f"sqlite:///{tmp_path / 'helpdesk.db'}"))
     cli("init")
     cli("settings", "set", "mail.rate_limit_per_hour", "0")
-    # an hour between polls: within this test only a push can import anything after the first cycle
-    cli("department", "add", "Tech", "--sender", user.email, "--interval", "60")
-    cli("department", "set-mailbox", "Tech", "--protocol", "imap", "--host", "127.0.0.1",
-        "--port", str(dovecot.imaps_port), "--security", "ssl", "--email", user.email,
-        "--ca-file", str(dovecot.ca_file), "--password-stdin", input=user.password + "\n")
+    user = add_imap(cli, dovecot, "Tech")
     app = make_app(cli.env)
     yield cli, app, user
     app.engine.dispose()
@@ -102,22 +108,13 @@ def test_maildir_and_pop3_mailboxes_are_polled_only(tmp_path):
     assert not push_enabled({"push": False}, {"protocol": "imap"})
 
 
-def _add_imap(cli, dovecot, name: str):
-    user = dovecot._hd_pool.take()
-    cli("department", "add", name, "--sender", user.email, "--interval", "60")
-    cli("department", "set-mailbox", name, "--protocol", "imap", "--host", "127.0.0.1",
-        "--port", str(dovecot.imaps_port), "--security", "ssl", "--email", user.email,
-        "--ca-file", str(dovecot.ca_file), "--no-validate", "--password-stdin", input=user.password + "\n")
-    return user
-
-
 def test_watch_processes_share_the_mailboxes_by_lease_and_trigger_on_new_mail(installation, dovecot):
     """Two ``helpdesk watch`` services of one mailbox each cover both mailboxes exactly once; when
     one stops, the other takes its mailbox over; ``helpdesk status --json`` shows who watches what."""
     from helpdesk_core.inbound.idle import WatchService
 
     cli, app, tech = installation
-    _add_imap(cli, dovecot, "Facilities")
+    add_imap(cli, dovecot, "Facilities")
     calls: list[tuple[str, int]] = []
     a = WatchService(app, lambda d: calls.append(("a", d)), owner="watch-a:1", limit=1, lease_seconds=30)
     b = WatchService(app, lambda d: calls.append(("b", d)), owner="watch-b:1", limit=1, lease_seconds=30)

@@ -107,7 +107,7 @@ class Worker:
         if threading.current_thread() is threading.main_thread():
             self.install_signal_handlers()
         tasks_run: Future[None] | None = None
-        next_sync = 0.0
+        next_sync = next_tasks = 0.0
         with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="import") as pool, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="tasks") as task_pool:
             while not self.stopping.is_set():
@@ -119,8 +119,9 @@ class Worker:
                         future = pool.submit(self._cycle, dept_id)
                         future.add_done_callback(lambda _f: self._wake.set())
                         self._running[dept_id] = future
-                if tasks_run is None or tasks_run.done():  # never two runs of the tasks at once
-                    tasks_run = task_pool.submit(self._run_tasks)
+                if (tasks_run is None or tasks_run.done()) and time.monotonic() >= next_tasks:
+                    tasks_run = task_pool.submit(self._run_tasks)  # never two runs at once; once a tick
+                    next_tasks = time.monotonic() + self.tick_seconds
                 if once:
                     for fut in [*self._running.values(), tasks_run]:
                         fut.result()

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from helpdesk_core.testing.servers.ports import (
-    HOST, ServerUnavailable, _set_pdeathsig, port_is_free, wait_port_closed,
+    HOST, ServerUnavailable, _set_pdeathsig, port_is_free, terminate, wait_port_closed,
 )
 
 __all__ = ["RedisServer"]
@@ -73,13 +73,7 @@ class RedisServer:
         _live.discard(self)
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        terminate(proc, timeout=10)
         wait_port_closed(self.port, self.host, timeout=10)
 
     def restart(self) -> None:
