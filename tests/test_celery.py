@@ -291,3 +291,55 @@ def test_helpdesk_watch_sends_an_import_to_celery_when_mail_arrives(tmp_path, po
     with app.session() as session:
         assert session.scalar(select(Mailbox.watch_owner)) is None  # released on SIGTERM
     app.engine.dispose()
+
+
+def _fake_department(plugin):
+    from helpdesk_core.services.departments import add_department, set_mailbox
+    from helpdesk_core.services.permissions import SYSTEM
+    from helpdesk_core.testing.apps import memory_app
+
+    app = memory_app(plugin)
+    with app.session() as session:
+        dept = add_department(session, actor=SYSTEM, name="Tech", sender="tech@district.test",
+                              interval_minutes=5)
+        set_mailbox(app, session, actor=SYSTEM, department="Tech", provider="fake",
+                    config={"mailbox": "tech"}, secrets={})
+        session.commit()
+        return app, dept.id
+
+
+def test_a_failing_mailbox_backs_off_and_each_cycle_logs_one_structured_line(caplog):
+    from datetime import UTC, datetime
+
+    from helpdesk_core.errors import MailboxError
+    from helpdesk_core.inbound.cycle import run_cycle
+    from helpdesk_core.testing.fake import FakePlugin
+
+    plugin = FakePlugin()
+    app, dept_id = _fake_department(plugin)
+    box = plugin.provider.mailbox("tech")
+    waits = []
+    caplog.set_level("INFO", logger="helpdesk.cycle")
+    for _ in range(3):
+        box.fail_open = MailboxError("server down", kind="connection_refused", temporary=True)
+        before = datetime.now(UTC)
+        assert run_cycle(app, dept_id).error_kind == "connection_refused"
+        with app.session() as session:
+            mailbox = session.scalar(select(Mailbox))
+            waits.append((mailbox.next_run_at.replace(tzinfo=UTC) - before, mailbox.consecutive_failures))
+    assert [f for _, f in waits] == [1, 2, 3]
+    for (wait, _), minutes in zip(waits, (5, 10, 20)):
+        assert timedelta(minutes=minutes) <= wait < timedelta(minutes=minutes, seconds=30)
+    box.deliver(plain(subject="Back", msgid="<back@example.test>"))
+    assert run_cycle(app, dept_id).created == 1
+    with app.session() as session:
+        assert session.scalar(select(Mailbox.consecutive_failures)) == 0
+
+    lines = [json.loads(r.getMessage().split(" ", 1)[1]) for r in caplog.records
+             if r.name == "helpdesk.cycle" and r.getMessage().startswith("cycle {")]
+    assert len(lines) == 4
+    assert lines[0]["error_kind"] == "connection_refused" and lines[0]["department"] == "Tech"
+    assert {k: lines[-1][k] for k in ("event", "department_id", "fetched", "created", "error")} == {
+        "event": "cycle", "department_id": dept_id, "fetched": 1, "created": 1, "error": None}
+    assert lines[-1]["seconds"] >= 0 and lines[-1]["worker"]
+    app.engine.dispose()
