@@ -1,13 +1,13 @@
 # helpdesk-core developer and CI entry points.
 #
-#   make deps    install missing Debian packages (dovecot, postgresql, openssl); needs root or sudo
+#   make deps    install missing Debian packages (dovecot, postgresql, openssl, redis-server); needs root or sudo
 #   make venv    create .venv and install the project + plugins in editable mode with test extras
 #   make test    deps + venv, then run the whole pytest suite (PYTEST_ARGS=... to narrow it)
 #   make demo    run demo/run.sh with the venv on PATH
 #   make bench   run bench/run.py (BENCH_ARGS=... passed through)
 #   make clean   remove the venv, caches and build artefacts
 #
-# The test suite starts its own private Dovecot and PostgreSQL on 127.0.0.1 (see
+# The test suite starts its own private Dovecot, PostgreSQL and Redis on 127.0.0.1 (see
 # helpdesk_core/testing); the system services are never used.
 
 SHELL        := /bin/bash
@@ -20,7 +20,7 @@ VENV        ?= .venv
 PY          := $(VENV)/bin/python
 PYTEST_ARGS ?=
 BENCH_ARGS  ?=
-APT_PACKAGES := dovecot-core dovecot-imapd dovecot-pop3d postgresql openssl
+APT_PACKAGES := dovecot-core dovecot-imapd dovecot-pop3d postgresql openssl redis-server
 
 # Editable installs: the core with test extras, plus every plugin that has a pyproject.toml.
 PLUGIN_DIRS  := $(patsubst %/pyproject.toml,%,$(wildcard plugins/mail_generic/pyproject.toml plugins/mail_google_oauth/pyproject.toml))
@@ -35,8 +35,9 @@ deps:
 	[ -e /usr/lib/dovecot/pop3 ] || missing+=("/usr/lib/dovecot/pop3")
 	compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=("PostgreSQL initdb")
 	command -v openssl >/dev/null 2>&1 || missing+=("openssl")
+	command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=("redis-server")
 	if [ $${#missing[@]} -eq 0 ]; then
-	  echo "deps: dovecot (imap, pop3), postgresql and openssl are installed"
+	  echo "deps: dovecot (imap, pop3), postgresql, openssl and redis-server are installed"
 	  exit 0
 	fi
 	echo "deps: missing: $${missing[*]}"
@@ -45,7 +46,7 @@ deps:
 	  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
 	    echo "deps: not root and no sudo: install as root: apt-get install $(APT_PACKAGES)" >&2; exit 1; fi
 	fi
-	# Keep apt from starting the system dovecot/postgresql services on the standard ports.
+	# Keep apt from starting the system dovecot/postgresql/redis services on the standard ports.
 	POLICY=/usr/sbin/policy-rc.d
 	if [ ! -e $$POLICY ]; then
 	  trap "$$SUDO rm -f $$POLICY" EXIT

@@ -13,7 +13,10 @@ subprocess so the peak RSS figures are separate:
     after refilling the mailbox byte-identically;
 (c) the peak RSS of importing one message with a 50 MB attachment (limits raised so it is stored);
 (d) the time of one thread lookup (``match_by_message_ids`` / ``match_by_subject``) with 10k and
-    1M tickets bulk-loaded into a database made by ``helpdesk init``, with the query plans.
+    1M tickets bulk-loaded into a database made by ``helpdesk init``, with the query plans;
+(e) scale: delivery-to-ticket latency with push and with 1-minute polling, per-mailbox and
+    per-message cycle costs against Dovecot (:mod:`bench.latency`), and the fan-out of 1,000
+    mailboxes over 1, 2 and 4 Celery workers (:mod:`bench.fanout`; PostgreSQL + Redis).
 
 Usage::
 
@@ -201,6 +204,8 @@ def _main(state_holder: list[Path]) -> None:
     ap.add_argument("--profile", type=int, metavar="N", help="only profile (b) at this N with cProfile")
     ap.add_argument("--profiler", choices=("cprofile", "pyinstrument"), default="cprofile",
                     help="profiler for --profile (pyinstrument: pip install pyinstrument)")
+    ap.add_argument("--skip-scale", action="store_true", help="skip the latency and fan-out figures (bench/latency.py, bench/fanout.py)")
+    ap.add_argument("--scale-mailboxes", type=int, default=None, help="mailboxes of the fan-out (default 1000; --quick 200)")
     ap.add_argument("--keep", action="store_true", help="keep the state folder (/tmp/hd-bench-*)")
     ap.add_argument("--json", metavar="FILE", help="also write all figures as JSON")
     opts = ap.parse_args()
@@ -313,6 +318,13 @@ def _main(state_holder: list[Path]) -> None:
             shutil.rmtree(home, ignore_errors=True)
         for name, plan in figures["lookup"][-1]["plans"].items():
             print(f"  EXPLAIN QUERY PLAN {name}: " + " | ".join(plan))
+
+    if not opts.skip_scale and not opts.profile:
+        import fanout
+        import latency
+
+        figures["scale"] = {"latency": latency.run(state, skip_poll=opts.quick),
+                            "fanout": fanout.run(state, mailboxes=opts.scale_mailboxes or (200 if opts.quick else 1000))}
 
     if figures["runs"] or figures["big"] or figures["lookup"]:
         summary(figures)

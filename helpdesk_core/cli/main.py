@@ -145,6 +145,8 @@ from helpdesk_core.cli import departments as cli_departments  # noqa: E402
 from helpdesk_core.cli import imports as cli_imports  # noqa: E402
 from helpdesk_core.cli import log as cli_log  # noqa: E402
 from helpdesk_core.cli import outbox as cli_outbox  # noqa: E402
+from helpdesk_core.cli import scale as cli_scale  # noqa: E402
+from helpdesk_core.cli import lifecycle as cli_lifecycle  # noqa: E402
 from helpdesk_core.cli import tickets as cli_tickets  # noqa: E402
 
 cli_departments.register(main)
@@ -152,7 +154,8 @@ cli_imports.register(main)
 cli_tickets.register(main)
 cli_log.register(main)                          # helpdesk log, helpdesk held
 cli_outbox.register(main, cli_tickets.ticket)   # helpdesk outbox, helpdesk ticket reply
-from helpdesk_core.cli import lifecycle as cli_lifecycle; cli_lifecycle.register(main)  # noqa: E402,E702
+cli_lifecycle.register(main)                    # ticket set/create/move …, reply-template
+cli_scale.register(main)                        # helpdesk status, watch, department push
 
 
 def register_plugin_commands(group: click.Group, hooks: Hooks | None = None) -> Hooks | None:

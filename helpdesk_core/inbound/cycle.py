@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -11,9 +13,8 @@ from sqlalchemy import select
 
 from helpdesk_core.app import Helpdesk
 from helpdesk_core.errors import HelpdeskError, MailboxError, NotFoundError
-from helpdesk_core.inbound.importer import (
-    BATCH_SIZE, CycleResult, Outcome, acquire_lease, import_batch, release_lease, worker_id,
-)
+from helpdesk_core.inbound.importer import BATCH_SIZE, CycleResult, Outcome, import_batch
+from helpdesk_core.inbound.leases import fence, release_lease, take_lease, worker_id
 from helpdesk_core.models import Department, ImportCycle, Mailbox
 from helpdesk_core.providers.secrets import stored_secrets
 from helpdesk_core.settings import GeneralSettings
@@ -21,6 +22,16 @@ from helpdesk_core.settings import GeneralSettings
 log = logging.getLogger("helpdesk.cycle")
 
 ProgressCallback = Callable[[int, int | None], None]
+
+#: longest wait between two cycles of a failing mailbox (unless its interval is longer)
+BACKOFF_CAP = timedelta(hours=1)
+
+
+def backoff(interval_minutes: int, failures: int) -> timedelta:
+    """Wait before the next cycle after ``failures`` failed ones in a row: the interval, then
+    twice, four times … as long, at most :data:`BACKOFF_CAP` (or the interval, if longer)."""
+    interval = timedelta(minutes=interval_minutes)
+    return min(interval * (2 ** min(max(failures - 1, 0), 16)), max(interval, BACKOFF_CAP))
 
 
 def _count(result: CycleResult, outcome: Outcome) -> None:
@@ -65,7 +76,8 @@ def run_cycle(app: Helpdesk, department_id: int, *, owner: str | None = None,
             result.error = "no mailbox configured"
             return result
         mailbox_id = mailbox.id
-        if not acquire_lease(session, mailbox_id, owner):
+        generation = take_lease(session, mailbox_id, owner)
+        if generation is None:
             result.ran = False
             result.error = "another worker is importing this mailbox"
             result.error_kind = "leased"
@@ -73,8 +85,9 @@ def run_cycle(app: Helpdesk, department_id: int, *, owner: str | None = None,
         cycle = ImportCycle(department_id=department_id, worker=owner)
         session.add(cycle)
         session.commit()
+        started = time.monotonic()
         try:
-            _run(app, session, department, mailbox, result, progress, batch_size, owner)
+            _run(app, session, department, mailbox, result, progress, batch_size, (owner, generation))
         except HelpdeskError as exc:
             result.error, result.error_kind = exc.message, exc.kind
         except Exception as exc:  # noqa: BLE001 - recorded, never kills the worker
@@ -83,12 +96,22 @@ def run_cycle(app: Helpdesk, department_id: int, *, owner: str | None = None,
         finally:
             session.rollback()
             _record(session, cycle.id, mailbox_id, result)
-            release_lease(session, mailbox_id, owner)
+            release_lease(session, mailbox_id, owner, generation)
+            _log_cycle(department_id, result, owner, time.monotonic() - started)
     return result
 
 
+def _log_cycle(department_id: int, result: CycleResult, owner: str, seconds: float) -> None:
+    """One structured line per cycle (logger ``helpdesk.cycle``, a JSON object after ``cycle ``):
+    department, counts, duration, error; at INFO, or WARNING when the cycle failed."""
+    fields = {"event": "cycle", "department": result.department, "department_id": department_id,
+              **result.as_json(), "seconds": round(seconds, 3), "worker": owner}
+    log.log(logging.WARNING if result.error else logging.INFO, "cycle %s",
+            json.dumps(fields, ensure_ascii=False, default=str))
+
+
 def _run(app: Helpdesk, session, department: Department, mailbox: Mailbox, result: CycleResult,
-         progress: ProgressCallback | None, batch_size: int, owner: str) -> None:
+         progress: ProgressCallback | None, batch_size: int, lease: tuple[str, int]) -> None:
     provider = app.providers.get(mailbox.provider)
     secrets = stored_secrets(app, mailbox)  # providers may save rotated tokens (StoredSecrets.save)
     settings = GeneralSettings.load(session)
@@ -102,21 +125,20 @@ def _run(app: Helpdesk, session, department: Department, mailbox: Mailbox, resul
         for batch in remote.fetch(batch_size=batch_size):
             result.fetched += len(batch)
             ctx = app.context(session, settings)
-            to_delete: list[str] = []
-            for item, outcome in zip(batch, import_batch(ctx, department, [m.raw for m in batch])):
-                _count(result, outcome)
-                if outcome.delete:
-                    to_delete.append(item.key)
+            outcomes = import_batch(ctx, department, [m.raw for m in batch])
             done += len(batch)
             if progress:
                 progress(done, total)
+            fence(session, mailbox.id, *lease)    # still ours? (else: LeaseLost, rolled back)
             session.commit()                      # the tickets are safe ...
+            for outcome in outcomes:              # (counted once committed: a lost lease counts none)
+                _count(result, outcome)
+            to_delete = [item.key for item, outcome in zip(batch, outcomes) if outcome.delete]
             if to_delete:
                 remote.delete(to_delete)          # ... only then acknowledge the mailbox
                 remote.checkpoint()
                 result.deleted += len(to_delete)
-            acquire_lease(session, mailbox.id, owner)
-            del batch, ctx  # never hold two (possibly large) batches at once
+            del batch, ctx, outcomes  # never hold two (possibly large) batches at once
         try:
             result.waiting = remote.count()
         except MailboxError:
@@ -146,19 +168,23 @@ def _record(session, cycle_id: int, mailbox_id: int, result: CycleResult) -> Non
         setattr(cycle, name, getattr(result, name))
     cycle.finished_at = now
     cycle.error, cycle.error_kind = result.error, result.error_kind
-    if mailbox is not None:
+    if mailbox is not None and result.error_kind == "lease_lost":
+        pass  # the mailbox is another worker's now: its health and schedule are that worker's
+    elif mailbox is not None:
         if result.error:
+            mailbox.consecutive_failures = (mailbox.consecutive_failures or 0) + 1
             mailbox.failing_since = mailbox.failing_since or now
             mailbox.last_error, mailbox.last_error_kind = result.error, result.error_kind
             if result.error_kind == "needs_reauthorization":
                 mailbox.needs_reauthorization = True
         else:
             mailbox.last_success_at = now
+            mailbox.consecutive_failures = 0
             mailbox.failing_since = None
             mailbox.last_error = mailbox.last_error_kind = None
             mailbox.waiting = result.waiting
         interval = mailbox.department.interval_minutes if mailbox.department else 5
-        mailbox.next_run_at = now + timedelta(minutes=interval)
+        mailbox.next_run_at = now + backoff(interval, mailbox.consecutive_failures)
     session.commit()
 
 

@@ -16,22 +16,19 @@ only deletes. A message that fails three times is kept raw as a :class:`FailedIm
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import traceback
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 
 from helpdesk_core.errors import DatabaseUnavailable
 from helpdesk_core.hooktypes import HelpdeskContext
 from helpdesk_core.inbound.matching import settle
 from helpdesk_core.mail.message import ParsedMessage
 from helpdesk_core.models import (
-    Department, FailedImport, ImportAttempt, LedgerEntry, Mailbox, TicketMessage,
+    Department, FailedImport, ImportAttempt, LedgerEntry, TicketMessage,
 )
 from helpdesk_core.inbound.parsepool import parse_chunks
 
@@ -39,11 +36,6 @@ log = logging.getLogger("helpdesk.importer")
 
 MAX_ATTEMPTS = 3
 BATCH_SIZE = 100
-LEASE_SECONDS = 300
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass
@@ -254,69 +246,9 @@ def _import_one(ctx: HelpdeskContext, department: Department, raw: bytes, messag
 
 
 # ----------------------------------------------------------------------------------------------
-# leases and health
+# leases: moved to :mod:`helpdesk_core.inbound.leases` (fencing tokens); importable from here too
 # ----------------------------------------------------------------------------------------------
 
-def _owner_is_dead(owner: str | None) -> bool:
-    """True only when ``owner`` ("hostname:pid") names a process of THIS host that no longer runs.
-
-    Anything else (another host, not our format, our own pid, a live or unknowable pid) is treated
-    as alive, so the lease is then only taken over once it expires. Caveat: this assumes that one
-    hostname means one PID namespace; containers sharing a hostname but not their PIDs must not
-    share a database without distinct hostnames.
-    """
-    if not owner:
-        return False
-    host, sep, pid_text = owner.rpartition(":")
-    if not sep or host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid <= 0 or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # EPERM: it exists (another user's process)
-        return False
-    return False
-
-
-def acquire_lease(session: Session, mailbox_id: int, owner: str, seconds: int = LEASE_SECONDS) -> bool:
-    """Take (or renew) the mailbox lease; False when another worker holds a live one. Commits.
-
-    A lease is free when it has none, is ours, has expired, or is held by a process of this host
-    that has died (e.g. ``kill -9`` of ``helpdesk import``): that one is taken over at once instead
-    of after ``LEASE_SECONDS``. The take-over is a compare-and-set on the dead owner, so two
-    processes racing for it cannot both win.
-    """
-    now = datetime.now(UTC)
-    expires = now + timedelta(seconds=seconds)
-    result = session.execute(
-        update(Mailbox).where(
-            Mailbox.id == mailbox_id,
-            or_(Mailbox.lease_owner.is_(None), Mailbox.lease_owner == owner,
-                Mailbox.lease_expires_at < now))
-        .values(lease_owner=owner, lease_expires_at=expires)
-        .execution_options(synchronize_session=False))
-    session.commit()
-    if result.rowcount == 1:
-        return True
-    holder = session.scalar(select(Mailbox.lease_owner).where(Mailbox.id == mailbox_id))
-    session.commit()
-    if not _owner_is_dead(holder):
-        return False
-    log.warning("mailbox %s: taking over the lease of %s, which is no longer running", mailbox_id, holder)
-    result = session.execute(
-        update(Mailbox).where(Mailbox.id == mailbox_id, Mailbox.lease_owner == holder)
-        .values(lease_owner=owner, lease_expires_at=expires)
-        .execution_options(synchronize_session=False))
-    session.commit()
-    return result.rowcount == 1
-
-
-def release_lease(session: Session, mailbox_id: int, owner: str) -> None:
-    session.execute(update(Mailbox).where(Mailbox.id == mailbox_id, Mailbox.lease_owner == owner)
-                    .values(lease_owner=None, lease_expires_at=None)
-                    .execution_options(synchronize_session=False))
-    session.commit()
+from helpdesk_core.inbound.leases import (  # noqa: E402,F401 - the historical import path
+    LEASE_SECONDS, _owner_is_dead, acquire_lease, release_lease, worker_id,
+)

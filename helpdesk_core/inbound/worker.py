@@ -3,6 +3,8 @@
 Cycles run in a thread pool, so a department whose server hangs until its timeout never delays
 the others. Mailbox leases keep two workers (on any machine) from importing one mailbox at once.
 SIGTERM/SIGINT stop it cleanly: running cycles finish their current batch, nothing new starts.
+With ``push`` (the default), IDLE-capable mailboxes also get an :mod:`.idle` watcher thread each:
+new mail wakes the loop and its department is imported at once; polling goes on as a safety net.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -18,11 +21,15 @@ from sqlalchemy import or_, select
 
 from helpdesk_core.app import Helpdesk
 from helpdesk_core.inbound.cycle import run_cycle
-from helpdesk_core.inbound.importer import worker_id
+from helpdesk_core.inbound.idle import WatcherSet, push_departments
+from helpdesk_core.inbound.leases import worker_id
 from helpdesk_core.models import Department, Mailbox
 from helpdesk_core.outbound.outbox import flush_task
 
 log = logging.getLogger("helpdesk.worker")
+
+#: how often the set of IDLE watchers follows added, removed or push-disabled departments
+WATCHER_SYNC_SECONDS = 60.0
 
 
 class Worker:
@@ -30,7 +37,8 @@ class Worker:
     and must not raise. Default: :func:`helpdesk_core.outbound.outbox.flush_task` (send due outgoing mail)."""
 
     def __init__(self, app: Helpdesk, *, threads: int = 4, tick_seconds: float = 5.0,
-                 tasks: list[Callable[[Helpdesk], None]] | None = None) -> None:
+                 tasks: list[Callable[[Helpdesk], None]] | None = None, push: bool = True,
+                 idle_options: dict[str, float] | None = None) -> None:
         self.app = app
         self.threads = threads
         self.tick_seconds = tick_seconds
@@ -38,6 +46,24 @@ class Worker:
         self.stopping = threading.Event()
         self.owner = worker_id()
         self._running: dict[int, Future[object]] = {}
+        self.push = push
+        self._wake = threading.Event()
+        self._requested: set[int] = set()
+        self._requested_lock = threading.Lock()
+        self.watchers = WatcherSet(app, self.request, **(idle_options or {})) if push else None
+
+    def request(self, department_id: int) -> None:
+        """Import this department as soon as possible (called by IDLE watchers; thread-safe). A
+        department already importing is imported again right after, so no new mail is missed."""
+        with self._requested_lock:
+            self._requested.add(department_id)
+        self._wake.set()
+
+    def _take_requested(self) -> list[int]:
+        with self._requested_lock:
+            ready = [d for d in self._requested if d not in self._running]
+            self._requested.difference_update(ready)
+        return ready
 
     def due(self) -> list[int]:
         now = datetime.now(UTC)
@@ -63,6 +89,7 @@ class Worker:
         def stop(signum: int, _frame: object) -> None:
             log.info("signal %s: stopping after the current batches", signum)
             self.stopping.set()
+            self._wake.set()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
@@ -80,17 +107,34 @@ class Worker:
         if threading.current_thread() is threading.main_thread():
             self.install_signal_handlers()
         tasks_run: Future[None] | None = None
+        next_sync = next_tasks = 0.0
         with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="import") as pool, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="tasks") as task_pool:
             while not self.stopping.is_set():
-                for dept_id in self.due():
-                    self._running[dept_id] = pool.submit(self._cycle, dept_id)
-                if tasks_run is None or tasks_run.done():  # never two runs of the tasks at once
-                    tasks_run = task_pool.submit(self._run_tasks)
+                if self.watchers is not None and not once and time.monotonic() >= next_sync:
+                    self._sync_watchers()
+                    next_sync = time.monotonic() + WATCHER_SYNC_SECONDS
+                for dept_id in dict.fromkeys([*self._take_requested(), *self.due()]):
+                    if dept_id not in self._running:
+                        future = pool.submit(self._cycle, dept_id)
+                        future.add_done_callback(lambda _f: self._wake.set())
+                        self._running[dept_id] = future
+                if (tasks_run is None or tasks_run.done()) and time.monotonic() >= next_tasks:
+                    tasks_run = task_pool.submit(self._run_tasks)  # never two runs at once; once a tick
+                    next_tasks = time.monotonic() + self.tick_seconds
                 if once:
                     for fut in [*self._running.values(), tasks_run]:
                         fut.result()
                     break
-                self.stopping.wait(self.tick_seconds)
+                self._wake.wait(self.tick_seconds)
+                self._wake.clear()
                 self._running = {k: f for k, f in self._running.items() if not f.done()}
+        if self.watchers is not None:
+            self.watchers.stop()
         log.info("worker stopped")
+
+    def _sync_watchers(self) -> None:
+        try:
+            self.watchers.sync(push_departments(self.app))  # type: ignore[union-attr]
+        except Exception:  # noqa: BLE001 - push is an optimisation; polling goes on
+            log.exception("could not start the IDLE watchers")

@@ -25,7 +25,8 @@ class Department(Base):
     interval_minutes: Mapped[int] = mapped_column(Integer, default=5)
     #: last ticket number handed out in this department
     last_ticket_number: Mapped[int] = mapped_column(Integer, default=0)
-    #: department-level options (e.g. ``reopen_closed``, ``acknowledge``)
+    #: department-level options (e.g. ``reopen_closed``, ``acknowledge``, ``push`` = IMAP IDLE
+    #: on/off, default on; ``queue`` = the Celery queue of its imports, docs/scaling.md)
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[created_at]
 
@@ -60,6 +61,13 @@ class Mailbox(Base):
     # lease: only one worker imports a mailbox at a time
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None]
+    #: fencing token: grows each time the lease changes hands (``inbound.leases``)
+    lease_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: IMAP IDLE watcher of ``helpdesk watch`` holding this mailbox (a lease of its own)
+    watch_owner: Mapped[str | None] = mapped_column(String(200))
+    watch_expires_at: Mapped[datetime | None]
+    #: failed cycles in a row; the next run backs off exponentially (``inbound.cycle.backoff``)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[created_at]
 
     department: Mapped[Department] = relationship(back_populates="mailbox")

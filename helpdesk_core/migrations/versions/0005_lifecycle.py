@@ -1,7 +1,7 @@
 """lifecycle: statuses, priority, assignee, tags, events, aliases, canned replies, user flags, full-text search
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004_scale
 Create Date: 2026-12-02 06:10:00
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0005'
-down_revision = '0003'
+down_revision = '0004_scale'
 branch_labels = None
 depends_on = None
 

@@ -44,7 +44,8 @@ _MAILDIR_HOST = "hd-test"
 
 
 from helpdesk_core.testing.servers.ports import (  # noqa: E402 - re-exported: the fixtures and the benchmark import them from here
-    ServerUnavailable, _set_pdeathsig, make_traversable, port_is_free, wait_for_banner, wait_port_closed,
+    ServerUnavailable, _set_pdeathsig, make_traversable, port_is_free, terminate, wait_for_banner,
+    wait_port_closed,
 )
 
 
@@ -184,13 +185,7 @@ class DovecotServer:
         _live.discard(self)
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        terminate(proc, timeout=15)
         for port in self.ports:
             wait_port_closed(port, timeout=10)
 

@@ -79,6 +79,17 @@ def wait_for_banner(
     raise TimeoutError(f"{host}:{port} did not greet with {prefix!r} within {timeout} s (last: {last_error!r})")
 
 
+def terminate(proc: "subprocess.Popen[bytes]", timeout: float = 15.0) -> None:
+    """SIGTERM ``proc`` and reap it; SIGKILL when it has not exited after ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
 def make_traversable(path: Path) -> None:
     """Add o+x to ``path`` and every parent lacking it, so users ``mail``/``postgres``/``dovecot``
     can reach files below it (``mktemp -d`` and pytest's ``tmp_path`` are 0700)."""
