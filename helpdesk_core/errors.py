@@ -10,6 +10,9 @@ Two families are kept apart because callers treat them differently:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class HelpdeskError(Exception):
     """Root of every error raised by the help desk and its plugins."""
@@ -17,10 +20,13 @@ class HelpdeskError(Exception):
     #: short machine-readable kind, e.g. ``"auth_failed"``; stable for scripts and the web UI
     kind: str = "error"
 
-    def __init__(self, message: str, *, kind: str | None = None) -> None:
+    def __init__(self, message: str, *, kind: str | None = None, details: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         if kind is not None:
             self.kind = kind
+        #: structured facts each interface words for itself: ``field`` (the argument that is wrong),
+        #: ``hint`` (the next step, e.g. ``"add_department"``) and the values the hint needs
+        self.details: dict[str, Any] = dict(details or {})
 
     @property
     def message(self) -> str:

@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session
 
 from helpdesk_core.app import Helpdesk
 from helpdesk_core.mail.compose import Attachment as OutgoingAttachment
-from helpdesk_core.mail.compose import compose_mail, own_addresses
-from helpdesk_core.errors import ConfigurationError, HelpdeskError, PermissionDenied
+from helpdesk_core.mail.compose import compose_mail
+from helpdesk_core.errors import ConfigurationError, HelpdeskError, NotFoundError, PermissionDenied
 from helpdesk_core.mail.message import Address
 from helpdesk_core.models import Attachment, Direction, OutboxMessage, Role, Ticket, TicketMessage, User
-from helpdesk_core.outbound.outbox import queue_mail
+from helpdesk_core.outbound.addresses import own_addresses
+from helpdesk_core.outbound.outbox import flush_outbox, queue_mail
 from helpdesk_core.settings import GeneralSettings
 from helpdesk_core.services.permissions import Actor, is_staff
 from helpdesk_core.services.tickets import get_ticket
@@ -39,7 +40,7 @@ def _require_staff(actor: Actor, ticket: Ticket) -> None:
     if not is_staff(actor, ticket.department):
         raise PermissionDenied(
             f"{actor.email} is not staff of department {ticket.department.name!r} and cannot reply to its "
-            "tickets: ask an admin to add you ('helpdesk user add EMAIL --role agent --department NAME').")
+            "tickets.", details={"hint": "ask_admin_staff", "department": ticket.department.name})
 
 
 def _last_thread_message(ticket: Ticket) -> TicketMessage | None:
@@ -80,7 +81,7 @@ def reply_to_ticket(app: Helpdesk, session: Session, *, actor: Actor, ticket_id:
     _require_staff(actor, ticket)
     body = (body or "").replace("\r\n", "\n").strip("\n")
     if not body.strip():
-        raise HelpdeskError("The reply is empty: write the text in the --body-file.", kind="invalid")
+        raise HelpdeskError("The reply is empty: write its text.", kind="invalid", details={"field": "body"})
     now = now or datetime.now(UTC)
     department = ticket.department
     author = actor if isinstance(actor, User) else None
@@ -103,8 +104,8 @@ def reply_to_ticket(app: Helpdesk, session: Session, *, actor: Actor, ticket_id:
         return ReplyResult(tm, None)
 
     if ticket.requester is None:
-        raise ConfigurationError(f"Ticket {ticket.id} has no requester to mail the reply to: "
-                                 "add an internal note instead (--internal).")
+        raise ConfigurationError(f"Ticket {ticket.id} has no requester to mail the reply to.",
+                                 details={"hint": "internal_note"})
     settings = GeneralSettings.load(session)
     to = [Address(ticket.requester.email.lower(), ticket.requester.name or "")]
     copies = cc_addresses(ticket, own_addresses(session)) if cc else []
@@ -129,3 +130,26 @@ def reply_to_ticket(app: Helpdesk, session: Session, *, actor: Actor, ticket_id:
     session.flush()
     row = queue_mail(session, composed, department=department, kind="reply", ticket=ticket, ticket_message=tm)
     return ReplyResult(tm, row)
+
+
+@dataclass
+class DeliveryState:
+    """Where a queued mail stands after :func:`send_now`: ``sent``, ``failed`` or still ``queued``."""
+
+    status: str
+    error: str | None
+
+
+def send_now(app: Helpdesk, *, actor: Actor, outbox_id: int) -> DeliveryState:
+    """Deliver a just-stored reply (``outbox_id``) now, with the rest of its department's due mail,
+    after the caller committed it. The permission to reply was checked when the reply was stored."""
+    with app.session() as session:
+        row = session.get(OutboxMessage, outbox_id)
+        if row is None:
+            raise NotFoundError(f"No outbox message {outbox_id}.", details={"hint": "list_outbox"})
+        department_id = row.department_id
+    flush_outbox(app, department=department_id)
+    with app.session() as session:
+        row = session.get(OutboxMessage, outbox_id)
+        assert row is not None
+        return DeliveryState(str(row.status), row.last_error)
