@@ -5,7 +5,7 @@ cli → services → inbound/outbound → mail/providers/models. Checked here:
 
 * ``inbound/``, ``outbound/``, ``mail/``, ``defaults/`` never import ``services/`` or ``cli/``;
 * ``mail/`` imports no database module (models, db, settings, SQLAlchemy);
-* ``services/`` never imports ``cli/``;
+* ``services/`` never imports ``cli/``; ``cli/`` imports no models, engine or permission check;
 * no runtime module (the core outside ``testing/``, the bundled plugins' packages) imports
   ``helpdesk_core.testing`` (the test servers are for tests and benchmarks only).
 
@@ -122,6 +122,13 @@ def test_mail_imports_no_database_module() -> None:
 
 def test_services_never_import_the_cli() -> None:
     assert _violations(_modules(CORE / "services"), ("helpdesk_core.cli",)) == []
+
+
+def test_the_cli_reaches_the_database_only_through_services() -> None:
+    """No ORM queries, permission checks or engine calls in the CLI: it calls ``services/``."""
+    forbidden = ("helpdesk_core.models", "helpdesk_core.inbound", "helpdesk_core.outbound",
+                 "helpdesk_core.services.permissions.require_manage_settings")
+    assert _violations(_modules(CORE / "cli"), forbidden) == []
 
 
 def test_cli_group_modules_do_not_import_the_main_group() -> None:

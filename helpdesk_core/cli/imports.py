@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from sqlalchemy.exc import OperationalError
 
 from helpdesk_core.cli.common import EX_NOUSER, EX_TEMPFAIL, CliState, describe, emit, fail, handle_errors
 from helpdesk_core.errors import DatabaseUnavailable, NotFoundError
-from helpdesk_core.inbound.importer import CycleResult
 from helpdesk_core.services.imports import import_targets, ingest_raw, run_import, run_worker
 from helpdesk_core.services.permissions import SYSTEM, Actor
+
+if TYPE_CHECKING:
+    from helpdesk_core.inbound.importer import CycleResult
 
 
 def _run_with_progress(state: CliState, actor: Actor, targets: list[tuple[int, str]],
