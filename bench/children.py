@@ -243,7 +243,7 @@ def child_lookup(args: dict[str, Any]) -> dict[str, Any]:
         ("message_ids", by_reply, matcher(matching.match_by_message_ids)),
         ("subject", by_subject, matcher(matching.match_by_subject)),
         ("find_ticket(subject only)", by_subject,
-         lambda m, d, c: matching.helpdesk_find_ticket(m, d, classification, c)),
+         lambda m, d, c: matching.helpdesk_find_ticket(m, d, classification, c).ticket),
     )
 
     def measure(name: str, build: Any, fn: Any) -> dict[str, Any]:

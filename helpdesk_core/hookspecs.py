@@ -1,12 +1,15 @@
 """The plugin contract of the help desk (pluggy project ``helpdesk``).
 
-Every hook is called from exactly one core function, always with keyword arguments, so an
-implementation may accept any subset of the arguments. Hooks never commit: the importer owns the
-database session and its transaction. Documented with exact signatures in ``docs/hooks.md``.
+Every hook is called from exactly one method of the application's hook facade
+(:class:`helpdesk_core.plugins.Hooks`), always with keyword arguments, so an implementation may
+accept any subset of the arguments. Hooks never commit: the importer owns the database session and
+its transaction. What one hook needs from another is a typed argument or a field of a typed result
+(:mod:`helpdesk_core.hooktypes`). Documented with exact signatures in ``docs/hooks.md``.
 
 Hook kinds by name: ``register_*`` collect (all implementations are called); ``find_*``, ``*_to_*``,
 ``classify_*`` and ``deliver_*`` decide (``firstresult``: stops at the first non-None result);
-``*_imported`` notify.
+``*_imported`` notify. The ``register_*`` hooks run once per application; the facade keeps what
+they registered.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ if TYPE_CHECKING:
 
     import click
 
-    from helpdesk_core.hooktypes import Classification, HelpdeskContext, OutgoingMail
+    from helpdesk_core.hooktypes import (
+        Classification, HelpdeskContext, Matcher, OutgoingMail, ThreadMatch,
+    )
     from helpdesk_core.mail.message import ParsedMessage
     from helpdesk_core.models import Department, Mailbox, Ticket, TicketMessage
     from helpdesk_core.providers.base import MailboxProvider
@@ -37,9 +42,9 @@ hookspec = pluggy.HookspecMarker("helpdesk")
 def helpdesk_register_providers(register: Callable[[MailboxProvider], None]) -> None:
     """Register mailbox providers an admin can pick per department.
 
-    Called once when the plugin manager is built. Call ``register(provider)`` with a
-    :class:`~helpdesk_core.providers.base.MailboxProvider` instance for each provider; a duplicate
-    name is refused with an error naming both plugins.
+    Called once per application (``app.providers`` keeps the result). Call ``register(provider)``
+    with a :class:`~helpdesk_core.providers.base.MailboxProvider` instance for each provider; a
+    duplicate name is refused with an error naming both plugins.
 
     :param register: callback taking a ``MailboxProvider``
     """
@@ -69,54 +74,60 @@ def helpdesk_classify_message(
 def helpdesk_find_ticket(
     message: ParsedMessage, department: Department, classification: Classification,
     context: HelpdeskContext,
-) -> Ticket | None:
+) -> ThreadMatch | None:
     """Find the existing ticket an inbound message continues. Stops at first non-None result.
 
-    Implementations must only return tickets of ``department``. Returning None from every
-    implementation means "make a new ticket". The core default matches ``In-Reply-To`` /
-    ``References`` against stored Message-IDs, then a ``[Ticket #N]`` subject reference.
+    Return a :class:`~helpdesk_core.hooktypes.ThreadMatch` (``ThreadMatch(ticket=t,
+    matched_by="my_plugin")``), or None to let others decide; ``ThreadMatch()`` means "a new
+    ticket". The core settles whatever is returned by the same rules: a ticket of another
+    department is dropped, an untrusted match counts only from a sender on the ticket (else the
+    reference is kept in ``mentions``), and a closed ticket follows the department's
+    ``reopen_closed`` option (reopened, or a new ticket linked to it). The core default runs the
+    strategies of ``helpdesk_register_thread_matchers`` in the order of ``mail.thread_matchers``.
 
     :param message: the parsed inbound message
     :param department: the department whose mailbox received it
     :param classification: the result of ``helpdesk_classify_message``
     :param context: session, settings, storage and secrets of this import
-    :return: the ticket, or None
+    :return: a ThreadMatch, or None
     """
 
 
 @hookspec
-def helpdesk_register_thread_matchers(
-    register: Callable[[str, Callable[..., Ticket | None]], None],
-) -> None:
+def helpdesk_register_thread_matchers(register: Callable[[str, Matcher], None]) -> None:
     """Register named thread-matching strategies run by the default ``helpdesk_find_ticket``.
 
-    Called for every inbound message. Call ``register(name, matcher)``; the matcher is called with
-    the keyword arguments ``message``, ``department``, ``classification`` and ``context`` and
-    returns a ticket or None. General setting ``mail.thread_matchers`` names which run, in which
-    order (core: ``message_id``, ``subject_reference``); a duplicate name is refused. The core
-    drops tickets of other departments and, unless the matcher is marked with
+    Called once per application. Call ``register(name, matcher)`` with a
+    :class:`~helpdesk_core.hooktypes.Matcher`: a callable taking the keyword arguments
+    ``message``, ``department``, ``classification`` and ``context`` and returning a ticket or None.
+    General setting ``mail.thread_matchers`` names which run, in which order (core:
+    ``message_id``, ``subject_reference``); a bad or duplicate name is refused with a
+    :class:`~helpdesk_core.errors.PluginError` naming the plugin. The core drops tickets of other
+    departments and, unless the matcher is marked with
     :func:`helpdesk_core.inbound.matching.trusted_matcher`, matches from senders not on the ticket.
 
-    :param register: callback taking a strategy name and a matcher callable
+    :param register: callback taking a strategy name and a matcher
     """
 
 
 @hookspec(firstresult=True)
 def helpdesk_message_to_ticket(
     message: ParsedMessage, department: Department, ticket: Ticket | None,
-    classification: Classification, context: HelpdeskContext,
+    classification: Classification, match: ThreadMatch, context: HelpdeskContext,
 ) -> TicketMessage | None:
     """Store an inbound message: as a new ticket (``ticket`` is None) or on ``ticket``.
     Stops at first non-None result.
 
     Add objects to ``context.session`` and flush if needed; never commit. The core default
     creates the ticket and requester, stores the attachments allowed by General settings and
-    records the ones it removed and why.
+    records the ones it removed and why; a new ticket gets ``match.mentions`` and
+    ``match.linked_ticket_id``, and a reply reopens a closed ticket it may reopen.
 
     :param message: the parsed inbound message
     :param department: the department whose mailbox received it
-    :param ticket: the ticket found by ``helpdesk_find_ticket``, or None for a new ticket
+    :param ticket: the ticket the message continues (``match.ticket``), or None for a new ticket
     :param classification: the result of ``helpdesk_classify_message``
+    :param match: the settled result of ``helpdesk_find_ticket``
     :param context: session, settings, storage and secrets of this import
     :return: the new :class:`~helpdesk_core.models.TicketMessage` (with ``ticket`` set)
     """
@@ -125,7 +136,8 @@ def helpdesk_message_to_ticket(
 @hookspec
 def helpdesk_message_imported(
     message: ParsedMessage, ticket_message: TicketMessage, created: bool,
-    department: Department, context: HelpdeskContext,
+    department: Department, classification: Classification, match: ThreadMatch,
+    context: HelpdeskContext,
 ) -> None:
     """Notification: an inbound message was stored, in the same transaction, before commit.
 
@@ -136,6 +148,8 @@ def helpdesk_message_imported(
     :param ticket_message: the stored message (``ticket_message.ticket`` is its ticket)
     :param created: True when the message opened a new ticket
     :param department: the department whose mailbox received it
+    :param classification: the result of ``helpdesk_classify_message``
+    :param match: the settled result of ``helpdesk_find_ticket``
     :param context: session, settings, storage and secrets of this import
     """
 
@@ -169,10 +183,11 @@ def helpdesk_deliver_reply(
 def helpdesk_register_template_folders(register: Callable[[Path], None]) -> None:
     """Add folders of jinja2 templates for outgoing mail (staff replies, acknowledgements).
 
-    Called each time outgoing mail is rendered. Call ``register(folder)`` for each folder; it
+    Called once per application. Call ``register(folder)`` for each folder (a directory); it
     holds ``reply/`` and/or ``acknowledgement/`` with ``subject.txt``, ``body.txt`` and
     ``body.html`` (any subset). Lookup order: the department's ``templates_dir`` option, then
-    plugin folders in registration order, then the core's built-in templates.
+    plugin folders in registration order, then the core's built-in templates. A folder that is
+    not a directory is refused with a :class:`~helpdesk_core.errors.PluginError` naming the plugin.
 
     :param register: callback taking a :class:`pathlib.Path` of a template folder
     """
@@ -186,7 +201,8 @@ def helpdesk_register_template_folders(register: Callable[[Path], None]) -> None
 def helpdesk_register_commands(cli: click.Group) -> None:
     """Add commands to the ``helpdesk`` command line.
 
-    Called once when ``helpdesk_core.cli.main`` is imported, after the core's own commands exist.
+    Called once per ``helpdesk`` invocation, before its arguments are parsed, with the plugin
+    manager the invocation's application then uses; the core's own commands exist already.
     Add groups or commands with ``cli.add_command(...)``, or extend a core group, e.g.
     ``cli.commands["department"].add_command(my_command)``. Keep the logic in service functions
     (the web admin calls those); commands only parse options and print.

@@ -1,36 +1,44 @@
-"""Plain objects passed to hooks: the import context, classifications, outgoing mail."""
+"""The typed objects hooks receive and return: the import context, classifications, thread
+matches, matchers and outgoing mail.
+
+What one hook needs from another travels as one of these, never through a shared dict: the
+importer passes the :class:`Classification` and the settled :class:`ThreadMatch` to
+``helpdesk_message_to_ticket`` and ``helpdesk_message_imported`` as keyword arguments.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    import pluggy
     from sqlalchemy.orm import Session
 
     from helpdesk_core.crypto import SecretBox
+    from helpdesk_core.mail.message import ParsedMessage
+    from helpdesk_core.models import Department, Ticket
+    from helpdesk_core.plugins import Hooks
     from helpdesk_core.settings import GeneralSettings
     from helpdesk_core.storage import AttachmentStorage
 
 
 @dataclass
 class HelpdeskContext:
-    """What a hook may use while the core handles one message.
+    """What a hook may use while the core handles a batch of messages.
 
-    ``session`` belongs to the caller: add and flush, never commit or roll back.
+    ``session`` belongs to the caller: add and flush, never commit or roll back. ``hooks`` is the
+    application's hook facade (:class:`helpdesk_core.plugins.Hooks`), e.g. for
+    ``context.hooks.template_folders``.
     """
 
     session: Session
     settings: GeneralSettings
     storage: AttachmentStorage
     secrets: SecretBox
-    pm: pluggy.PluginManager
+    hooks: Hooks
     now: datetime
-    #: free-form scratch space shared by hooks for one message (cleared before each message)
-    extra: dict[str, Any] = field(default_factory=dict)
     #: values computed once per batch of messages (same transaction), e.g. our own addresses
     cache: dict[str, Any] = field(default_factory=dict)
 
@@ -45,7 +53,7 @@ class HelpdeskContext:
 
 @dataclass(frozen=True)
 class Classification:
-    """What kind of inbound mail this is.
+    """What kind of inbound mail this is (returned by ``helpdesk_classify_message``).
 
     ``kind``: ``normal``, ``auto_reply``, ``bounce``, ``own`` (from us / our loop header),
     or a plugin's own kind. ``action``: ``import`` (store it), ``note`` (store only when it
@@ -61,6 +69,46 @@ class Classification:
     may_reopen: bool = True
     may_acknowledge: bool = True
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ThreadMatch:
+    """Which existing ticket an inbound message continues (returned by ``helpdesk_find_ticket``).
+
+    Whoever found it, the core settles every match by the same rules before storing
+    (:func:`helpdesk_core.inbound.matching.settle`, see ``docs/threading.md``): a ticket of another
+    department is dropped; a match that is not ``trusted`` counts only when the sender is on the
+    ticket, else it is dropped and the reference kept in ``mentions``; a closed ticket of a
+    department with ``reopen_closed`` false becomes a new ticket linked to it (``linked_ticket_id``).
+    ``helpdesk_message_to_ticket`` and ``helpdesk_message_imported`` receive the settled match.
+
+    ``ThreadMatch()`` (no ticket) means "open a new ticket".
+    """
+
+    #: the ticket the message continues, or None for a new ticket
+    ticket: Ticket | None = None
+    #: the strategy or plugin that found it (``message_id``, ``subject_reference``, ...)
+    matched_by: str = ""
+    #: the sender need not be on the ticket: the evidence is unguessable (our signed Message-ID),
+    #: or the sender has been checked already
+    trusted: bool = False
+    #: a ticket reference the sender named but may not use (e.g. ``"#12"``); kept on a new ticket
+    mentions: str | None = None
+    #: the closed ticket a new ticket follows (department option ``reopen_closed`` false)
+    linked_ticket_id: int | None = None
+
+
+class Matcher(Protocol):
+    """A thread-matching strategy, registered with ``helpdesk_register_thread_matchers``.
+
+    Called with keyword arguments; returns a ticket of ``department`` or None. The default
+    ``helpdesk_find_ticket`` runs the matchers named by ``mail.thread_matchers`` in order. Mark a
+    matcher whose match is proof on its own with
+    :func:`helpdesk_core.inbound.matching.trusted_matcher`.
+    """
+
+    def __call__(self, *, message: ParsedMessage, department: Department,
+                 classification: Classification, context: HelpdeskContext) -> Ticket | None: ...
 
 
 @dataclass

@@ -1,7 +1,13 @@
-"""The one plugin-manager factory. Nothing is registered at import time.
+"""The plugin manager factory and :class:`Hooks`, the typed facade through which the core calls
+every hook. Nothing is registered at import time.
 
 Plugins come from the ``helpdesk`` entry point group plus the core's own defaults
 (:data:`DEFAULT_PLUGINS`, implemented with ``trylast=True`` so any plugin overrides them).
+
+One :class:`Hooks` (one plugin manager) belongs to one application (``app.hooks``). It has exactly
+one method per hook, and each hook is called from that method only, with keyword arguments. The
+``register_*`` hooks run once per application: their results are kept on the facade
+(:attr:`Hooks.providers`, :attr:`Hooks.thread_matchers`, :attr:`Hooks.template_folders`).
 
 Environment: ``HELPDESK_DISABLE_PLUGINS=name1,name2`` blocks entry-point plugins by name;
 ``HELPDESK_TRACE_HOOKS=1`` logs every hook call at DEBUG level (logger ``helpdesk.hooks``).
@@ -12,13 +18,28 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING, Generic, TypeVar, overload
 
 import pluggy
 
 from helpdesk_core import PROJECT_NAME, hookspecs
-from helpdesk_core.providers.base import MailboxProvider, ProviderRegistry
+from helpdesk_core.errors import PluginError
+from helpdesk_core.hooktypes import Classification, ThreadMatch
+from helpdesk_core.inbound.matching import MatcherRegistry
+from helpdesk_core.models import TicketMessage
+from helpdesk_core.providers.base import ProviderRegistry
+
+if TYPE_CHECKING:
+    import click
+
+    from helpdesk_core.errors import DeliveryError
+    from helpdesk_core.hooktypes import HelpdeskContext, OutgoingMail
+    from helpdesk_core.mail.message import ParsedMessage
+    from helpdesk_core.models import Department, Mailbox, Ticket
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "helpdesk_core.defaults.classify",
@@ -28,6 +49,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
 )
 
 log = logging.getLogger("helpdesk.hooks")
+T = TypeVar("T")
 
 
 def get_plugin_manager(
@@ -56,24 +78,160 @@ def get_plugin_manager(
     return pm
 
 
-def collect_providers(pm: pluggy.PluginManager) -> ProviderRegistry:
-    """Call ``helpdesk_register_providers`` on every plugin and return the registry."""
-    registry = ProviderRegistry()
+class _once(Generic[T]):  # noqa: N801 - used like @cached_property
+    """Like :func:`functools.cached_property`, and thread-safe: a registration hook runs once per
+    application even when two threads (a web server's) ask at the same moment. A registration that
+    raises is not kept, so the error is raised again on the next use."""
 
-    def register(provider: MailboxProvider) -> None:
-        registry.register(provider, plugin=_plugin_name_of(pm, provider))
+    def __init__(self, collect: Callable[[Hooks], T]) -> None:
+        self.collect = collect
+        self.lock = threading.Lock()
+        self.__doc__ = collect.__doc__
 
-    pm.hook.helpdesk_register_providers(register=register)
-    return registry
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, hooks: None, owner: type | None = None) -> _once[T]: ...
+    @overload
+    def __get__(self, hooks: Hooks, owner: type | None = None) -> T: ...
+
+    def __get__(self, hooks: Hooks | None, owner: type | None = None) -> T | _once[T]:
+        if hooks is None:
+            return self
+        with self.lock:
+            if self.name not in hooks.__dict__:
+                hooks.__dict__[self.name] = self.collect(hooks)
+        value: T = hooks.__dict__[self.name]
+        return value
 
 
-def _plugin_name_of(pm: pluggy.PluginManager, provider: object) -> str:
-    module = type(provider).__module__
-    for name, plugin in pm.list_name_plugin():
-        plugin_module = getattr(plugin, "__name__", "")
-        if plugin_module and (module == plugin_module or module.startswith(plugin_module.split(".")[0] + ".")):
-            return name
-    return module
+def _register_each(caller: pluggy.HookCaller, make_register: Callable[[str], Callable[..., None]]) -> None:
+    """Run a ``register_*`` hook one implementation at a time, in pluggy's call order, each with a
+    ``register`` callback that knows its plugin's name: a registry can then name the plugin that
+    registered something bad. Registration hooks take no wrappers."""
+    for impl in reversed(caller.get_hookimpls()):
+        if impl.hookwrapper or impl.wrapper:
+            raise PluginError(f"Plugin {impl.plugin_name} wraps {caller.name}, a registration hook: "
+                              "implement it as a plain hook.")
+        log.debug("%s: %s", caller.name, impl.plugin_name)
+        args = {"register": make_register(impl.plugin_name)}
+        impl.function(*[args[name] for name in impl.argnames])
+
+
+class Hooks:
+    """The typed facade over one application's plugin manager: one method per hook.
+
+    The core calls hooks only through here (``app.hooks.find_ticket(...)``), never through
+    ``pm.hook``. Each method names its arguments, checks what the plugins returned and turns it into
+    the typed result the core works with.
+    """
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+
+    @classmethod
+    def build(cls, *, load_entrypoints: bool = True, extra_plugins: Iterable[object] = ()) -> Hooks:
+        """A facade over a fresh plugin manager (:func:`get_plugin_manager`)."""
+        return cls(get_plugin_manager(load_entrypoints=load_entrypoints, extra_plugins=extra_plugins))
+
+    # -- registration: once per application ---------------------------------------------------
+
+    @_once
+    def providers(self) -> ProviderRegistry:
+        """The mailbox providers of ``helpdesk_register_providers``."""
+        registry = ProviderRegistry()
+        _register_each(self.pm.hook.helpdesk_register_providers,
+                       lambda plugin: lambda provider: registry.register(provider, plugin=plugin))
+        return registry
+
+    @_once
+    def thread_matchers(self) -> MatcherRegistry:
+        """The thread-matching strategies of ``helpdesk_register_thread_matchers``."""
+        registry = MatcherRegistry()
+        _register_each(self.pm.hook.helpdesk_register_thread_matchers,
+                       lambda plugin: lambda name, matcher: registry.register(name, matcher, plugin=plugin))
+        return registry
+
+    @_once
+    def template_folders(self) -> tuple[Path, ...]:
+        """The template folders of ``helpdesk_register_template_folders``, in registration order."""
+        folders: list[Path] = []
+
+        def register_for(plugin: str) -> Callable[[Path], None]:
+            def register(folder: Path) -> None:
+                try:
+                    path = Path(folder)
+                except TypeError:
+                    raise PluginError(f"Plugin {plugin} registered the template folder {folder!r}: "
+                                      "register a pathlib.Path.") from None
+                if not path.is_dir():
+                    raise PluginError(f"Plugin {plugin} registered the template folder {path}, which "
+                                      "is not a directory: reinstall the plugin or fix its path.")
+                folders.append(path)
+            return register
+
+        _register_each(self.pm.hook.helpdesk_register_template_folders, register_for)
+        return tuple(folders)
+
+    def register_commands(self, cli: click.Group) -> None:
+        """Let plugins add commands to the ``helpdesk`` group (``helpdesk_register_commands``)."""
+        self.pm.hook.helpdesk_register_commands(cli=cli)
+
+    # -- inbound mail ---------------------------------------------------------------------------
+
+    def classify_message(self, *, message: ParsedMessage, department: Department,
+                         context: HelpdeskContext) -> Classification:
+        """``helpdesk_classify_message``; ordinary mail when no plugin decides."""
+        result = self.pm.hook.helpdesk_classify_message(message=message, department=department,
+                                                        context=context)
+        return _typed(result, Classification, "helpdesk_classify_message") or Classification()
+
+    def find_ticket(self, *, message: ParsedMessage, department: Department,
+                    classification: Classification, context: HelpdeskContext) -> ThreadMatch:
+        """``helpdesk_find_ticket``, as found: the caller settles it
+        (:func:`helpdesk_core.inbound.matching.settle`). ``ThreadMatch()`` when nobody found one."""
+        result = self.pm.hook.helpdesk_find_ticket(message=message, department=department,
+                                                   classification=classification, context=context)
+        return _typed(result, ThreadMatch, "helpdesk_find_ticket") or ThreadMatch()
+
+    def message_to_ticket(self, *, message: ParsedMessage, department: Department, ticket: Ticket | None,
+                          classification: Classification, match: ThreadMatch,
+                          context: HelpdeskContext) -> TicketMessage:
+        """``helpdesk_message_to_ticket``; some plugin (at least the default) must store it."""
+        result = self.pm.hook.helpdesk_message_to_ticket(
+            message=message, department=department, ticket=ticket, classification=classification,
+            match=match, context=context)
+        stored = _typed(result, TicketMessage, "helpdesk_message_to_ticket")
+        if stored is None:
+            raise PluginError("No plugin stored the message (helpdesk_message_to_ticket returned None).")
+        return stored
+
+    def message_imported(self, *, message: ParsedMessage, ticket_message: TicketMessage, created: bool,
+                         department: Department, classification: Classification, match: ThreadMatch,
+                         context: HelpdeskContext) -> None:
+        """``helpdesk_message_imported``: every plugin is notified."""
+        self.pm.hook.helpdesk_message_imported(
+            message=message, ticket_message=ticket_message, created=created, department=department,
+            classification=classification, match=match, context=context)
+
+    # -- outbound mail --------------------------------------------------------------------------
+
+    def deliver_reply(self, *, mails: list[OutgoingMail], department: Department, mailbox: Mailbox | None,
+                      secrets: dict[str, str]) -> list[DeliveryError | None] | None:
+        """``helpdesk_deliver_reply``, the override point of outgoing delivery: one result per
+        mail (None: sent), or None when no plugin delivers for this mailbox."""
+        result: list[DeliveryError | None] | None = self.pm.hook.helpdesk_deliver_reply(
+            mails=mails, department=department, mailbox=mailbox, secrets=secrets)
+        return result
+
+
+def _typed(result: object, kind: type[T], hook: str) -> T | None:
+    """``result`` when it is None or a ``kind``; a PluginError telling the plugin author what to return."""
+    if result is None or isinstance(result, kind):
+        return result
+    raise PluginError(f"A plugin's {hook} returned {type(result).__name__} {result!r}: return a "
+                      f"{kind.__name__} or None.")
 
 
 def describe_plugins(pm: pluggy.PluginManager, registry: ProviderRegistry) -> list[dict[str, object]]:

@@ -12,7 +12,7 @@ from helpdesk_core.errors import ConfigurationError
 from helpdesk_core.models import Setting
 
 if TYPE_CHECKING:
-    import pluggy
+    from helpdesk_core.plugins import Hooks
 
 
 @dataclass(frozen=True)
@@ -96,11 +96,11 @@ class GeneralSettings:
         return int(float(self._values["mail.max_message_size_mb"]) * 1024 * 1024)
 
 
-def set_setting(session: Session, key: str, value: Any, *, pm: pluggy.PluginManager | None = None) -> Any:
+def set_setting(session: Session, key: str, value: Any, *, hooks: Hooks | None = None) -> Any:
     """Validate and store one setting; return the stored value. Caller commits.
 
-    ``pm`` (the application's plugin manager) validates plugin-provided names such as the
-    strategies of ``mail.thread_matchers``; without it the installed plugins are loaded.
+    ``hooks`` (the application's ``app.hooks``) validates plugin-provided names: the strategies of
+    ``mail.thread_matchers`` must be registered thread matchers, so that key needs it.
     """
     defn = SETTINGS.get(key)
     if defn is None:
@@ -108,9 +108,11 @@ def set_setting(session: Session, key: str, value: Any, *, pm: pluggy.PluginMana
     coerced = _coerce(defn, value)
     if key == "mail.thread_matchers":
         from helpdesk_core.inbound.matching import check_matcher_names
-        from helpdesk_core.plugins import get_plugin_manager
 
-        coerced = check_matcher_names(pm or get_plugin_manager(), coerced)
+        if hooks is None:
+            raise TypeError("set_setting('mail.thread_matchers', ...) needs hooks=app.hooks to know "
+                            "the installed thread matchers.")
+        coerced = check_matcher_names(hooks.thread_matchers, coerced)
     row = session.get(Setting, key)
     if row is None:
         session.add(Setting(key=key, value=coerced))

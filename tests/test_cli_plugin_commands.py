@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from helpdesk_core import hookimpl
 from helpdesk_core.cli.main import register_plugin_commands
-from helpdesk_core.plugins import get_plugin_manager
+from helpdesk_core.plugins import Hooks
 
 
 @click.command("hello")
@@ -46,14 +46,14 @@ def fresh_group() -> click.Group:
 
 def test_plugin_adds_a_group_command_and_a_department_subcommand():
     group = fresh_group()
-    register_plugin_commands(group, get_plugin_manager(load_entrypoints=False, extra_plugins=[CommandsPlugin()]))
+    register_plugin_commands(group, Hooks.build(load_entrypoints=False, extra_plugins=[CommandsPlugin()]))
     assert CliRunner().invoke(group, ["hello"]).output == "hello from a plugin\n"
     assert CliRunner().invoke(group, ["department", "hello"]).output == "hello from a plugin\n"
 
 
 def test_broken_plugin_only_warns(capsys):
     group = fresh_group()
-    register_plugin_commands(group, get_plugin_manager(load_entrypoints=False, extra_plugins=[BrokenPlugin()]))
+    register_plugin_commands(group, Hooks.build(load_entrypoints=False, extra_plugins=[BrokenPlugin()]))
     assert "plugin commands are unavailable (RuntimeError: boom)" in capsys.readouterr().err
     assert set(group.commands) == {"department"}
 

@@ -151,7 +151,7 @@ def test_plugin_strategy_runs_only_when_configured_and_in_order(hd_env):
     second = ingest(app, plain(subject="Projector"))
     assert ingest(app, plain(subject="plain", to="techhelp+1@district.test")).status == "created"
     with app.session() as s:
-        set_setting(s, "mail.thread_matchers", "plus_address,message_id,subject_reference", pm=app.pm)
+        set_setting(s, "mail.thread_matchers", "plus_address,message_id,subject_reference", hooks=app.hooks)
         s.commit()
     hit = ingest(app, plain(subject="plain", to="techhelp+1@district.test"))
     assert hit.ticket_id == first.ticket_id
@@ -159,7 +159,7 @@ def test_plugin_strategy_runs_only_when_configured_and_in_order(hd_env):
     both = ingest(app, plain(subject="Re: [Ticket #2]", to="techhelp+1@district.test"))
     assert both.ticket_id == first.ticket_id
     with app.session() as s:
-        set_setting(s, "mail.thread_matchers", "subject_reference,plus_address", pm=app.pm)
+        set_setting(s, "mail.thread_matchers", "subject_reference,plus_address", hooks=app.hooks)
         s.commit()
     assert ingest(app, plain(subject="Re: [Ticket #2]", to="techhelp+1@district.test")).ticket_id == second.ticket_id
     # an untrusted plugin strategy is subject to sender verification too
@@ -170,7 +170,7 @@ def test_plugin_strategy_runs_only_when_configured_and_in_order(hd_env):
 def test_unknown_strategy_names_are_refused(hd_env):
     app = setup(hd_env)
     with app.session() as s, pytest.raises(ConfigurationError, match="Unknown thread matcher.*plus_address"):
-        set_setting(s, "mail.thread_matchers", "message_id,plus_address", pm=app.pm)
+        set_setting(s, "mail.thread_matchers", "message_id,plus_address", hooks=app.hooks)
 
 
 def test_settings_set_refuses_unknown_strategy(cli):
@@ -180,11 +180,11 @@ def test_settings_set_refuses_unknown_strategy(cli):
 
 
 def test_duplicate_strategy_is_refused(hd_env):
-    from helpdesk_core.inbound.matching import collect_thread_matchers
+    from helpdesk_core.errors import PluginError
 
     app = setup(hd_env, PlusAddressing(), PlusAddressing())
-    with pytest.raises(ValueError, match="registered twice"):
-        collect_thread_matchers(app.pm)
+    with pytest.raises(PluginError, match="registered twice"):
+        app.hooks.thread_matchers
 
 
 def test_thread_matched_message_is_stored_on_the_ticket(hd_env):

@@ -183,5 +183,5 @@ def test_flipped_signed_id_does_not_thread(data):
     with app.session() as s:
         message = parse_message(plain(subject="no ref", sender="x@example.test", In_Reply_To=f"<{flipped}>"))
         dept = s.scalar(select(Department).where(Department.name == "Tech"))
-        assert find_thread(message, dept, Classification(), app.context(s)) is None
+        assert find_thread(message, dept, Classification(), app.context(s)).ticket is None
         assert s.scalar(select(TicketMessage.id).where(TicketMessage.message_id == flipped)) is None

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from helpdesk_core.app import Helpdesk
 from helpdesk_core.config import Config
 from helpdesk_core.errors import DatabaseUnavailable, HelpdeskError
+from helpdesk_core.plugins import Hooks
 from helpdesk_core.db import is_initialised
 from helpdesk_core.services.permissions import Actor, resolve_actor
 
@@ -35,11 +36,15 @@ EX_USAGE, EX_NOUSER, EX_TEMPFAIL = 64, 67, 75
 class CliState:
     database_url: str | None
     actor_email: str | None
+    #: the invocation's hook facade, built by :class:`~helpdesk_core.cli.main.HelpdeskGroup`
+    #: (None if the plugins failed to load)
+    hooks: Hooks | None = None
     _app: Helpdesk | None = None
 
     def app(self, *, create_key: bool = False) -> Helpdesk:
         if self._app is None:
-            self._app = Helpdesk.from_config(Config.from_env(self.database_url), create_key=create_key)
+            self._app = Helpdesk.from_config(Config.from_env(self.database_url), create_key=create_key,
+                                             hooks=self.hooks)
         return self._app
 
     @contextmanager

@@ -3,6 +3,10 @@
 Each top-level command group lives in a module of its own and imports only :mod:`.common`; this
 module imports them (never the other way round). Commands and JSON shapes are a contract: keep them
 stable.
+
+One invocation builds one plugin manager (one :class:`~helpdesk_core.plugins.Hooks`): the top-level
+group builds it before parsing its arguments, lets plugins add their commands with it
+(``helpdesk_register_commands``) and hands it to the invocation's application (:meth:`CliState.app`).
 """
 
 from __future__ import annotations
@@ -10,7 +14,6 @@ from __future__ import annotations
 import logging
 
 import click
-import pluggy
 
 from helpdesk_core.cli import departments, failed, held, imports, log, outbox, settings, tickets, users
 from helpdesk_core.cli.common import (  # noqa: F401 - re-exported for plugins written against cli.main
@@ -23,9 +26,22 @@ from helpdesk_core.cli.common import (  # noqa: F401 - re-exported for plugins w
     fail,
     handle_errors,
 )
+from helpdesk_core.plugins import Hooks
+
+#: where :class:`HelpdeskGroup` keeps the invocation's hook facade (``click.Context.meta``)
+HOOKS_KEY = "helpdesk.hooks"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class HelpdeskGroup(click.Group):
+    """The top-level group: before its arguments are parsed (so ``--help`` and plugin commands
+    work), it builds the invocation's one plugin manager and adds the plugins' commands with it."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[HOOKS_KEY] = register_plugin_commands(self)
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=HelpdeskGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--database-url", envvar="HELPDESK_DATABASE_URL", default=None,
               help="SQLAlchemy URL (default: SQLite in $HELPDESK_HOME).")
 @click.option("--as", "actor_email", envvar="HELPDESK_ACTOR", default=None, metavar="EMAIL",
@@ -37,7 +53,7 @@ def main(ctx: click.Context, database_url: str | None, actor_email: str | None, 
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("imapclient").setLevel(max(level, logging.INFO))  # protocol debug costs 7x
-    ctx.obj = CliState(database_url=database_url, actor_email=actor_email)
+    ctx.obj = CliState(database_url=database_url, actor_email=actor_email, hooks=ctx.meta.get(HOOKS_KEY))
 
 
 @main.command()
@@ -80,20 +96,19 @@ for command in (departments.department, settings.settings, users.user, imports.i
     main.add_command(command)
 
 
-def register_plugin_commands(group: click.Group, pm: pluggy.PluginManager | None = None) -> None:
-    """Let installed plugins add commands through ``helpdesk_register_commands`` (at import).
+def register_plugin_commands(group: click.Group, hooks: Hooks | None = None) -> Hooks | None:
+    """Let installed plugins add commands to ``group`` (``helpdesk_register_commands``) through
+    ``hooks``, built here when not given; returns the facade, for the invocation's application.
 
     A plugin that cannot be loaded costs only its own commands: a one-line warning is printed and
-    the core's commands keep working (``helpdesk plugins`` then shows the real error).
+    the core's commands keep working. When not even the plugin manager could be built, None is
+    returned: the application then tries again itself, so ``helpdesk plugins`` shows the real error.
     """
-    from helpdesk_core.plugins import get_plugin_manager
-
+    built = hooks
     try:
-        pm = pm or get_plugin_manager()
-        pm.hook.helpdesk_register_commands(cli=group)
+        built = hooks or Hooks.build()
+        built.register_commands(cli=group)
     except Exception as exc:  # noqa: BLE001 - never break the core CLI because of a plugin
         click.echo(f"Warning: plugin commands are unavailable ({type(exc).__name__}: {exc}); "
                    "run 'helpdesk plugins' to see which plugin fails.", err=True)
-
-
-register_plugin_commands(main)
+    return built

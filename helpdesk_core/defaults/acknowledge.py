@@ -68,15 +68,13 @@ def _sent_last_hour(context: HelpdeskContext, email: str) -> int:
         OutboxMessage.created_at >= since)) or 0
 
 
-def skip_reason(message: ParsedMessage, ticket_message: TicketMessage, department: Department,
+def skip_reason(message: ParsedMessage, ticket_message: TicketMessage, classification: Classification,
                 context: HelpdeskContext) -> str | None:
     """Why no acknowledgement is sent for this new ticket, or None to send one."""
-    classification = context.extra.get("classification")
-    if isinstance(classification, Classification):
-        if not classification.may_acknowledge:
-            return f"classification {classification.kind} may not be acknowledged"
-        if classification.kind != "normal":
-            return f"classified as {classification.kind}"
+    if not classification.may_acknowledge:
+        return f"classification {classification.kind} may not be acknowledged"
+    if classification.kind != "normal":
+        return f"classified as {classification.kind}"
     if ticket_message.direction != Direction.INBOUND:
         return "stored as a note"
     reason = automatic_reason(message)
@@ -93,11 +91,12 @@ def skip_reason(message: ParsedMessage, ticket_message: TicketMessage, departmen
 
 @hookimpl(trylast=True)
 def helpdesk_message_imported(message: ParsedMessage, ticket_message: TicketMessage, created: bool,
-                              department: Department, context: HelpdeskContext) -> None:
+                              department: Department, classification: Classification,
+                              context: HelpdeskContext) -> None:
     """Queue an acknowledgement for a new ticket opened by a human, if the department wants one."""
     if not created or not (department.options or {}).get("acknowledge"):
         return
-    reason = skip_reason(message, ticket_message, department, context)
+    reason = skip_reason(message, ticket_message, classification, context)
     ticket = ticket_message.ticket
     if reason:
         log.info("%s ticket #%s: no acknowledgement (%s)", department.name, ticket.number, reason)
@@ -106,7 +105,8 @@ def helpdesk_message_imported(message: ParsedMessage, ticket_message: TicketMess
     try:
         mail = compose_mail(
             kind="acknowledgement", department=department, ticket=ticket, secrets=context.secrets,
-            pm=context.pm, reference_format=context.settings.get("mail.ticket_reference_format"),
+            template_folders=context.hooks.template_folders,
+            reference_format=context.settings.get("mail.ticket_reference_format"),
             to=[Address(message.from_.email.lower(), message.from_.name)],
             in_reply_to=message.message_id, references=list(message.references), now=context.now)
     except HelpdeskError as exc:  # a broken template must not block the import of the ticket

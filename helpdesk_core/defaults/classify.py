@@ -79,11 +79,10 @@ def helpdesk_classify_message(message: ParsedMessage, department: Department,
 
 
 @hookimpl(trylast=True)
-def helpdesk_message_imported(message: ParsedMessage, ticket_message: TicketMessage,
-                              department: Department, context: HelpdeskContext) -> None:
+def helpdesk_message_imported(ticket_message: TicketMessage, department: Department,
+                              classification: Classification, context: HelpdeskContext) -> None:
     """A bounce stored on a ticket: summarise it on the note and mark our returned mail bounced."""
-    classification = context.extra.get("classification")
-    if not isinstance(classification, Classification) or classification.kind != "bounce":
+    if classification.kind != "bounce":
         return
     details = classification.details
     recipient, status = details.get("recipient") or "", details.get("status") or ""

@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from helpdesk_core import hookimpl
-from helpdesk_core.hooktypes import Classification, HelpdeskContext
+from helpdesk_core.hooktypes import Classification, HelpdeskContext, ThreadMatch
 from helpdesk_core.mail.message import ParsedAttachment, ParsedMessage
 from helpdesk_core.mail.mimeparts import content_was_lost
 from helpdesk_core.models import (
@@ -90,7 +90,7 @@ def participants_of(message: ParsedMessage, department: Department) -> list[str]
 
 @hookimpl(trylast=True)
 def helpdesk_message_to_ticket(message: ParsedMessage, department: Department, ticket: Ticket | None,
-                               classification: Classification,
+                               classification: Classification, match: ThreadMatch,
                                context: HelpdeskContext) -> TicketMessage:
     session = context.session
     sender = message.from_
@@ -99,8 +99,8 @@ def helpdesk_message_to_ticket(message: ParsedMessage, department: Department, t
         ticket = Ticket(department_id=department.id, number=next_ticket_number(context, department),
                         subject=message.subject or "(no subject)", status=TicketStatus.OPEN,
                         requester=requester, participants=participants_of(message, department),
-                        mentions=context.extra.get("mentions"),  # a reference the sender may not use
-                        linked_ticket_id=context.extra.get("linked_ticket_id"))  # closed, not reopened
+                        mentions=match.mentions,  # a reference the sender may not use
+                        linked_ticket_id=match.linked_ticket_id)  # closed, not reopened
         session.add(ticket)
     else:
         known = set(ticket.participants or [])

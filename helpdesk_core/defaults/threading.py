@@ -8,7 +8,7 @@ from collections.abc import Callable
 from sqlalchemy import select
 
 from helpdesk_core import hookimpl
-from helpdesk_core.hooktypes import Classification, HelpdeskContext
+from helpdesk_core.hooktypes import Classification, HelpdeskContext, Matcher, ThreadMatch
 from helpdesk_core.inbound.matching import find_thread, trusted_matcher
 from helpdesk_core.mail.message import ParsedMessage
 from helpdesk_core.models import Department, OutboxMessage, Ticket, TicketMessage
@@ -72,12 +72,12 @@ def match_by_subject(message: ParsedMessage, department: Department,
 
 
 @hookimpl(trylast=True)
-def helpdesk_register_thread_matchers(register: Callable[[str, Callable[..., Ticket | None]], None]) -> None:
+def helpdesk_register_thread_matchers(register: Callable[[str, Matcher], None]) -> None:
     register("message_id", match_by_message_ids)
     register("subject_reference", match_by_subject)
 
 
 @hookimpl(trylast=True)
 def helpdesk_find_ticket(message: ParsedMessage, department: Department,
-                         classification: Classification, context: HelpdeskContext) -> Ticket | None:
+                         classification: Classification, context: HelpdeskContext) -> ThreadMatch:
     return find_thread(message, department, classification, context)

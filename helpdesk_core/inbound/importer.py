@@ -26,8 +26,9 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from helpdesk_core.hooktypes import Classification, HelpdeskContext
-from helpdesk_core.errors import DatabaseUnavailable, HelpdeskError
+from helpdesk_core.errors import DatabaseUnavailable
+from helpdesk_core.hooktypes import HelpdeskContext
+from helpdesk_core.inbound.matching import settle
 from helpdesk_core.mail.message import ParsedMessage
 from helpdesk_core.models import (
     Department, FailedImport, ImportAttempt, LedgerEntry, Mailbox, TicketMessage,
@@ -106,16 +107,21 @@ def _ledger(ctx: HelpdeskContext, department: Department, message: ParsedMessage
 
 
 def _store(ctx: HelpdeskContext, department: Department, message: ParsedMessage) -> Outcome:
-    """Classify, thread and store one message. Runs inside a savepoint; may raise."""
-    hook = ctx.pm.hook
-    classification: Classification = hook.helpdesk_classify_message(
-        message=message, department=department, context=ctx) or Classification()
-    ctx.extra["classification"] = classification  # for helpdesk_message_imported (acknowledgements)
+    """Classify, thread and store one message. Runs inside a savepoint; may raise.
+
+    The classification and the settled thread match are handed to the later hooks as typed
+    keyword arguments; the scope, sender and closed-ticket rules are applied here to whatever
+    ``helpdesk_find_ticket`` returned, so a plugin that replaces it keeps reopening and linking.
+    """
+    hooks = ctx.hooks
+    classification = hooks.classify_message(message=message, department=department, context=ctx)
     if classification.action == "skip":
         _ledger(ctx, department, message, "skipped", classification.reason or classification.kind)
         return Outcome("skipped", reason=classification.reason or classification.kind)
-    ticket = hook.helpdesk_find_ticket(message=message, department=department,
-                                       classification=classification, context=ctx)
+    match = settle(hooks.find_ticket(message=message, department=department,
+                                     classification=classification, context=ctx),
+                   message, department, classification, ctx)
+    ticket = match.ticket
     if ticket is None and not classification.may_create:
         reason = classification.reason or f"{classification.kind} does not open tickets"
         _ledger(ctx, department, message, "skipped", reason)
@@ -125,14 +131,12 @@ def _store(ctx: HelpdeskContext, department: Department, message: ParsedMessage)
                      status="held")
         return Outcome("skipped", reason=classification.reason)
     created = ticket is None
-    tm = hook.helpdesk_message_to_ticket(message=message, department=department, ticket=ticket,
-                                         classification=classification, context=ctx)
-    if tm is None:
-        raise HelpdeskError("No plugin stored the message (helpdesk_message_to_ticket returned None).")
+    tm = hooks.message_to_ticket(message=message, department=department, ticket=ticket,
+                                 classification=classification, match=match, context=ctx)
     _ledger(ctx, department, message, "imported", ticket_message=tm)
     ctx.session.flush()  # one flush: ticket, message, attachments, ledger; ids for the hooks
-    hook.helpdesk_message_imported(message=message, ticket_message=tm, created=created,
-                                   department=department, context=ctx)
+    hooks.message_imported(message=message, ticket_message=tm, created=created, department=department,
+                           classification=classification, match=match, context=ctx)
     # the savepoint's release flushes what the notification added
     return Outcome("created" if created else "updated", ticket_id=tm.ticket_id, ticket_message_id=tm.id)
 
@@ -216,7 +220,6 @@ def _import_one(ctx: HelpdeskContext, department: Department, raw: bytes, messag
         if parse_error is not None:
             raise parse_error
         with session.begin_nested():
-            ctx.extra.clear()
             outcome = _store(ctx, department, message)
     except OperationalError as exc:
         raise DatabaseUnavailable(f"Database error while importing: {exc.orig}") from exc

@@ -1,40 +1,42 @@
 """Thread matching: which existing ticket an inbound message continues.
 
-Strategies ("matchers") are registered by plugins through ``helpdesk_register_thread_matchers``
-(the core registers ``message_id`` and ``subject_reference``) and run in the order of the General
-setting ``mail.thread_matchers``. :func:`find_thread` is the default ``helpdesk_find_ticket``; it
-enforces the rules every matcher is subject to (see ``docs/threading.md``):
+Strategies ("matchers", :class:`~helpdesk_core.hooktypes.Matcher`) are registered by plugins through
+``helpdesk_register_thread_matchers`` (the core registers ``message_id`` and ``subject_reference``),
+once per application, into a :class:`MatcherRegistry`, and run in the order of the General setting
+``mail.thread_matchers``. :func:`find_thread` is the default ``helpdesk_find_ticket``.
+
+:func:`settle` applies the rules every match is subject to, whoever found it (see
+``docs/threading.md``); the importer runs it on the result of ``helpdesk_find_ticket``:
 
 * only tickets of the receiving department count (another department's ticket → a new ticket here);
-* a match by an untrusted matcher (anything but signed/stored Message-IDs, e.g. a subject
-  reference) is accepted only from the requester, a participant or staff of the department;
-  otherwise the claimed reference is remembered (``context.extra["mentions"]``) for the new ticket;
+* a match that is not trusted (anything but signed/stored Message-IDs, e.g. a subject reference) is
+  accepted only from the requester, a participant or staff of the department; otherwise the claimed
+  reference is kept in :attr:`ThreadMatch.mentions` for the new ticket;
 * a reply to a closed ticket reopens it, unless the department option ``reopen_closed`` is false:
-  then a new ticket linked to the closed one is opened (``context.extra["linked_ticket_id"]``).
+  then a new ticket linked to the closed one is opened (:attr:`ThreadMatch.linked_ticket_id`).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from helpdesk_core.errors import ConfigurationError
+from helpdesk_core.errors import ConfigurationError, PluginError
+from helpdesk_core.hooktypes import Matcher, ThreadMatch
 from helpdesk_core.models import Membership, Ticket, TicketStatus, User
 
 if TYPE_CHECKING:
-    import pluggy
-
     from helpdesk_core.hooktypes import Classification, HelpdeskContext
     from helpdesk_core.mail.message import ParsedMessage
     from helpdesk_core.models import Department
 
 log = logging.getLogger("helpdesk.matching")
 
-Matcher = Callable[..., "Ticket | None"]
 #: the core's strategies, in the default order of ``mail.thread_matchers``
 DEFAULT_MATCHERS: tuple[str, ...] = ("message_id", "subject_reference")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -52,27 +54,38 @@ def is_trusted(fn: Matcher) -> bool:
     return bool(getattr(fn, _TRUSTED_ATTR, False))
 
 
-def collect_thread_matchers(pm: pluggy.PluginManager) -> dict[str, Matcher]:
-    """Call ``helpdesk_register_thread_matchers`` on every plugin; return ``{name: matcher}``."""
-    registry: dict[str, Matcher] = {}
+@dataclass
+class MatcherRegistry:
+    """The thread matchers of one application, by name (``app.hooks.thread_matchers``).
 
-    def register(name: str, matcher: Matcher) -> None:
+    Filled once from ``helpdesk_register_thread_matchers``; refuses bad names, non-callables and
+    duplicates with a :class:`~helpdesk_core.errors.PluginError` naming the plugin.
+    """
+
+    matchers: dict[str, Matcher] = field(default_factory=dict)
+    plugin_of: dict[str, str] = field(default_factory=dict)
+
+    def register(self, name: str, matcher: Matcher, *, plugin: str) -> None:
         if not isinstance(name, str) or not _NAME_RE.match(name):
-            raise ValueError(f"Thread matcher name {name!r} must be lower-case letters, digits and _.")
+            raise PluginError(f"Plugin {plugin} registered the thread matcher name {name!r}: use "
+                              "lower-case letters, digits and _ (starting with a letter).")
         if not callable(matcher):
-            raise TypeError(f"Thread matcher {name!r} is not callable.")
-        if name in registry:
-            raise ValueError(f"Thread matcher {name!r} registered twice; rename one of them.")
-        registry[name] = matcher
+            raise PluginError(f"Plugin {plugin} registered thread matcher {name!r} as {matcher!r}, "
+                              "which is not callable: register a function.")
+        if name in self.matchers:
+            raise PluginError(f"Thread matcher {name!r} is registered twice (by {self.plugin_of[name]} "
+                              f"and {plugin}): rename one of them or uninstall one plugin.")
+        self.matchers[name] = matcher
+        self.plugin_of[name] = plugin
 
-    pm.hook.helpdesk_register_thread_matchers(register=register)
-    return registry
+    def names(self) -> list[str]:
+        return list(self.matchers)
 
 
-def check_matcher_names(pm: pluggy.PluginManager, names: Iterable[str]) -> list[str]:
+def check_matcher_names(registry: MatcherRegistry, names: Iterable[str]) -> list[str]:
     """Validate a value of ``mail.thread_matchers``; raise ConfigurationError naming the known ones."""
     names = list(names)
-    known = collect_thread_matchers(pm)
+    known = registry.names()
     unknown = [n for n in names if n not in known]
     if not names:
         raise ConfigurationError("mail.thread_matchers needs at least one strategy; known: "
@@ -102,7 +115,7 @@ def sender_may_use(ticket: Ticket, message: ParsedMessage, context: HelpdeskCont
     return staff is not None
 
 
-def configured_order(context: HelpdeskContext, known: dict[str, Matcher]) -> list[str]:
+def configured_order(context: HelpdeskContext, registry: MatcherRegistry) -> list[str]:
     """The strategies to run, from ``mail.thread_matchers``; unknown names (a plugin removed since
     the setting was made) are skipped with a warning."""
     names = context.settings.get("mail.thread_matchers") or list(DEFAULT_MATCHERS)
@@ -110,36 +123,52 @@ def configured_order(context: HelpdeskContext, known: dict[str, Matcher]) -> lis
         names = [n.strip() for n in names.split(",") if n.strip()]
     order = []
     for name in names:
-        if name in known:
+        if name in registry.matchers:
             order.append(name)
         else:
             log.warning("thread matcher %r in mail.thread_matchers is not installed; skipped", name)
     return order
 
 
+def settle(match: ThreadMatch, message: ParsedMessage, department: Department,
+           classification: Classification, context: HelpdeskContext) -> ThreadMatch:
+    """Apply the scope, sender and closed-ticket rules to ``match``, whoever found it.
+
+    Returns the match to store by: its ticket, or no ticket (a new one) with ``mentions`` or
+    ``linked_ticket_id`` set. An accepted match comes back ``trusted``, so settling it again changes
+    nothing.
+    """
+    ticket = match.ticket
+    if ticket is None:
+        return match
+    found_by = match.matched_by or "helpdesk_find_ticket"
+    if ticket.department_id != department.id:
+        log.info("%s: %s matched a ticket of another department; ignored", department.name, found_by)
+        return replace(match, ticket=None, trusted=False)
+    if not match.trusted and not sender_may_use(ticket, message, context):
+        log.info("%s: %s matched #%s but the sender is not on the ticket; new ticket",
+                 department.name, found_by, ticket.number)
+        return replace(match, ticket=None, mentions=match.mentions or f"#{ticket.number}")
+    if (ticket.status == TicketStatus.CLOSED and classification.may_reopen
+            and not (department.options or {}).get("reopen_closed", True)):
+        return replace(match, ticket=None, trusted=True, linked_ticket_id=ticket.id)
+    return match if match.trusted else replace(match, trusted=True)
+
+
 def find_thread(message: ParsedMessage, department: Department, classification: Classification,
-                context: HelpdeskContext) -> Ticket | None:
-    """Run the configured matchers and apply the scope, trust and closed-ticket rules."""
-    known = collect_thread_matchers(context.pm)
-    kwargs: dict[str, Any] = {"message": message, "department": department,
-                              "classification": classification, "context": context}
-    for name in configured_order(context, known):
-        matcher = known[name]
-        ticket = matcher(**kwargs)
+                context: HelpdeskContext) -> ThreadMatch:
+    """Run the configured matchers in order; the first match that :func:`settle` accepts wins."""
+    registry = context.hooks.thread_matchers
+    mentions: str | None = None
+    for name in configured_order(context, registry):
+        matcher = registry.matchers[name]
+        ticket = matcher(message=message, department=department, classification=classification,
+                         context=context)
         if ticket is None:
             continue
-        if ticket.department_id != department.id:
-            log.info("%s: %s matched a ticket of another department; ignored", department.name, name)
-            continue
-        if not is_trusted(matcher) and not sender_may_use(ticket, message, context):
-            context.extra.setdefault("mentions", f"#{ticket.number}")
-            log.info("%s: %s matched #%s but the sender is not on the ticket; new ticket",
-                     department.name, name, ticket.number)
-            continue
-        if (ticket.status == TicketStatus.CLOSED and classification.may_reopen
-                and not (department.options or {}).get("reopen_closed", True)):
-            context.extra["linked_ticket_id"] = ticket.id
-            return None
-        context.extra["matched_by"] = name
-        return ticket
-    return None
+        match = settle(ThreadMatch(ticket=ticket, matched_by=name, trusted=is_trusted(matcher),
+                                   mentions=mentions), message, department, classification, context)
+        if match.ticket is not None or match.linked_ticket_id is not None:
+            return match
+        mentions = match.mentions
+    return ThreadMatch(mentions=mentions)

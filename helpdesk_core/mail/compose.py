@@ -28,9 +28,8 @@ from datetime import UTC, datetime
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
-
-import pluggy
 
 from helpdesk_core.crypto import SecretBox
 from helpdesk_core.errors import ConfigurationError
@@ -147,7 +146,7 @@ def build_message(*, mail_from: Address, to: Sequence[Address], cc: Sequence[Add
 
 
 def compose_mail(*, kind: str, department: Department, ticket: Ticket, secrets: SecretBox,
-                 pm: pluggy.PluginManager, reference_format: str, to: Sequence[Address],
+                 template_folders: Sequence[Path], reference_format: str, to: Sequence[Address],
                  cc: Sequence[Address] = (), body: str = "", author_name: str = "",
                  in_reply_to: str | None = None, references: Sequence[str] = (),
                  attachments: Sequence[Attachment] = (), now: datetime | None = None,
@@ -157,6 +156,7 @@ def compose_mail(*, kind: str, department: Department, ticket: Ticket, secrets: 
     Template variables: ``department``, ``ticket``, ``reference`` (``[Ticket #N]``), ``subject``
     (the ticket subject without prefixes and reference), ``body`` and ``body_html`` (the staff
     member's text), ``author_name``, ``requester_name``, ``marker``, plus ``variables``.
+    ``template_folders`` are the plugins' folders (``app.hooks.template_folders``).
     """
     now = now or datetime.now(UTC)
     sender = department.sender_address
@@ -172,7 +172,7 @@ def compose_mail(*, kind: str, department: Department, ticket: Ticket, secrets: 
         "author_name": author_name, "requester_name": (requester.name if requester else "") or "",
         "marker": REPLY_ABOVE_MARKER, **(variables or {}),
     }
-    rendered = render_mail(pm, department, kind, values)
+    rendered = render_mail(template_folders, department, kind, values)
     mail_from = Address(sender, department.name)
     extra: list[tuple[str, str]] = []
     if kind == "acknowledgement":

@@ -4,7 +4,8 @@ Each kind of mail (``reply``, ``acknowledgement``) has three templates, looked u
 ``<kind>/subject.txt``, ``<kind>/body.txt`` and ``<kind>/body.html`` in these folders, first hit wins:
 
 1. the department's option ``templates_dir`` (``helpdesk department set NAME --templates-dir DIR``),
-2. folders plugins add through ``helpdesk_register_template_folders``, in registration order,
+2. folders plugins add through ``helpdesk_register_template_folders``, in registration order
+   (collected once per application: ``app.hooks.template_folders``, passed in here),
 3. the built-in ``helpdesk_core/templates/``.
 
 A folder may override only some files. Autoescaping is on for ``.html`` templates only; text
@@ -16,12 +17,12 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
-import pluggy
 from markupsafe import Markup
 
 from helpdesk_core.errors import ConfigurationError
@@ -40,18 +41,13 @@ class RenderedMail:
     html: str
 
 
-def template_folders(pm: pluggy.PluginManager, department: Department | None = None) -> list[Path]:
-    """The template folders for ``department``, highest priority first (see the module docs)."""
+def template_folders(registered: Sequence[Path], department: Department | None = None) -> list[Path]:
+    """The template folders for ``department``, highest priority first (see the module docs);
+    ``registered`` are the plugins' folders."""
     folders: list[Path] = []
     custom = (department.options or {}).get("templates_dir") if department is not None else None
     if custom:
         folders.append(Path(str(custom)).expanduser())
-    registered: list[Path] = []
-
-    def register(folder: Path) -> None:
-        registered.append(Path(folder))
-
-    pm.hook.helpdesk_register_template_folders(register=register)
     folders.extend(registered)
     folders.append(BUILTIN_TEMPLATES)
     return folders
@@ -76,16 +72,17 @@ def text_to_html(text: str) -> Markup:
         for p in paragraphs))
 
 
-def render_mail(pm: pluggy.PluginManager, department: Department, kind: str,
+def render_mail(registered: Sequence[Path], department: Department, kind: str,
                 variables: dict[str, Any]) -> RenderedMail:
-    """Render ``kind``'s subject, text and HTML templates for ``department`` with ``variables``.
+    """Render ``kind``'s subject, text and HTML templates for ``department`` with ``variables``,
+    looked up in the folders of :func:`template_folders` (``registered``: the plugins' folders).
 
     ``variables["body"]`` (if any) is also offered to the HTML template as ``body_html``.
     Raises ConfigurationError naming the template when one is missing or broken.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown mail kind {kind!r}")
-    folders = tuple(str(f) for f in template_folders(pm, department))
+    folders = tuple(str(f) for f in template_folders(registered, department))
     env = _environment(folders)
     values = dict(variables)
     values.setdefault("body_html", text_to_html(str(values.get("body", ""))))

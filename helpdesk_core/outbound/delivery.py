@@ -22,7 +22,7 @@ def deliver(app: Helpdesk, department: Department, mails: list[OutgoingMail]) ->
     mailbox = department.mailbox
     # StoredSecrets: a plugin may save rotated tokens (e.g. OAuth) with secrets.save()
     secrets = stored_secrets(app, mailbox) if mailbox is not None else {}
-    results: list[Any] | None = app.pm.hook.helpdesk_deliver_reply(
+    results: list[Any] | None = app.hooks.deliver_reply(
         mails=mails, department=department, mailbox=mailbox, secrets=secrets)
     if results is None:
         provider = mailbox.provider if mailbox else "none"

@@ -111,7 +111,8 @@ def reply_to_ticket(app: Helpdesk, session: Session, *, actor: Actor, ticket_id:
     copies = cc_addresses(ticket, own_addresses(session)) if cc else []
     last = _last_thread_message(ticket)
     composed = compose_mail(
-        kind="reply", department=department, ticket=ticket, secrets=app.secrets, pm=app.pm,
+        kind="reply", department=department, ticket=ticket, secrets=app.secrets,
+        template_folders=app.hooks.template_folders,
         reference_format=settings.get("mail.ticket_reference_format"), to=to, cc=copies, body=body,
         author_name=(author.name or author.email) if author else "",
         in_reply_to=last.message_id if last else None,

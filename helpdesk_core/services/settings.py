@@ -19,4 +19,4 @@ def show_settings(session: Session, *, actor: Actor) -> dict[str, Any]:
 def change_setting(app: Helpdesk, session: Session, *, actor: Actor, key: str, value: str) -> Any:
     """Store one setting (validated by its definition); returns the stored value. Needs Manage Settings."""
     require_manage_settings(actor)
-    return set_setting(session, key, value, pm=app.pm)
+    return set_setting(session, key, value, hooks=app.hooks)
