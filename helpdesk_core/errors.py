@@ -6,6 +6,12 @@ Two families are kept apart because callers treat them differently:
 * :class:`ConfigurationError` — the settings are wrong; retrying will not help until an admin
   changes something (bad password, unknown host, missing folder).
 * :class:`TemporaryError` — try again later (server down, timeout, database unavailable).
+
+Whether the same action may work later without anybody changing anything is said one way only:
+the ``temporary`` attribute every :class:`HelpdeskError` has (``True`` for TemporaryError and its
+subclasses, ``False`` for ConfigurationError; a :class:`MailboxError` or :class:`DeliveryError`
+says it per instance) -- for fetching, delivering and storing alike. Code that decides whether to
+retry reads this attribute, not the class.
 """
 
 from __future__ import annotations
@@ -19,11 +25,16 @@ class HelpdeskError(Exception):
 
     #: short machine-readable kind, e.g. ``"auth_failed"``; stable for scripts and the web UI
     kind: str = "error"
+    #: whether the same action may succeed later without an admin changing anything
+    temporary: bool = False
 
-    def __init__(self, message: str, *, kind: str | None = None, details: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, message: str, *, kind: str | None = None, temporary: bool | None = None,
+                 details: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         if kind is not None:
             self.kind = kind
+        if temporary is not None:
+            self.temporary = temporary
         #: structured facts each interface words for itself: ``field`` (the argument that is wrong),
         #: ``hint`` (the next step, e.g. ``"add_department"``) and the values the hint needs
         self.details: dict[str, Any] = dict(details or {})
@@ -37,12 +48,14 @@ class ConfigurationError(HelpdeskError):
     """The configuration is wrong; an admin must change a setting before this can work."""
 
     kind = "configuration"
+    temporary = False
 
 
 class TemporaryError(HelpdeskError):
     """Something is unavailable right now; the same action may work later."""
 
     kind = "temporary"
+    temporary = True
 
 
 class MailboxError(HelpdeskError):
@@ -54,24 +67,35 @@ class MailboxError(HelpdeskError):
     """
 
     kind = "mailbox"
-
-    #: whether the next cycle may succeed without an admin changing anything
-    temporary: bool = False
-
-    def __init__(self, message: str, *, kind: str | None = None, temporary: bool | None = None) -> None:
-        super().__init__(message, kind=kind)
-        if temporary is not None:
-            self.temporary = temporary
+    #: ``temporary=True``: the next cycle may succeed without an admin changing anything
+    temporary = False
 
 
 class DeliveryError(HelpdeskError):
-    """An outgoing mail could not be delivered. ``permanent`` says whether to stop retrying."""
+    """An outgoing mail could not be delivered. ``temporary`` (the default) keeps it queued for
+    another attempt; ``temporary=False`` (e.g. a 5xx refusal) stops retrying.
+
+    ``permanent`` is the inverse of ``temporary``, kept for plugins written against it: both the
+    ``permanent=`` argument and the attribute still work.
+    """
 
     kind = "delivery"
+    temporary = True
 
-    def __init__(self, message: str, *, kind: str | None = None, permanent: bool = False) -> None:
-        super().__init__(message, kind=kind)
-        self.permanent = permanent
+    def __init__(self, message: str, *, kind: str | None = None, temporary: bool | None = None,
+                 permanent: bool | None = None) -> None:
+        if temporary is None and permanent is not None:
+            temporary = not permanent
+        super().__init__(message, kind=kind, temporary=temporary)
+
+    @property
+    def permanent(self) -> bool:
+        """``not temporary``: whether the outbox stops retrying this mail."""
+        return not self.temporary
+
+    @permanent.setter
+    def permanent(self, value: bool) -> None:
+        self.temporary = not value
 
 
 class NotFoundError(HelpdeskError):
@@ -99,6 +123,7 @@ class DatabaseUnavailable(TemporaryError):
 
 
 class PluginError(HelpdeskError):
-    """A plugin registered something invalid (duplicate provider name, missing fields)."""
+    """A plugin registered something invalid (duplicate provider name, not a provider, no name).
+    The message names the plugin, so the admin knows which one to update or uninstall."""
 
     kind = "plugin"

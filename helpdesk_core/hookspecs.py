@@ -166,10 +166,12 @@ def helpdesk_deliver_reply(
     """Deliver outgoing mails of one department (staff replies, acknowledgements).
     Stops at first non-None result.
 
-    The plugin of the department's provider (``mailbox.provider``) delivers them, reusing one
-    connection, and returns one result per mail in order: ``None`` for sent, or a
-    :class:`~helpdesk_core.errors.DeliveryError` (``permanent`` set for a 5xx). Return None
-    (not a list) when the mailbox is not yours.
+    An override point, consulted before the department's provider: outgoing mail is normally
+    sent by the provider object of the department's mailbox
+    (:meth:`~helpdesk_core.providers.base.MailboxProvider.deliver`). Implement this hook only
+    to send some other way (an HTTP mail API, a relay, a test double): return one result per
+    mail in order, ``None`` for sent or a :class:`~helpdesk_core.errors.DeliveryError`
+    (``temporary=False`` for a 5xx); return None (not a list) to leave the mail to the provider.
 
     :param mails: the outgoing mails, already rendered (``mail.raw`` holds the bytes)
     :param department: the sending department

@@ -141,3 +141,141 @@ def test_one_mailbox_one_department_clear_password_change_and_secrets(cli, hd_en
     assert secret not in caplog.text
     dump = _dump_database(hd_env["HELPDESK_DATABASE_URL"])
     assert secret.encode() not in dump and b"now-wrong" not in dump
+
+
+# ---- a third-party provider, installed through a throwaway entry point -----------------------
+
+THROWAWAY = '''
+"""A provider as a third party would write it: an HTTP-API mailbox with a secret api_token."""
+from helpdesk_core import hookimpl
+from helpdesk_core.errors import MailboxError
+from helpdesk_core.providers.base import ConfigField, MailboxProvider, MailboxSession
+
+OPENED = []  # (config, secrets) of every open()
+
+
+class EmptySession(MailboxSession):
+    def count(self):
+        return 0
+
+    def fetch(self, *, batch_size=100):
+        return iter(())
+
+    def delete(self, keys):
+        pass
+
+    def close(self):
+        pass
+
+
+class ThrowawayProvider(MailboxProvider):
+    name = "throwaway"
+    label = "Throwaway API mailbox"
+    fields = (
+        ConfigField("account", "Account", required=True, help="The account at the mail API."),
+        ConfigField("region", "Region", type="choice", choices=("eu", "us"), default="eu"),
+        ConfigField("api_token", "API token", secret=True, required=True, help="Issued by the mail API."),
+    )
+
+    def identity(self, config):
+        return f"throwaway:{config['account']}"
+
+    def open(self, config, secrets):
+        OPENED.append((dict(config), dict(secrets)))
+        if secrets.get("api_token") != "tok-s3cret-42":
+            raise MailboxError("The mail API refused the token: issue a new one.", kind="auth_failed")
+        return EmptySession()
+
+
+@hookimpl
+def helpdesk_register_providers(register):
+    register(ThrowawayProvider())
+'''
+
+
+def _install_throwaway(tmp_path, monkeypatch):
+    """Install the provider above as a distribution with a ``helpdesk`` entry point."""
+    import sys
+
+    site = tmp_path / "site"
+    dist = site / "throwaway_helpdesk_provider-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (site / "throwaway_helpdesk_provider.py").write_text(THROWAWAY)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: throwaway-helpdesk-provider\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[helpdesk]\nthrowaway = throwaway_helpdesk_provider\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "throwaway_helpdesk_provider", raising=False)
+    import throwaway_helpdesk_provider
+
+    return throwaway_helpdesk_provider
+
+
+def test_third_party_provider_with_secret_field_end_to_end(cli, hd_env, tmp_path, monkeypatch):
+    module = _install_throwaway(tmp_path, monkeypatch)
+    token = "tok-s3cret-42"
+    outputs: list[str] = []
+
+    def run(*args, **kwargs):
+        result = cli(*args, **kwargs)
+        outputs.append(result.output + result.stderr)
+        return result
+
+    cli("department", "add", "Tech", "--sender", "techhelp@district.test")
+    listed = json.loads(run("plugins", "--json").stdout)
+    provider = next(p for p in listed["providers"] if p["name"] == "throwaway")
+    fields = {f["name"]: f for f in provider["fields"]}
+    assert fields["api_token"]["secret"] is True and fields["account"]["secret"] is False
+    assert {"name", "label", "type", "required", "default", "choices", "secret", "help"} <= set(fields["region"])
+    assert any(p["name"] == "throwaway" and p["providers"] for p in listed["plugins"])
+    # the options come from the declared fields: --account, --region (a choice), --api-token-stdin
+    usage = run("department", "set-mailbox", "--help").output
+    assert "--account" in usage and "[eu|us]" in usage and "--api-token-stdin" in usage
+    assert "--api-token " not in usage  # no option takes a secret as its value
+
+    # a secret as an argument is refused, saying how to pass it -- and nothing is saved
+    refused = run("department", "set-mailbox", "Tech", "--provider", "throwaway", "--account", "acme",
+                  "--set", "api_token=not-this-way", ok=False)
+    assert refused.exit_code == 2 and "--secret-stdin api_token" in refused.stderr
+    assert "not-this-way" not in refused.output + refused.stderr
+    outputs.pop()  # (that one echoes nothing secret, but its command line held a value)
+    plain = run("department", "set-mailbox", "Tech", "--provider", "throwaway", "--account", "acme",
+                "--secret-stdin", "account", input="acme\n", ok=False)
+    assert plain.exit_code == 2 and "--set account=VALUE" in plain.stderr
+    wrong = run("department", "set-mailbox", "Tech", "--provider", "throwaway", "--account", "acme",
+                "--api-token-stdin", input="expired\n", ok=False)
+    assert "[auth_failed]" in wrong.stderr and "Nothing was saved" in wrong.stderr
+    assert cli.json("department", "list", "--json")[0]["mailbox"] is None
+
+    # from standard input it is checked (open() gets it as a secret, not a setting) and saved
+    module.OPENED.clear()
+    run("department", "set-mailbox", "Tech", "--provider", "throwaway", "--account", "acme",
+        "--set", "region=us", "--secret-stdin", "api_token", input=token + "\n")
+    assert module.OPENED == [({"account": "acme", "region": "us"}, {"api_token": token})]
+    mailbox = cli.json("department", "list", "--json")[0]["mailbox"]
+    assert mailbox["provider"] == "throwaway" and mailbox["config"] == {"account": "acme", "region": "us"}
+    # an import cycle opens the mailbox with the stored (decrypted) secret
+    run("import", "--json")
+    assert module.OPENED[-1] == ({"account": "acme", "region": "us"}, {"api_token": token})
+    # changing a plain setting keeps the stored secret
+    run("department", "set-mailbox", "Tech", "--provider", "throwaway", "--account", "acme", "--region", "eu")
+    assert module.OPENED[-1][1] == {"api_token": token}
+
+    for args in (("department", "list", "--json"), ("department", "status", "Tech", "--json"),
+                 ("plugins", "--json"), ("plugins",)):
+        run(*args)
+    assert all(token not in text for text in outputs)
+    dump = _dump_database(hd_env["HELPDESK_DATABASE_URL"])
+    assert token.encode() not in dump and b"api_token" not in dump  # encrypted, names included
+
+
+def test_secret_is_prompted_for_hidden_on_a_terminal(cli, tmp_path, monkeypatch):
+    """On a terminal the secret comes from a hidden prompt (nothing echoed), not from a line."""
+    import click.testing
+
+    module = _install_throwaway(tmp_path, monkeypatch)
+    cli("department", "add", "Tech", "--sender", "techhelp@district.test")
+    monkeypatch.setattr(click.testing._NamedTextIOWrapper, "isatty", lambda self: True)
+    result = cli("department", "set-mailbox", "Tech", "--provider", "throwaway", "--account", "acme",
+                 "--api-token-stdin", input="tok-s3cret-42\n")
+    assert "API token (throwaway):" in result.output and "tok-s3cret-42" not in result.output
+    assert module.OPENED[-1][1] == {"api_token": "tok-s3cret-42"}

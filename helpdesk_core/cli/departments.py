@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from helpdesk_core.cli.common import CliState, emit, fail, handle_errors
-from helpdesk_core.errors import MailboxError
+from helpdesk_core.errors import HelpdeskError, MailboxError
+from helpdesk_core.providers.base import ConfigField, MailboxProvider, ProviderRegistry
 from helpdesk_core.services import departments as svc
 
 
@@ -46,53 +47,146 @@ def department_list(state: CliState, as_json: bool) -> None:
     emit(data, as_json, _department_line)
 
 
-@department.command("set-mailbox")
+# ---- set-mailbox: its options are the installed providers' declared fields ------------------
+
+#: options of set-mailbox that are not provider fields (a field of the same name: --set NAME=VALUE)
+_FIXED_OPTIONS = ("name", "provider", "extra", "secret_stdin", "no_validate", "help")
+_CLICK_TYPES: dict[str, Any] = {"int": int, "path": click.Path()}
+_META = "helpdesk.provider_field_options"
+_PROBLEM = "helpdesk.provider_field_options.problem"
+
+
+def _stdin_flag(field_name: str) -> str:
+    return f"{field_name}_stdin"
+
+
+def _field_options(providers: ProviderRegistry) -> list[click.Option]:
+    """One option per field name declared by any installed provider: ``--host`` for a plain
+    field, ``--password-stdin`` (a flag: read it from standard input) for a secret one. Nothing
+    is guessed from names: ``ConfigField.secret`` alone decides."""
+    by_name: dict[str, list[tuple[str, ConfigField]]] = {}
+    for provider_name, provider in sorted(providers.providers.items()):
+        for f in provider.fields:
+            by_name.setdefault(_stdin_flag(f.name) if f.secret else f.name, []).append((provider_name, f))
+    options: list[click.Option] = []
+    for dest, declared in by_name.items():
+        if dest in _FIXED_OPTIONS:
+            continue
+        first, owners = declared[0][1], ", ".join(name for name, _ in declared)
+        flag = "--" + dest.replace("_", "-")
+        if first.secret:
+            options.append(click.Option([flag, dest], is_flag=True, help=(
+                f"{first.label} (secret {first.name!r}): read it from standard input, or from a hidden "
+                f"prompt on a terminal. {first.help} [{owners}]".replace("  ", " "))))
+            continue
+        types = {f.type for _, f in declared}
+        if types == {"choice"}:
+            choices = list(dict.fromkeys(c for _, f in declared for c in f.choices))
+            click_type: Any = click.Choice(choices)
+        else:
+            click_type = _CLICK_TYPES.get(types.pop(), str) if len(types) == 1 else str
+        options.append(click.Option([flag, dest], type=click_type, default=None,
+                                    help=f"{first.help or first.label} [{owners}]"))
+    return options
+
+
+def _installed_providers(ctx: click.Context) -> ProviderRegistry:
+    """The providers of this invocation's application (its one plugin manager); none when there
+    is no application (e.g. no secret key before ``helpdesk init``): the reason is kept for
+    :meth:`ProviderFieldsCommand.parse_args`."""
+    state = ctx.find_object(CliState)
+    try:
+        if state is not None:
+            return state.app().providers
+    except HelpdeskError as exc:
+        ctx.meta[_PROBLEM] = exc
+    return ProviderRegistry()
+
+
+class ProviderFieldsCommand(click.Command):
+    """A command whose options include one per field of the installed providers."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        self.get_params(ctx)
+        problem = ctx.meta.get(_PROBLEM)
+        if problem is not None and not set(args) & set(ctx.help_option_names):
+            fail(problem.message, 1)  # the real reason, not "no such option --host"
+        return super().parse_args(ctx, args)
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        if _META not in ctx.meta:
+            ctx.meta[_META] = _field_options(_installed_providers(ctx))
+        params: list[click.Parameter] = [*self.params, *ctx.meta[_META]]
+        help_option = self.get_help_option(ctx)
+        return params + [help_option] if help_option is not None else params
+
+
+def _read_secret(field: ConfigField, provider: str) -> str:
+    """One secret: a hidden prompt on a terminal, else one line of standard input."""
+    if sys.stdin.isatty():
+        return str(click.prompt(f"{field.label or field.name} ({provider})", hide_input=True))
+    line = sys.stdin.readline()
+    if not line:
+        fail(f"Standard input ended before the secret {field.name!r}: give one line per secret, in the "
+             "order of the options (the --NAME-stdin flags first, then each --secret-stdin NAME).", 2)
+    return line.rstrip("\r\n")
+
+
+def _split_settings(provider: MailboxProvider, options: dict[str, Any], extra: tuple[str, ...],
+                    secret_names: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The plain settings (options, ``--set``) and the secrets (standard input / prompt) for
+    ``provider``. A secret given as an argument is refused: command lines are visible to others.
+    Secrets are read in the provider's field order for the flags, then as --secret-stdin names."""
+    fields = {f.name: f for f in provider.fields}
+    secret_fields = [f for f in provider.fields if f.secret]
+    how = "pass it with --secret-stdin {0} (one line of standard input, or a hidden prompt on a terminal)"
+    flags = {o.name for o in click.get_current_context().meta[_META] if o.is_flag}
+    flagged = [key[: -len("_stdin")] for key in flags if options.get(key)]
+    wanted = [f.name for f in secret_fields if f.name in flagged]
+    wanted += sorted(set(flagged) - set(wanted))  # another provider's secrets: refused below
+    config = {key: value for key, value in options.items() if key not in flags and value is not None}
+    for item in extra:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            fail(f"--set takes KEY=VALUE (got {item!r}).", 2)
+        if key in fields and fields[key].secret:
+            fail(f"{key!r} is a secret setting of provider {provider.name!r} and is never taken from the "
+                 f"command line (others can read it there): {how.format(key)}.", 2)
+        config[key] = value
+    wanted.extend(secret_names)
+    for name in wanted:
+        if name not in fields or not fields[name].secret:
+            known = ", ".join(f.name for f in secret_fields) or "none"
+            plain = f" ({name!r} is a plain setting: use --set {name}=VALUE)" if name in fields else ""
+            fail(f"{name!r} is not a secret setting of provider {provider.name!r}{plain}; its secret settings: "
+                 f"{known}.", 2)
+    return config, {name: _read_secret(fields[name], provider.name) for name in dict.fromkeys(wanted)}
+
+
+@department.command("set-mailbox", cls=ProviderFieldsCommand)
 @click.argument("name")
-@click.option("--provider", default="generic", show_default=True)
-@click.option("--protocol", type=click.Choice(["imap", "pop3", "maildir"]))
-@click.option("--host")
-@click.option("--port", type=int)
-@click.option("--security", type=click.Choice(["ssl", "starttls", "none"]),
-              help="ssl (implicit TLS), starttls, or none (plaintext; must be explicit).")
-@click.option("--email", "email", help="The mailbox's address.")
-@click.option("--username", help="Login (default: --email).")
-@click.option("--folder", help="IMAP folder (default INBOX).")
-@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), help="PEM of a CA to trust.")
-@click.option("--path", type=click.Path(), help="Maildir folder (protocol maildir).")
-@click.option("--timeout", type=int, help="Network timeout in seconds.")
-@click.option("--set", "extra", multiple=True, metavar="KEY=VALUE", help="Any other provider setting.")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-@click.option("--smtp-host", help="Outgoing mail (SMTP) server for replies; without it nothing is sent.")
-@click.option("--smtp-port", type=int, help="Default: 465 (ssl), 587 (starttls), 25 (none).")
-@click.option("--smtp-security", type=click.Choice(["ssl", "starttls", "none"]),
-              help="ssl (implicit TLS), starttls, or none (plaintext; must be explicit).")
-@click.option("--smtp-username", help="SMTP login (default: the mailbox login).")
-@click.option("--smtp-password-stdin", is_flag=True,
-              help="Read the SMTP password from standard input (default: the mailbox password); "
-                   "with --password-stdin too, the second line.")
+@click.option("--provider", default="generic", show_default=True,
+              help="The mailbox provider (see 'helpdesk plugins'); its settings are the options below.")
+@click.option("--set", "extra", multiple=True, metavar="KEY=VALUE",
+              help="Any plain provider setting (secrets: --secret-stdin).")
+@click.option("--secret-stdin", "secret_stdin", multiple=True, metavar="NAME",
+              help="Read the provider's secret setting NAME from standard input (one line per secret, "
+                   "after those of the --NAME-stdin flags), or prompt for it on a terminal. Repeatable.")
 @click.option("--no-validate", is_flag=True, hidden=True)
 @click.pass_obj
 @handle_errors
-def department_set_mailbox(state: CliState, name: str, provider: str, password_stdin: bool,
-                           smtp_password_stdin: bool, extra: tuple[str, ...], no_validate: bool,
-                           **options: Any) -> None:
+def department_set_mailbox(state: CliState, name: str, provider: str, extra: tuple[str, ...],
+                           secret_stdin: tuple[str, ...], no_validate: bool, **options: Any) -> None:
     """Configure the department's mailbox (and outgoing mail server). Connectivity is checked first;
-    nothing is saved on failure."""
-    config = {k: v for k, v in options.items() if v is not None}
-    secrets: dict[str, str] = {}
-    for item in extra:
-        key, sep, value = item.partition("=")
-        if not sep:
-            fail(f"--set takes KEY=VALUE (got {item!r}).", 2)
-        if key.startswith("smtp_password") or key.endswith("secret"):
-            secrets[key] = value
-        else:
-            config[key.replace("-", "_")] = value
-    if password_stdin:
-        secrets["password"] = sys.stdin.readline().rstrip("\r\n")
-    if smtp_password_stdin:
-        secrets["smtp_password"] = sys.stdin.readline().rstrip("\r\n")
+    nothing is saved on failure.
+
+    The options come from the installed providers' settings: plain ones as --NAME VALUE or
+    --set NAME=VALUE, secret ones only from standard input (--NAME-stdin, --secret-stdin NAME) or
+    a hidden prompt; a secret is never accepted as an argument. With --password-stdin and
+    --smtp-password-stdin, the password is the first line and the SMTP password the second."""
     with state.session() as (app, session, actor):
+        config, secrets = _split_settings(app.providers.get(provider), options, extra, secret_stdin)
         try:
             facts = svc.set_mailbox(app, session, actor=actor, department=name, provider=provider,
                                     config=config, secrets=secrets, validate=not no_validate)

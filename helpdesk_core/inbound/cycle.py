@@ -15,7 +15,7 @@ from helpdesk_core.inbound.importer import (
     BATCH_SIZE, CycleResult, Outcome, acquire_lease, import_batch, release_lease, worker_id,
 )
 from helpdesk_core.models import Department, ImportCycle, Mailbox
-from helpdesk_core.services.departments import stored_secrets
+from helpdesk_core.providers.secrets import stored_secrets
 from helpdesk_core.settings import GeneralSettings
 
 log = logging.getLogger("helpdesk.cycle")

@@ -11,15 +11,20 @@ A provider plugin registers one :class:`MailboxProvider` per name through the
         label = "My mail service"
         fields = (ConfigField("host", "Server host name", required=True),)
 
-        def open(self, config, secrets):
+        def open(self, config, secrets):             # incoming mail
             return MySession(...)
+
+        def deliver(self, config, secrets, mails):   # outgoing mail (optional)
+            return [send(mail) for mail in mails]    # None = sent, else a DeliveryError
 
     @hookimpl
     def helpdesk_register_providers(register):
         register(MyProvider())
 
-The core owns everything else: the database session, the ledger, commit-then-delete, retries.
-A provider only connects, lists, fetches and deletes.
+One provider object serves both directions of every mailbox of its kind: :meth:`~MailboxProvider.open`
+(fetch and delete) and :meth:`~MailboxProvider.deliver` (send). The core owns everything else: the
+database session, the ledger, commit-then-delete, the outbox and its retries. A provider only
+connects, lists, fetches, deletes and sends. See ``docs/writing-a-provider.md``.
 """
 
 from __future__ import annotations
@@ -27,17 +32,32 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from helpdesk_core.errors import ConfigurationError
+from helpdesk_core.errors import ConfigurationError, DeliveryError, PluginError
+from helpdesk_core.providers.secrets import StoredSecrets, update_secrets
+
+if TYPE_CHECKING:
+    from helpdesk_core.hooktypes import OutgoingMail
+
+__all__ = ["ConfigField", "MailboxProvider", "MailboxSession", "ProviderRegistry", "RemoteMessage",
+           "StoredSecrets", "update_secrets"]
 
 
 @dataclass(frozen=True)
 class ConfigField:
-    """One setting of a provider, shown by ``helpdesk plugins --json`` and the web admin.
+    """One setting of a provider: the single description of it that every interface builds on.
 
-    ``type`` is one of ``str``, ``int``, ``choice``, ``path``, ``email``. ``secret`` fields are
-    stored encrypted, never shown, and passed to :meth:`MailboxProvider.open` in ``secrets``.
+    ``helpdesk plugins --json`` lists it, ``helpdesk department set-mailbox`` turns it into an
+    option (``--name-with-dashes``; any plain field also as ``--set name=VALUE``) and the web admin
+    into a form field. ``type`` is one of ``str``, ``int``, ``choice``, ``path``, ``email``;
+    ``choices`` limits the values; ``default`` fills an omitted plain field; ``required`` refuses
+    to save without it.
+
+    ``secret`` fields are never taken from a command-line argument (only from standard input or
+    a prompt), are stored encrypted, never shown, and reach :meth:`MailboxProvider.open` and
+    :meth:`MailboxProvider.deliver` in ``secrets`` instead of ``config``. Whether a field is
+    secret is said here and nowhere else: nothing is guessed from its name.
     """
 
     name: str
@@ -60,52 +80,6 @@ class ConfigField:
             "secret": self.secret,
             "help": self.help,
         }
-
-
-class StoredSecrets(dict[str, str]):
-    """The decrypted secrets of a saved mailbox, as the core passes them to
-    :meth:`MailboxProvider.open` (import cycles) and to ``helpdesk_deliver_reply``.
-
-    A plain ``dict`` plus two optional seams for providers whose secrets change while in use,
-    e.g. OAuth 2.0 (a refresh token rotated by the token endpoint, a cached access token):
-
-    * :meth:`save` merges updates and stores the whole dict encrypted at once, in a transaction of
-      its own (it survives a rollback of the import);
-    * :meth:`reload` re-reads what is stored (another process may have rotated a token meanwhile).
-
-    While a configuration is being validated (``set_mailbox``) providers get a plain dict: update it
-    in place and the core saves it with the configuration. :func:`update_secrets` does the right
-    thing for both.
-    """
-
-    def __init__(self, values: Mapping[str, str] = (), *,
-                 saver: Callable[[dict[str, str]], None] | None = None,
-                 loader: Callable[[], dict[str, str]] | None = None) -> None:
-        super().__init__(values)
-        self._saver = saver
-        self._loader = loader
-
-    def save(self, updates: Mapping[str, str]) -> None:
-        """Merge ``updates`` into these secrets and store them, encrypted, now."""
-        self.update(updates)
-        if self._saver is not None:
-            self._saver(dict(self))
-
-    def reload(self) -> None:
-        """Replace the contents with the secrets stored now (no-op without a loader)."""
-        if self._loader is not None:
-            fresh = self._loader()
-            self.clear()
-            self.update(fresh)
-
-
-def update_secrets(secrets: Mapping[str, str], updates: Mapping[str, str]) -> None:
-    """Record changed secrets: :meth:`StoredSecrets.save` when stored, else update a plain dict in
-    place (validation: the core saves it with the configuration)."""
-    if isinstance(secrets, StoredSecrets):
-        secrets.save(updates)
-    elif isinstance(secrets, dict):
-        secrets.update(updates)
 
 
 @dataclass
@@ -134,12 +108,9 @@ class MailboxSession(ABC):
         """Number of messages waiting, or ``None`` when unknown."""
 
     @abstractmethod
-    def fetch(self, *, batch_size: int = 100, max_size: int | None = None) -> Iterator[list[RemoteMessage]]:
-        """Yield batches of messages, oldest first, without marking them read or deleted.
-
-        ``max_size`` (bytes): messages larger than this may be yielded with ``raw=b""`` and
-        ``size`` set, so the importer can record them as too large without downloading them.
-        """
+    def fetch(self, *, batch_size: int = 100) -> Iterator[list[RemoteMessage]]:
+        """Yield batches of at most ``batch_size`` messages, oldest first, without marking them
+        read or deleted."""
 
     @abstractmethod
     def delete(self, keys: Sequence[str]) -> None:
@@ -160,7 +131,14 @@ class MailboxSession(ABC):
 
 
 class MailboxProvider(ABC):
-    """A kind of mailbox an admin can pick for a department (``generic``, ``google``, ...)."""
+    """A kind of mailbox an admin can pick for a department (``generic``, ``google``, ...).
+
+    One object serves both directions of a department's mail: :meth:`open` a session to fetch
+    and delete incoming mail, :meth:`deliver` outgoing mail (replies, acknowledgements). Errors:
+    raise :class:`~helpdesk_core.errors.MailboxError` (connection, login) or
+    :class:`~helpdesk_core.errors.ConfigurationError` (settings) with ``temporary`` saying
+    whether the next attempt may work unchanged.
+    """
 
     #: unique provider name used in ``set-mailbox --provider``
     name: ClassVar[str]
@@ -173,7 +151,11 @@ class MailboxProvider(ABC):
         """Check and complete a configuration (defaults, types). Raise ConfigurationError."""
         out: dict[str, Any] = {}
         known = {f.name: f for f in self.fields if not f.secret}
+        secret = {f.name for f in self.fields if f.secret}
         for key in config:
+            if key in secret:
+                raise ConfigurationError(f"Setting {key!r} of provider {self.name!r} is a secret: give it "
+                                         "with the secrets (stored encrypted), not with the settings.")
             if key not in known:
                 raise ConfigurationError(f"Unknown setting {key!r} for provider {self.name!r}; "
                                          f"known settings: {', '.join(sorted(known))}.")
@@ -206,6 +188,23 @@ class MailboxProvider(ABC):
         e.g. a rotated OAuth refresh token, stores them with :func:`update_secrets`) and a plain
         dict during :meth:`validate`."""
 
+    def deliver(self, config: Mapping[str, Any], secrets: Mapping[str, str],
+                mails: Sequence[OutgoingMail]) -> list[DeliveryError | None] | None:
+        """Send ``mails`` (rendered: ``mail.raw``, envelope ``mail.mail_from``/``mail.recipients``)
+        from this mailbox, reusing one connection; return one result per mail, in order: ``None``
+        when the server accepted it, else a :class:`~helpdesk_core.errors.DeliveryError`
+        (``temporary=False`` for a refusal that retrying will not change, e.g. SMTP 5xx).
+
+        Raise :class:`~helpdesk_core.errors.MailboxError` or ConfigurationError when nothing can
+        be sent at all (server unreachable, login refused, bad settings): every mail then stays
+        queued and is retried, and saving the mailbox again makes it due at once.
+
+        Return ``None`` (not a list) when this provider, or this configuration, sends no mail:
+        the default. The core then tells the admin to configure outgoing mail. ``secrets`` is a
+        :class:`StoredSecrets` (rotated tokens: :func:`update_secrets`).
+        """
+        return None
+
     def validate(self, config: Mapping[str, Any], secrets: Mapping[str, str]) -> dict[str, Any]:
         """Check connectivity before a configuration is saved; return facts (e.g. ``{"waiting": 3}``).
 
@@ -220,19 +219,25 @@ class MailboxProvider(ABC):
 
 @dataclass
 class ProviderRegistry:
-    """Collects providers from ``helpdesk_register_providers``; refuses duplicates clearly."""
+    """Collects providers from ``helpdesk_register_providers``; refuses what is not a usable
+    provider with a :class:`~helpdesk_core.errors.PluginError` naming the plugin."""
 
     providers: dict[str, MailboxProvider] = field(default_factory=dict)
     plugin_of: dict[str, str] = field(default_factory=dict)
 
     def register(self, provider: MailboxProvider, *, plugin: str = "?") -> None:
         if not isinstance(provider, MailboxProvider):
-            raise TypeError(f"register() takes a MailboxProvider instance, got {provider!r}")
+            raise PluginError(f"Plugin {plugin!r} registered {provider!r}, which is not a mailbox provider: "
+                              "register() takes an instance of a MailboxProvider subclass. Update or "
+                              "uninstall that plugin.")
         name = getattr(provider, "name", None)
-        if not name:
-            raise ValueError(f"Provider {provider!r} has no name")
+        if not name or not isinstance(name, str):
+            raise PluginError(f"Plugin {plugin!r} registered a provider without a name "
+                              f"({type(provider).__name__}): set its class attribute 'name'.")
         if name in self.providers:
-            raise ValueError(f"Provider {name!r} is registered twice (by {self.plugin_of[name]} and {plugin})")
+            raise PluginError(f"Provider {name!r} is registered twice (by plugin {self.plugin_of[name]!r} "
+                              f"and by plugin {plugin!r}): uninstall one of them or disable it with "
+                              "HELPDESK_DISABLE_PLUGINS.")
         self.providers[name] = provider
         self.plugin_of[name] = plugin
 

@@ -8,12 +8,11 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from helpdesk_core.app import Helpdesk
 from helpdesk_core.errors import ConfigurationError, ConflictError, NotFoundError
 from helpdesk_core.models import Department, FailedImport, ImportCycle, Mailbox, OutboxMessage
-from helpdesk_core.providers.base import StoredSecrets
+from helpdesk_core.providers.secrets import stored_secrets  # noqa: F401 - re-exported for callers of services
 from helpdesk_core.services.permissions import Actor, require_manage_settings
 
 
@@ -92,8 +91,9 @@ def set_mailbox(app: Helpdesk, session: Session, *, actor: Actor, department: st
     merged.update({k: v for k, v in secrets.items() if v is not None})
     missing = [f.name for f in prov.fields if f.secret and f.required and not merged.get(f.name)]
     if missing:
-        raise ConfigurationError(f"Missing secret setting(s) {', '.join(missing)}: pass them with "
-                                 "--password-stdin (or the provider's own option).")
+        raise ConfigurationError(f"Missing secret setting(s) {', '.join(missing)} of provider {provider!r}: "
+                                 "give them with the secrets (set-mailbox: --secret-stdin NAME, read from "
+                                 "standard input).")
     facts = prov.validate(normalized, merged) if validate else {}
     encrypted = app.secrets.encrypt(merged)
     if current is None:
@@ -190,29 +190,3 @@ def department_status(session: Session, *, actor: Actor, department: str) -> dic
             "error": last.error,
         },
     }
-
-
-def stored_secrets(app: Helpdesk, mailbox: Mailbox) -> StoredSecrets:
-    """The decrypted secrets of ``mailbox`` as a :class:`~helpdesk_core.providers.base.StoredSecrets`.
-
-    ``save()`` writes the new secrets encrypted in a session and transaction of its own (so a
-    rotated OAuth refresh token is kept even when the import rolls back) and refreshes the value
-    on ``mailbox`` without marking it dirty; ``reload()`` re-reads them from the database.
-    """
-    mailbox_id = mailbox.id
-
-    def saver(values: dict[str, str]) -> None:
-        encrypted = app.secrets.encrypt(values)
-        with app.session() as own:
-            row = own.get(Mailbox, mailbox_id)
-            if row is not None:
-                row.secrets_encrypted = encrypted
-                own.commit()
-        set_committed_value(mailbox, "secrets_encrypted", encrypted)
-
-    def loader() -> dict[str, str]:
-        with app.session() as own:
-            row = own.get(Mailbox, mailbox_id)
-            return app.secrets.decrypt(row.secrets_encrypted if row is not None else None)
-
-    return StoredSecrets(app.secrets.decrypt(mailbox.secrets_encrypted), saver=saver, loader=loader)

@@ -15,6 +15,10 @@ commit-then-delete) without a mail server::
     run_cycle(app, department_id)
     assert len(box) == 0
 
+Outgoing mail: a mailbox made with ``sends_mail=True`` sends through the provider's
+:meth:`FakeProvider.deliver` (recorded in :attr:`FakeMailbox.sent`); without it the provider sends no
+mail, like a provider without an outgoing side.
+
 Failure injection on :class:`FakeMailbox` (each fires once, then resets itself):
 
 * ``fail_open``: an exception raised by :meth:`FakeProvider.open` (e.g. ``MailboxError(kind="auth_failed")``);
@@ -24,7 +28,9 @@ Failure injection on :class:`FakeMailbox` (each fires once, then resets itself):
   importer's commit and its delete;
 * ``crash_after_checkpoint``: an exception raised by :meth:`FakeSession.checkpoint` *after* the
   deletions became permanent -- the process dies right after the mailbox let go of the messages
-  (an importer that deleted before committing loses them here).
+  (an importer that deleted before committing loses them here);
+* ``fail_deliver``: an exception raised by :meth:`FakeProvider.deliver` (the whole batch fails,
+  e.g. ``MailboxError(kind="auth_failed")``).
 
 By default deletions are immediate (like IMAP with UIDPLUS). With ``transactional=True`` they only
 become permanent at :meth:`FakeSession.checkpoint` / :meth:`FakeSession.close` and are rolled back
@@ -39,7 +45,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from helpdesk_core import hookimpl
-from helpdesk_core.errors import MailboxError
+from helpdesk_core.errors import DeliveryError, MailboxError
+from helpdesk_core.hooktypes import OutgoingMail
 from helpdesk_core.providers.base import ConfigField, MailboxProvider, MailboxSession, RemoteMessage
 
 __all__ = ["FakeMailbox", "FakePlugin", "FakeProvider", "FakeSession"]
@@ -48,10 +55,15 @@ __all__ = ["FakeMailbox", "FakePlugin", "FakeProvider", "FakeSession"]
 class FakeMailbox:
     """The messages of one fake mailbox (thread-safe), in arrival order, keyed by a counter."""
 
-    def __init__(self, name: str, *, password: str | None = None, transactional: bool = False) -> None:
+    def __init__(self, name: str, *, password: str | None = None, transactional: bool = False,
+                 sends_mail: bool = False) -> None:
         self.name = name
         self.password = password
         self.transactional = transactional
+        self.sends_mail = sends_mail
+        #: outgoing mail the provider sent from this mailbox, in order
+        self.sent: list[OutgoingMail] = []
+        self.fail_deliver: BaseException | None = None
         self.messages: dict[str, bytes] = {}
         self.fail_open: BaseException | None = None
         self.fail_fetch_after: int | None = None
@@ -100,7 +112,7 @@ class FakeSession(MailboxSession):
     def count(self) -> int | None:
         return len(self.box) - len(set(self._pending) & set(self.box.messages))
 
-    def fetch(self, *, batch_size: int = 100, max_size: int | None = None) -> Iterator[list[RemoteMessage]]:
+    def fetch(self, *, batch_size: int = 100) -> Iterator[list[RemoteMessage]]:
         size = max(1, int(batch_size))
         listing = [(k, r) for k, r in self.box.snapshot() if k not in self._pending]
         yielded = 0
@@ -110,10 +122,7 @@ class FakeSession(MailboxSession):
                 if self.box.fail_fetch_after is not None and yielded >= self.box.fail_fetch_after:
                     self.box.fail_fetch_after = None
                     raise self.box.fetch_error
-                if max_size is not None and len(raw) > max_size:
-                    batch.append(RemoteMessage(key=key, raw=b"", size=len(raw)))
-                else:
-                    batch.append(RemoteMessage(key=key, raw=raw, size=len(raw)))
+                batch.append(RemoteMessage(key=key, raw=raw, size=len(raw)))
                 yielded += 1
             yield batch
         if self.box.fail_fetch_after is not None and yielded >= self.box.fail_fetch_after:
@@ -180,10 +189,27 @@ class FakeProvider(MailboxProvider):
         if box.fail_open is not None:
             exc, box.fail_open = box.fail_open, None
             raise exc
+        self._login(box, secrets)
+        return FakeSession(box)
+
+    def deliver(self, config: Mapping[str, Any], secrets: Mapping[str, str],
+                mails: Sequence[OutgoingMail]) -> list[DeliveryError | None] | None:
+        """Record ``mails`` in the mailbox's :attr:`~FakeMailbox.sent` (None: it sends no mail)."""
+        box = self.mailbox(str(config["mailbox"]))
+        if not box.sends_mail:
+            return None
+        if box.fail_deliver is not None:
+            exc, box.fail_deliver = box.fail_deliver, None
+            raise exc
+        self._login(box, secrets)
+        box.sent.extend(mails)
+        return [None for _ in mails]
+
+    @staticmethod
+    def _login(box: FakeMailbox, secrets: Mapping[str, str]) -> None:
         if box.password is not None and secrets.get("password") != box.password:
             raise MailboxError(f"Login failed for fake mailbox {box.name!r}: check the password.",
                                kind="auth_failed", temporary=False)
-        return FakeSession(box)
 
 
 class FakePlugin:

@@ -140,13 +140,12 @@ class ImapSession(MailboxSession):
         """Messages in the folder (SELECT's EXISTS, minus what this session expunged)."""
         return self._exists
 
-    def fetch(self, *, batch_size: int = 100, max_size: int | None = None) -> Iterator[list[RemoteMessage]]:
+    def fetch(self, *, batch_size: int = 100) -> Iterator[list[RemoteMessage]]:
         """Yield messages in UID order (= arrival order) in batches, never setting ``\\Seen``.
 
         The sizes (``RFC822.SIZE``) of each batch are fetched first; a message larger than
         :data:`BIG_MESSAGE_BYTES` is fetched and yielded as a batch of its own (the smaller ones
         before and after it form their own batches), so at most one big message is in memory.
-        With ``max_size``, larger messages are not downloaded: they come with ``raw=b""``.
         """
         client = self._client()
         try:
@@ -160,9 +159,9 @@ class ImapSession(MailboxSession):
                 sizes = self._fetch_sizes(client, chunk)
             except MAIL_ERRORS as exc:
                 raise translate(exc, config=self.config, step="fetch") from exc
-            for group in _groups(chunk, sizes, max_size):
+            for group in _groups(chunk, sizes):
                 try:
-                    batch = self._fetch_batch(client, group, sizes, max_size)
+                    batch = self._fetch_batch(client, group)
                 except MAIL_ERRORS as exc:
                     raise translate(exc, config=self.config, step="fetch") from exc
                 if batch:
@@ -179,20 +178,14 @@ class ImapSession(MailboxSession):
         return sizes
 
     @staticmethod
-    def _fetch_batch(client: IMAPClient, uids: list[int], sizes: dict[int, int],
-                     max_size: int | None) -> list[RemoteMessage]:
-        wanted = uids
-        if max_size is not None:
-            wanted = [u for u in uids if u in sizes and sizes[u] <= max_size]
-        bodies = client.fetch(wanted, [b"BODY.PEEK[]"]) if wanted else {}
+    def _fetch_batch(client: IMAPClient, uids: list[int]) -> list[RemoteMessage]:
+        bodies = client.fetch(uids, [b"BODY.PEEK[]"]) if uids else {}
         out: list[RemoteMessage] = []
         for uid in uids:  # ascending; messages expunged meanwhile are simply missing
             data = bodies.pop(uid, None)  # pop: no second reference to a big body stays in ``bodies``
             if data is not None and data.get(_BODY) is not None:
                 raw = bytes(data.pop(_BODY))  # bytes(bytes) is the same object, not a copy
                 out.append(RemoteMessage(key=str(uid), raw=raw, size=len(raw)))
-            elif max_size is not None and sizes.get(uid, 0) > max_size:
-                out.append(RemoteMessage(key=str(uid), raw=b"", size=sizes[uid]))
         return out
 
     def delete(self, keys: Sequence[str]) -> None:
@@ -254,16 +247,15 @@ def quiet_imaplib(client: IMAPClient) -> None:
         imap.debug = 0
 
 
-def _groups(uids: list[int], sizes: dict[int, int], max_size: int | None) -> Iterator[list[int]]:
+def _groups(uids: list[int], sizes: dict[int, int]) -> Iterator[list[int]]:
     """Split ``uids`` (in order) into runs of small messages and single big ones.
 
-    Big: larger than :data:`BIG_MESSAGE_BYTES` and actually downloaded (not above ``max_size``).
-    Messages of unknown size count as small.
+    Big: larger than :data:`BIG_MESSAGE_BYTES`. Messages of unknown size count as small.
     """
     run: list[int] = []
     for uid in uids:
         n = sizes.get(uid, 0)
-        if n > BIG_MESSAGE_BYTES and (max_size is None or n <= max_size):
+        if n > BIG_MESSAGE_BYTES:
             if run:
                 yield run
                 run = []

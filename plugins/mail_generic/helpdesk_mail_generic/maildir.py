@@ -75,25 +75,22 @@ class MaildirSession(MailboxSession):
         """Number of message files in ``new/`` and ``cur/``."""
         return len(self._files())
 
-    def fetch(self, *, batch_size: int = 100, max_size: int | None = None) -> Iterator[list[RemoteMessage]]:
+    def fetch(self, *, batch_size: int = 100) -> Iterator[list[RemoteMessage]]:
         """Yield the files' bytes, oldest first; files removed meanwhile are skipped."""
         size = max(1, int(batch_size))
         files = self._files()
         for start in range(0, len(files), size):
             batch: list[RemoteMessage] = []
             for key, rel in files[start:start + size]:
-                message = self._read(key, rel, max_size)
+                message = self._read(key, rel)
                 if message is not None:
                     batch.append(message)
             if batch:
                 yield batch
 
-    def _read(self, key: str, rel: str, max_size: int | None) -> RemoteMessage | None:
+    def _read(self, key: str, rel: str) -> RemoteMessage | None:
         full = os.path.join(self.path, rel)
         try:
-            length = os.stat(full).st_size
-            if max_size is not None and length > max_size:
-                return RemoteMessage(key=key, raw=b"", size=length)
             with open(full, "rb") as handle:
                 raw = handle.read()
         except FileNotFoundError:  # moved to cur/ or deleted by another client since listing
@@ -101,8 +98,6 @@ class MaildirSession(MailboxSession):
                 raw = self._box().get_bytes(key)
             except (KeyError, FileNotFoundError):
                 return None
-            if max_size is not None and len(raw) > max_size:
-                return RemoteMessage(key=key, raw=b"", size=len(raw))
         except MAIL_ERRORS as exc:
             raise translate(exc, config=self.config, step="fetch") from exc
         return RemoteMessage(key=key, raw=raw, size=len(raw))

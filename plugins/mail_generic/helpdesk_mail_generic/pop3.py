@@ -75,7 +75,6 @@ class _POP3_SSL(_LongLines, poplib.POP3_SSL):  # noqa: N801 - mirrors poplib's n
 @dataclass
 class _Entry:
     number: int
-    size: int
     uidl: str | None
 
 
@@ -160,7 +159,7 @@ class Pop3Session(MailboxSession):
         except MAIL_ERRORS as exc:
             raise translate(exc, config=self.config, step="count") from exc
 
-    def fetch(self, *, batch_size: int = 100, max_size: int | None = None) -> Iterator[list[RemoteMessage]]:
+    def fetch(self, *, batch_size: int = 100) -> Iterator[list[RemoteMessage]]:
         """Yield messages in message-number order (= arrival order), ``RETR`` with CRLF restored."""
         size = max(1, int(batch_size))
         yielded: set[str] = set()
@@ -181,28 +180,22 @@ class Pop3Session(MailboxSession):
             batch: list[RemoteMessage] = []
             pop = self._pop()
             for entry in chunk:
-                if max_size is not None and entry.size > max_size:
-                    raw = b""
-                else:
-                    try:
-                        lines = pop.retr(entry.number)[1]
-                    except MAIL_ERRORS as exc:
-                        raise translate(exc, config=self.config, step="fetch") from exc
-                    raw = b"".join(line + b"\r\n" for line in lines)
-                batch.append(RemoteMessage(key=str(entry.number), raw=raw, size=entry.size if not raw else len(raw)))
+                try:
+                    lines = pop.retr(entry.number)[1]
+                except MAIL_ERRORS as exc:
+                    raise translate(exc, config=self.config, step="fetch") from exc
+                raw = b"".join(line + b"\r\n" for line in lines)
+                batch.append(RemoteMessage(key=str(entry.number), raw=raw, size=len(raw)))
                 if entry.uidl is not None:
                     yielded.add(entry.uidl)
                 yielded_count += 1
             yield batch
 
     def _listing(self) -> list[_Entry]:
-        """``LIST`` sizes plus ``UIDL`` ids (when the server has UIDL) in message-number order."""
+        """``LIST`` message numbers plus ``UIDL`` ids (when the server has UIDL), in order."""
         pop = self._pop()
         try:
-            sizes = {}
-            for line in pop.list()[1]:
-                number, octets = line.split()[:2]
-                sizes[int(number)] = int(octets)
+            numbers = sorted(int(line.split()[0]) for line in pop.list()[1])
             uidls: dict[int, str] = {}
             try:
                 for line in pop.uidl()[1]:
@@ -212,7 +205,7 @@ class Pop3Session(MailboxSession):
                 pass
         except MAIL_ERRORS as exc:
             raise translate(exc, config=self.config, step="fetch") from exc
-        return [_Entry(n, sizes[n], uidls.get(n)) for n in sorted(sizes)]
+        return [_Entry(n, uidls.get(n)) for n in numbers]
 
     def delete(self, keys: Sequence[str]) -> None:
         """``DELE`` each message number; permanent at the next :meth:`checkpoint` or :meth:`close`."""

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import os
 import poplib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from imapclient import IMAPClient
 
-from helpdesk_core.errors import ConfigurationError, MailboxError
+from helpdesk_core.errors import ConfigurationError, DeliveryError, MailboxError
+from helpdesk_core.hooktypes import OutgoingMail
 from helpdesk_core.providers.base import ConfigField, MailboxProvider, MailboxSession
 
 from . import imap, pop3, smtp
@@ -194,6 +195,18 @@ class GenericProvider(MailboxProvider):
         if cfg["protocol"] == "imap":
             return connect_imap(cfg, imap.password_login(cfg["username"], password))
         return connect_pop3(cfg, pop3.password_login(cfg["username"], password))
+
+    def deliver(self, config: Mapping[str, Any], secrets: Mapping[str, str],
+                mails: Sequence[OutgoingMail]) -> list[DeliveryError | None] | None:
+        """Send ``mails`` over the configured SMTP server, on one connection (None without
+        ``smtp_host``: this mailbox sends no mail). A bad configuration, a missing password or a
+        connection failure raises (the core keeps every mail queued)."""
+        cfg = self.normalize_config(config)
+        settings = smtp.smtp_settings(cfg)
+        if settings is None:
+            return None
+        with smtp.connect_smtp(settings, smtp_login(cfg, secrets)) as conn:
+            return conn.send_all(mails)
 
     def validate(self, config: Mapping[str, Any], secrets: Mapping[str, str]) -> dict[str, Any]:
         """Check the mailbox (count messages), then, with ``smtp_host``, the outgoing mail server:

@@ -128,7 +128,7 @@ class SmtpConnection:
         except _SMTP_ERRORS as exc:
             self.close()
             error = translate_smtp(exc, config=self.config, step="send")
-            return DeliveryError(error.message, kind=error.kind, permanent=False)
+            return DeliveryError(error.message, kind=error.kind, temporary=True)
         if refused:
             log.warning("mail %s: %s refused %s; sent to the other recipients", mail.message_id,
                         _where(self.config), _describe(refused))
@@ -179,18 +179,6 @@ def check_smtp(config: Mapping[str, Any], authenticate: SmtpLogin) -> None:
         pass
 
 
-def deliver_mails(config: Mapping[str, Any], authenticate: SmtpLogin,
-                  mails: Sequence[OutgoingMail]) -> list[DeliveryError | None]:
-    """Send ``mails`` over one connection; a connection failure becomes a temporary error for all."""
-    try:
-        conn = connect_smtp(config, authenticate)
-    except MailboxError as exc:
-        error = DeliveryError(f"Cannot send mail: {exc.message}", kind=exc.kind, permanent=False)
-        return [error for _ in mails]
-    with conn:
-        return conn.send_all(mails)
-
-
 # ---- helpers ------------------------------------------------------------------------------------
 
 def _where(config: Mapping[str, Any]) -> str:
@@ -210,7 +198,7 @@ def _refused(refused: Mapping[str, tuple[int, bytes]], config: Mapping[str, Any]
     what = "refused" if permanent else "temporarily refused"
     hint = "check the addresses" if permanent else "will retry"
     return DeliveryError(f"{_where(config)} {what} every recipient ({_describe(refused)}): {hint}.",
-                         kind="recipients_refused", permanent=permanent)
+                         kind="recipients_refused", temporary=not permanent)
 
 
 def _response_error(code: int, text: bytes | str, config: Mapping[str, Any], mail: OutgoingMail) -> DeliveryError:
@@ -218,6 +206,6 @@ def _response_error(code: int, text: bytes | str, config: Mapping[str, Any], mai
     if code >= 500:
         return DeliveryError(f"{_where(config)} refused the mail from {mail.mail_from} ({reply}); it will not "
                              "be retried: check the reply, fix the cause and retry it with "
-                             "'helpdesk outbox retry ID'.", kind="refused", permanent=True)
+                             "'helpdesk outbox retry ID'.", kind="refused", temporary=False)
     return DeliveryError(f"{_where(config)} temporarily refused the mail ({reply}); will retry.",
-                         kind="temporary", permanent=False)
+                         kind="temporary", temporary=True)

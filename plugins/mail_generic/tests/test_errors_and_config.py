@@ -157,7 +157,8 @@ def test_security_has_no_default(protocol: str) -> None:
     ({"protocol": "imap", "host": "h", "security": "ssl", "email": "nobody"}, "email address"),
     ({"protocol": "imap", "host": "h", "security": "ssl", "email": "a@b.test", "ca_file": "/no/such.pem"},
      "no file"),
-    ({"protocol": "imap", "host": "h", "security": "ssl", "email": "a@b.test", "password": "x"}, "Unknown setting"),
+    ({"protocol": "imap", "host": "h", "security": "ssl", "email": "a@b.test", "password": "x"}, "is a secret"),
+    ({"protocol": "imap", "host": "h", "security": "ssl", "email": "a@b.test", "colour": "x"}, "Unknown setting"),
     ({"host": "h", "security": "ssl", "email": "a@b.test"}, "'protocol' is required"),
 ])
 def test_rejected(config: dict[str, Any], match: str) -> None:

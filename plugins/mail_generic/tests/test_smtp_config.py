@@ -1,16 +1,14 @@
-"""SMTP settings, error translation and the delivery hook's "not mine" cases (no servers)."""
+"""SMTP settings, error translation and the provider's "sends no mail" case (no servers)."""
 
 from __future__ import annotations
 
 import smtplib
 import ssl
-from types import SimpleNamespace
 
 import pytest
 
 from helpdesk_core.hooktypes import OutgoingMail
 from helpdesk_core.errors import ConfigurationError
-from helpdesk_mail_generic import helpdesk_deliver_reply
 from helpdesk_mail_generic.errors import translate_smtp
 from helpdesk_mail_generic.provider import GenericProvider
 from helpdesk_mail_generic.smtp import smtp_settings
@@ -64,11 +62,14 @@ def test_translate_smtp(exc, step, kind, temporary, words):
         assert word in error.message
 
 
-def test_delivery_hook_declines_other_mailboxes():
+def test_provider_without_smtp_host_sends_no_mail():
+    """Without ``smtp_host`` the provider's outgoing side declines (None): the core then says how
+    to configure outgoing mail. The plugin no longer implements the override hook itself."""
+    import helpdesk_mail_generic
+
     mail = OutgoingMail(id=1, mail_from="help@example.org", recipients=["a@example.test"], raw=b"x",
                         message_id="m@example.org")
-    dept = SimpleNamespace(name="Tech")
-    assert helpdesk_deliver_reply([mail], dept, None, {}) is None
-    assert helpdesk_deliver_reply([mail], dept, SimpleNamespace(provider="google", config={}), {}) is None
-    no_smtp = SimpleNamespace(provider="generic", config=PROVIDER.normalize_config(BASE))
-    assert helpdesk_deliver_reply([mail], dept, no_smtp, {"password": "x"}) is None
+    assert PROVIDER.deliver(BASE, {"password": "x"}, [mail]) is None
+    assert not hasattr(helpdesk_mail_generic, "helpdesk_deliver_reply")
+    with pytest.raises(ConfigurationError, match="'smtp_security' is required"):
+        PROVIDER.deliver({**BASE, "smtp_host": "smtp.example.org"}, {"password": "x"}, [mail])

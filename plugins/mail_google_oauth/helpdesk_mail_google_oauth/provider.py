@@ -6,8 +6,9 @@ with an access token from :class:`~helpdesk_mail_google_oauth.oauth.AccessTokens
 token that the server refuses (revoked early) is replaced by a fresh one once.
 
 Mailboxes are connected with ``helpdesk department connect-google`` (see :mod:`.service`), which
-fills the configuration and the secrets; ``set-mailbox --provider google`` is possible too but
-needs the secrets from somewhere.
+fills the configuration and the secrets; ``set-mailbox --provider google`` is possible too, with
+the secrets on standard input (``--refresh-token-stdin``, ``--client-secret-stdin``, ...).
+The same provider object sends the department's mail (:meth:`GoogleProvider.deliver`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from helpdesk_mail_generic.smtp import SmtpConnection, connect_smtp, smtp_settin
 
 from .oauth import GOOGLE_ENDPOINTS, AccessTokens
 
-__all__ = ["GoogleProvider", "xoauth2_imap", "xoauth2_smtp", "deliver", "imap_settings"]
+__all__ = ["GoogleProvider", "xoauth2_imap", "xoauth2_smtp", "imap_settings"]
 
 _FIX = "if it persists, run 'helpdesk department connect-google <department>' again"
 
@@ -151,6 +152,17 @@ class GoogleProvider(MailboxProvider):
                 raise
         return connect_imap(imap_settings(cfg), xoauth2_imap(cfg["email"], tokens.get(force=True)))
 
+    def deliver(self, config: Mapping[str, Any], secrets: Mapping[str, str],
+                mails: Sequence[OutgoingMail]) -> list[DeliveryError | None]:
+        """Send ``mails`` over one SMTP connection with XOAUTH2; one result per mail (None = sent).
+
+        A token or connection problem raises (``needs_reauthorization`` keeps its kind): the core
+        keeps every mail queued with that error, so nothing is lost while an admin re-authorises.
+        """
+        cfg = self.normalize_config(config)
+        with _connect_smtp(cfg, AccessTokens(cfg, secrets)) as conn:
+            return conn.send_all(mails)
+
 
 def _connect_smtp(cfg: Mapping[str, Any], tokens: AccessTokens) -> SmtpConnection:
     settings = smtp_settings(cfg)
@@ -162,20 +174,3 @@ def _connect_smtp(cfg: Mapping[str, Any], tokens: AccessTokens) -> SmtpConnectio
         if exc.kind != "auth_failed" or not tokens.from_cache:
             raise
     return connect_smtp(settings, xoauth2_smtp(cfg["email"], tokens.get(force=True)))
-
-
-def deliver(config: Mapping[str, Any], secrets: Mapping[str, str],
-            mails: Sequence[OutgoingMail]) -> list[DeliveryError | None]:
-    """Send ``mails`` over one SMTP connection with XOAUTH2; one result per mail (None = sent).
-
-    A token or connection problem is a temporary error for every mail (``needs_reauthorization``
-    keeps its kind, so the outbox shows why), so nothing is lost while an admin re-authorises.
-    """
-    try:
-        cfg = GoogleProvider().normalize_config(config)
-        conn = _connect_smtp(cfg, AccessTokens(cfg, secrets))
-    except (MailboxError, ConfigurationError) as exc:
-        error = DeliveryError(f"Cannot send mail: {exc.message}", kind=exc.kind, permanent=False)
-        return [error for _ in mails]
-    with conn:
-        return conn.send_all(list(mails))

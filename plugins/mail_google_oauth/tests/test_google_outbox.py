@@ -1,5 +1,5 @@
 """Staff replies of a Google department through the real path: ``helpdesk ticket reply`` (commit,
-then one immediate flush of the outbox) -> ``helpdesk_deliver_reply`` -> SMTP with XOAUTH2 at the
+then one immediate flush of the outbox) -> the google provider's ``deliver()`` -> SMTP with XOAUTH2 at the
 sink, which checks the token against the local OAuth server.
 
 connect-google -> import -> reply sent (``outbox list`` says sent) -> every access token expires:
