@@ -122,7 +122,7 @@ def helpdesk_message_to_ticket(message: ParsedMessage, department: Department, t
         body_html=message.body_html, body_display=message.body_display or message.body_text,
         defects=list(message.defects), raw_sha256=message.raw_sha256,
         raw_storage_key=context.storage.put(message.raw, message.raw_sha256),
-        removed_attachments=[], attachments=[],
+        removed_attachments=list(message.removed_attachments), attachments=[],
     )
     store_attachments(message, tm, context)
     keep_original_if_damaged(message, tm, context)

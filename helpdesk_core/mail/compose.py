@@ -13,6 +13,8 @@ Headers of every outgoing mail:
 * ``Auto-Submitted: no`` on human replies, ``auto-replied`` on acknowledgements (RFC 3834);
 * ``X-Helpdesk-Loop: <department sender address>``: marks mail the help desk sent itself, so a copy
   coming back into a department mailbox can be recognised and dropped instead of looping;
+* names and the subject without control characters (a stored name with CR/LF never breaks or
+  adds a header, :func:`helpdesk_core.mail.controls.strip_controls`);
 * ``Date``; non-ASCII names and subjects RFC 2047-encoded; bodies quoted-printable UTF-8 as
   ``multipart/alternative`` (text + HTML), inside ``multipart/mixed`` when there are attachments.
 """
@@ -33,6 +35,7 @@ from typing import Any
 
 from helpdesk_core.crypto import SecretBox
 from helpdesk_core.errors import ConfigurationError
+from helpdesk_core.mail.controls import strip_controls
 from helpdesk_core.mail.message import Address
 from helpdesk_core.models import Department, Ticket
 from helpdesk_core.mail.quotes import REPLY_ABOVE_MARKER
@@ -108,8 +111,17 @@ def reply_subject(subject: str, number: int, fmt: str = DEFAULT_REFERENCE_FORMAT
 
 
 def _header_address(addr: Address) -> HeaderAddress:
+    """``addr`` for an outgoing header. The display name is stored text from mail (or an admin) and
+    must never make a reply fail: it loses control characters (CR/LF could start a header of its
+    own), and a name the header library still refuses is left out. Only a bad address raises."""
+    name = strip_controls(addr.name or "")
     try:
-        return HeaderAddress(display_name=addr.name or "", addr_spec=addr.email)
+        return HeaderAddress(display_name=name, addr_spec=addr.email)
+    except (ValueError, IndexError):
+        if not name:
+            raise ConfigurationError(f"Cannot send to {addr.email!r}: not a valid address.") from None
+    try:
+        return HeaderAddress(display_name="", addr_spec=addr.email)
     except (ValueError, IndexError) as exc:
         raise ConfigurationError(f"Cannot send to {addr.email!r}: not a valid address ({exc}).") from exc
 
@@ -125,7 +137,7 @@ def build_message(*, mail_from: Address, to: Sequence[Address], cc: Sequence[Add
     msg["To"] = [_header_address(a) for a in to]
     if cc:
         msg["Cc"] = [_header_address(a) for a in cc]
-    msg["Subject"] = subject
+    msg["Subject"] = strip_controls(subject)
     msg["Date"] = format_datetime(date.astimezone(UTC))
     msg["Message-ID"] = f"<{message_id}>"
     if in_reply_to:

@@ -1,34 +1,47 @@
 """HTML helpers for inbound mail: a safe-to-render sanitiser and an HTML → plain-text converter.
 
-* :func:`sanitize_html` cleans a mail's HTML body with ``nh3``: no scripts, no event handlers, no
-  ``javascript:`` URLs, no remote resources loaded automatically (``<img src="http…">`` becomes
-  ``<img data-remote-src="http…">`` so the UI can offer "load remote images"), while ``cid:``
-  images keep ``src="cid:…"`` for the UI to resolve against the message's inline attachments.
+* :func:`sanitize_html` cleans a mail's HTML body with ``nh3`` so that showing it makes the browser
+  fetch nothing and run nothing (see its docstring for what survives).
 * :func:`html_to_text` renders HTML as readable plain text using :mod:`html.parser`: block
   elements and ``<br>`` give newlines, list items get a ``- `` bullet, ``<blockquote>`` content is
   prefixed with ``> `` (so quoted history can be stripped like in plain text mails), script and
   style contents are dropped and entities decoded.
 
 Both functions never raise on any input string.
+
+URLs are judged the way a browser reads them (WHATWG URL parsing), not as written: leading and
+trailing spaces and control characters are ignored, tabs and newlines anywhere are removed,
+backslashes count as slashes, ``http:host`` and ``http:/host`` mean ``http://host``, ``//host``
+and ``\\host`` are remote, and everything else without a scheme is relative to *our* page (a
+same-origin request such as ``/admin/tickets/1/close``). The value written into the output is the
+URL as judged, so the browser sees exactly what was checked.
 """
 
 from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from urllib.parse import quote
 
 import nh3
 
-__all__ = ["sanitize_html", "html_to_text"]
+__all__ = ["sanitize_html", "html_to_text", "REMOTE_SRC_ATTRIBUTE"]
 
+#: where the URL of a remote image (or background, poster) goes; a browser never loads it
+REMOTE_SRC_ATTRIBUTE = "data-remote-src"
 #: tags kept by the sanitiser (nh3's safe default set)
 _ALLOWED_TAGS: frozenset[str] = frozenset(nh3.ALLOWED_TAGS) | {"font"}
 #: tags removed together with their content
 _CLEAN_CONTENT_TAGS: frozenset[str] = frozenset({"script", "style", "title", "head"})
+#: attributes that make a browser load their URL when the element is shown
+_MEDIA_URL_ATTRIBUTES: frozenset[str] = frozenset({"src", "srcset", "background", "poster", "lowsrc", "dynsrc"})
+#: other URL-bearing attributes: ``href`` is judged on links, the rest always dropped
+_OTHER_URL_ATTRIBUTES: frozenset[str] = frozenset(
+    {"href", "cite", "longdesc", "usemap", "action", "formaction", "data", "codebase", "ping", "xlink:href"})
 _GENERIC_ATTRIBUTES: frozenset[str] = frozenset(
     {"style", "title", "dir", "lang", "align", "valign", "width", "height", "bgcolor"}
 )
-_URL_SCHEMES: frozenset[str] = frozenset({"http", "https", "mailto", "tel", "cid"})
+_URL_SCHEMES: frozenset[str] = frozenset({"http", "https", "mailto", "cid", "data"})
 #: CSS properties kept in ``style`` attributes (nothing that can load a URL)
 _STYLE_PROPERTIES: frozenset[str] = frozenset(
     {
@@ -41,33 +54,140 @@ _STYLE_PROPERTIES: frozenset[str] = frozenset(
         "width", "height", "max-width", "display",
     }
 )  # fmt: skip
+#: what in a declaration could load something (``url(``, ``image-set(``, ``@import``, IE's
+#: ``expression``/``behavior``) or hide it (escapes, comments)
+_CSS_FETCH_RE = re.compile(r"url|image|@import|expression|behavio|binding|\\|/\*", re.IGNORECASE)
+_CSS_QUOTES_RE = re.compile(r"[\"']")
 
-# nh3 serialises every attribute as name="value" with '"' escaped, so this tokenisation is exact.
-_IMG_TAG_RE = re.compile(r'<img(?:\s+[^\s=>/]+(?:="[^"]*")?)*\s*/?>', re.IGNORECASE)
-_REMOTE_SRC_RE = re.compile(r'(\s)src="((?:https?:)?//[^"]*)"', re.IGNORECASE)
+# What the browser's URL parser ignores or reads differently (see the module docstring).
+_URL_TRIM = "".join(chr(c) for c in range(0x21))
+_URL_TAB_NEWLINE_RE = re.compile(r"[\t\n\r]")
+_WEB_URL_RE = re.compile(r"^(https?):/*(.*)$", re.IGNORECASE | re.DOTALL)
+_AUTHORITY_RE = re.compile(r"^([\w.~%!$&'()*+,;=:\[\]-]+)([/?#].*)?$", re.DOTALL)
+_URL_SAFE = "".join(chr(c) for c in range(0x21, 0x7f) if chr(c) not in '"<>\\^`{|}') + "%"
+_DATA_IMAGE_RE = re.compile(r"^data:image/(?:png|jpeg|gif|webp)(?:;[\w=.+-]+)*,", re.IGNORECASE)
+_MAILTO_RE = re.compile(r"^mailto:(.+)$", re.IGNORECASE | re.DOTALL)
+
+# Our marker for "move this attribute to data-remote-src", put in front of the URL by the attribute
+# filter and turned into the attribute by _move_remote(). No kept value can start with it: the
+# filter returns only cid:, data:image/ and http(s) URLs, each as it built them.
+_REMOTE_MARK = "helpdesk-remote:"
+# nh3 serialises every attribute as name="value" with '"' escaped, and '<' in text as '&lt;', so this
+# tokenisation of its output is exact.
+_TAG_RE = re.compile(r'<[a-zA-Z][^\s/>]*(?:\s+[^\s=>/]+(?:="[^"]*")?)*\s*/?>')
+_MARKED_ATTR_RE = re.compile(rf'\s[^\s=>/]+="{re.escape(_REMOTE_MARK)}([^"]*)"')
 
 
 def _attributes() -> dict[str, set[str]]:
     attrs: dict[str, set[str]] = {tag: set(values) for tag, values in nh3.ALLOWED_ATTRIBUTES.items()}
-    attrs.setdefault("img", set()).update({"src", "alt", "width", "height", "title"})
+    attrs.setdefault("img", set()).update({"src", "srcset", "lowsrc", "dynsrc", "alt", "width", "height", "title"})
     attrs.setdefault("font", set()).update({"color", "face", "size"})
-    attrs.setdefault("td", set()).update({"bgcolor", "valign"})
+    for tag in ("table", "tr", "td", "th"):
+        attrs.setdefault(tag, set()).update({"background", "bgcolor", "valign"})
+    attrs.setdefault("a", set()).update({"href"})
     attrs["*"] = set(_GENERIC_ATTRIBUTES)
     return attrs
 
 
-def _rewrite_img(match: re.Match[str]) -> str:
-    return _REMOTE_SRC_RE.sub(r'\1data-remote-src="\2"', match.group(0))
+def _browser_url(value: str) -> str:
+    """``value`` as a browser's URL parser reads it: trimmed, without tabs/newlines, ``\\`` as ``/``."""
+    return _URL_TAB_NEWLINE_RE.sub("", value.strip(_URL_TRIM)).replace("\\", "/")
+
+
+def _web_url(value: str) -> str | None:
+    """The absolute http(s) URL a browser would request for ``value``, or None (relative, another
+    scheme, no host, or credentials in it). Protocol-relative URLs become ``https:``."""
+    url = _browser_url(value)
+    if url.startswith("//"):
+        url = "https:" + url
+    m = _WEB_URL_RE.match(url)
+    if not m:
+        return None
+    authority = _AUTHORITY_RE.match(m.group(2))
+    if not authority:
+        return None
+    return f"{m.group(1).lower()}://{authority.group(1)}{quote(authority.group(2) or '', safe=_URL_SAFE)}"
+
+
+
+def _media_url(value: str) -> str | None:
+    """What a media attribute keeps: ``cid:`` and raster ``data:`` images as they are (the viewer
+    resolves ``cid:`` against the message's inline attachments), a remote URL marked to be moved
+    to ``data-remote-src``, or None (dropped: relative URLs and every other scheme)."""
+    url = re.sub(r"\s", "", _browser_url(value))
+    if url[:4].lower() == "cid:" and len(url) > 4:
+        return "cid:" + quote(url[4:], safe=_URL_SAFE)
+    if _DATA_IMAGE_RE.match(url):
+        return "data:" + url[5:]
+    web = _web_url(value)
+    return _REMOTE_MARK + web if web else None
+
+
+def _link_url(value: str) -> str | None:
+    """What ``href`` keeps: an http(s) URL or a ``mailto:``, as the browser reads it; else None."""
+    web = _web_url(value)
+    if web:
+        return web
+    m = _MAILTO_RE.match(_browser_url(value))
+    return "mailto:" + quote(m.group(1), safe=_URL_SAFE) if m else None
+
+
+def _style(value: str) -> str | None:
+    """A ``style`` attribute without any declaration that could fetch something (see _CSS_FETCH_RE).
+    With quotes or escapes around such a token, splitting declarations is not trusted: all goes."""
+    if not _CSS_FETCH_RE.search(value):
+        return value
+    if _CSS_QUOTES_RE.search(value) or "\\" in value or "/*" in value:
+        return None
+    kept = [d for d in value.split(";") if d.strip() and not _CSS_FETCH_RE.search(d)]
+    return ";".join(kept) or None
+
+
+def _filter_attribute(tag: str, attr: str, value: str) -> str | None:
+    """nh3's attribute filter: the last word on every attribute it keeps (nh3 checks nothing after)."""
+    if attr in _MEDIA_URL_ATTRIBUTES:
+        if attr == "srcset":  # "url 1x, url 2x": only the first candidate may become data-remote-src
+            first = value.strip(_URL_TRIM).split(",")[0].split()
+            url = _media_url(first[0]) if first else None
+            return url if url and url.startswith(_REMOTE_MARK) else None
+        return _media_url(value)
+    if attr in _OTHER_URL_ATTRIBUTES:
+        return _link_url(value) if attr == "href" and tag in ("a", "area") else None
+    if attr == "style":
+        return _style(value)
+    return value
+
+
+def _move_remote(match: re.Match[str]) -> str:
+    """In one tag of nh3's output: the first marked attribute becomes data-remote-src, others go."""
+    moved = False
+
+    def one(m: re.Match[str]) -> str:
+        nonlocal moved
+        if moved:
+            return ""
+        moved = True
+        return f' {REMOTE_SRC_ATTRIBUTE}="{m.group(1)}"'
+
+    return _MARKED_ATTR_RE.sub(one, match.group(0))
 
 
 def sanitize_html(html: str) -> str:
-    """Return ``html`` made safe to render inside the help desk UI.
+    """Return ``html`` made safe to render inside the help desk UI: showing it fetches nothing.
 
-    Scripts/styles are removed with their content, event-handler attributes and ``javascript:``
-    (or any non http/https/mailto/tel/cid) URLs are dropped, inline ``style`` keeps only harmless
-    properties, links get ``rel="noopener noreferrer"``. Remote images are not loaded: their
-    ``src`` is renamed ``data-remote-src``. ``cid:`` image references are kept. Never raises;
-    returns ``""`` if the input cannot be sanitised.
+    Scripts, styles (``<style>`` with its content, so no ``@import``) and event handlers go. Of the
+    URL-bearing attributes (judged as a browser reads them, see the module docs):
+
+    * ``src`` keeps only ``cid:`` (left for the viewer to point at the message's inline attachment)
+      and ``data:`` images of type PNG, JPEG, GIF or WebP;
+    * a remote http(s) URL in ``src``, ``srcset``, ``background``, ``poster``, ``lowsrc`` moves to
+      ``data-remote-src`` (one per element), so a viewer may offer "load remote images";
+    * ``href`` of links keeps only http(s) and ``mailto:`` URLs, and links get
+      ``rel="noopener noreferrer"``;
+    * everything else is dropped: relative URLs (a same-origin request), other schemes, ``cite``…
+
+    ``style`` keeps only harmless properties, and no declaration with ``url()``, ``image-set()``,
+    escapes or comments. Never raises; returns ``""`` if the input cannot be sanitised.
     """
     if not isinstance(html, str) or not html:
         return ""
@@ -77,6 +197,7 @@ def sanitize_html(html: str) -> str:
             tags=set(_ALLOWED_TAGS),
             clean_content_tags=set(_CLEAN_CONTENT_TAGS),
             attributes=_attributes(),
+            attribute_filter=_filter_attribute,
             url_schemes=set(_URL_SCHEMES),
             filter_style_properties=set(_STYLE_PROPERTIES),
             strip_comments=True,
@@ -87,8 +208,8 @@ def sanitize_html(html: str) -> str:
             return sanitize_html(html.encode("utf-8", "replace").decode("utf-8"))
         except Exception:  # pragma: no cover - defensive
             return ""
-    if "<img" in cleaned:
-        cleaned = _IMG_TAG_RE.sub(_rewrite_img, cleaned)
+    if _REMOTE_MARK in cleaned:
+        cleaned = _TAG_RE.sub(_move_remote, cleaned)
     return cleaned
 
 

@@ -39,7 +39,7 @@ from email.policy import Policy
 
 from helpdesk_core.storage import AttachmentStorage
 
-__all__ = ["MARKER_HEADER", "StoredPart", "LargeParts", "stream_large_parts"]
+__all__ = ["MARKER_HEADER", "StoredPart", "LargeParts", "stream_large_parts", "CutParts", "limit_parts"]
 
 #: header added to a skeleton part whose body was streamed into the storage
 MARKER_HEADER = "X-Helpdesk-Stored"
@@ -140,34 +140,43 @@ class _Scanner:
             i = raw.find(sep, i + 1, limit)
         return None
 
-    def entity(self, start: int, end: int, in_multipart: bool, depth: int) -> None:
-        """Scan the entity (headers + body) in [start, end)."""
+    def entity(self, start: int, end: int, in_multipart: bool, depth: int) -> bool:
+        """Scan the entity (headers + body) in [start, end); True when it is a multipart that was
+        scanned part by part (a container), False for a leaf (or a subtree left as one piece)."""
         if depth > _MAX_DEPTH:
-            return
+            return False
         raw = self.raw
         pos = start
         header_limit = min(end, start + _MAX_HEADER_BLOCK)
         while True:
             if pos >= header_limit:
-                return  # no end of the header block in sight: leave it to the normal path
+                return False  # no end of the header block in sight: leave it to the normal path
             line_end = self._line_end(pos, end)
             if raw[pos : pos + 1] in (b"\r", b"\n"):
                 header_end, eol, body_start = pos, raw[pos:line_end], line_end
                 break
             if not _HEADER_RE.match(raw, pos, line_end):
-                return  # a body line without the blank line before it (a defect): normal path
+                return False  # a body line without the blank line before it (a defect): normal path
             pos = line_end
         if _ODD_BREAKS.search(raw, start, header_end):
-            return
+            return False
         headers = self.parser.parsebytes(raw[start:header_end], headersonly=True)
         maintype = headers.get_content_maintype()
         if maintype == "multipart":
             boundary = headers.get_boundary()
             if boundary is not None and headers.get_content_subtype() != "digest":
                 self.multipart(boundary, body_start, end, depth)
-            return
+                return True
+            return False
         if maintype == "message":
-            return
+            return False
+        self.leaf(headers, header_end, eol, body_start, end, in_multipart)
+        return False
+
+    def leaf(self, headers: Message, header_end: int, eol: bytes, body_start: int, end: int,
+             in_multipart: bool) -> None:
+        """A leaf part whose header block ends at ``header_end``: note it if worth streaming."""
+        raw = self.raw
         body_end = end
         if in_multipart:  # the line break before the next boundary belongs to the boundary
             if raw[body_end - 2 : body_end] == b"\r\n" and body_end - 2 >= body_start:
@@ -202,10 +211,111 @@ class _Scanner:
                 if again is None:
                     break
                 pos = again[0]
+            if not self.part(sep, _line_start, pos, end, depth):
+                return
             found = self._next_boundary(sep, pos, end)
             part_end = found[0] if found is not None else end
             if part_end > pos:
                 self.entity(pos, part_end, True, depth + 1)
+
+    def part(self, sep: bytes, line_start: int, pos: int, end: int, depth: int) -> bool:
+        """A part of a multipart starts at ``pos`` (its boundary line at ``line_start``); False
+        stops the scan of that multipart."""
+        return True
+
+
+class _PartLimiter(_Scanner):
+    """Counts the leaf parts and cuts every part after the first ``limit`` (see :func:`limit_parts`)."""
+
+    def __init__(self, raw: bytes, limit: int, policy: Policy) -> None:
+        super().__init__(raw, len(raw) + 1, lambda _headers: False, policy)
+        self.limit = limit
+        self.count = 0
+        self.cuts: list[tuple[int, int]] = []
+
+    def entity(self, start: int, end: int, in_multipart: bool, depth: int) -> bool:
+        container = super().entity(start, end, in_multipart, depth)
+        if not container:
+            self.count += 1
+        return container
+
+    def part(self, sep: bytes, line_start: int, pos: int, end: int, depth: int) -> bool:
+        if self.count < self.limit:
+            return True
+        found: tuple[int, int, bool] | None = (line_start, pos, False)
+        while found is not None and not found[2]:  # up to the close boundary of this multipart
+            found = self._next_boundary(sep, found[1], end)
+        self.cuts.append((line_start, found[0] if found is not None else end))
+        return False
+
+
+@dataclass
+class CutParts:
+    """Result of :func:`limit_parts`: the message without the parts beyond the limit, and those parts."""
+
+    skeleton: bytes
+    limit: int
+    #: how many parts were cut (a cut multipart counts as one)
+    count: int
+    #: ``{"filename", "content_type", "size", "reason"}`` of the first cut parts, then one summary entry
+    removed: list[dict[str, object]] = field(default_factory=list)
+
+
+_CUT_LISTED = 100
+_CUT_TYPE_RE = re.compile(rb"(?im)^content-type:[ \t]*([\w.+-]+/[\w.+-]+)")
+_CUT_NAME_RE = re.compile(rb"(?im)[; \t](?:file)?name\*?(?:\*\d+\*?)?[ \t]*=[ \t]*\"?([^\";\r\n]{1,200})")
+
+
+def _cut_entries(raw: bytes, start: int, end: int, sep: bytes, scanner: _Scanner, reason: str,
+                 entries: list[dict[str, object]]) -> int:
+    """List the parts in a cut range (the first ones by name and type); returns how many there are."""
+    count = 0
+    found = scanner._next_boundary(sep, start, end) if sep else None
+    while found is not None and not found[2]:
+        following = scanner._next_boundary(sep, found[1], end)
+        part_end = following[0] if following is not None else end
+        count += 1
+        if len(entries) < _CUT_LISTED:
+            head = raw[found[1] : min(part_end, found[1] + 4096)]
+            ctype, name = _CUT_TYPE_RE.search(head), _CUT_NAME_RE.search(head)
+            entries.append({"filename": name.group(1).decode("ascii", "replace").strip() if name else "",
+                            "content_type": ctype.group(1).decode("ascii").lower() if ctype else "text/plain",
+                            "size": part_end - found[1], "reason": reason})
+        found = following
+    return count
+
+
+def limit_parts(raw: bytes, limit: int, policy: Policy) -> CutParts | None:
+    """Cut the MIME parts after the first ``limit`` leaf parts out of ``raw`` (by byte offsets, as
+    :func:`stream_large_parts` scans), so that the parser never builds them: a mail of 100,000
+    tiny attachments then costs what one of ``limit`` parts does. None when there are not more.
+
+    Each cut runs from the boundary line of the first part beyond the limit to the close boundary
+    of its multipart; an enclosing multipart's later parts are cut too. The first
+    :data:`_CUT_LISTED` cut parts are listed by name and type, the rest in one summary entry.
+    """
+    limiter = _PartLimiter(raw, limit, policy)
+    limiter.entity(0, len(raw), False, 0)
+    if not limiter.cuts:
+        return None
+    reason = f"beyond mail.max_parts ({limit} parts); kept in the original message"
+    entries: list[dict[str, object]] = []
+    count = 0
+    pieces: list[memoryview] = []
+    view = memoryview(raw)
+    pos = 0
+    for start, end in sorted(limiter.cuts):
+        line_end = limiter._line_end(start, end)
+        sep = raw[start:line_end].rstrip(b"\r\n \t")
+        count += _cut_entries(raw, start, end, sep, limiter, reason, entries)
+        pieces.append(view[pos:start])
+        pos = end
+    pieces.append(view[pos:])
+    if count > len(entries):
+        rest = count - len(entries)
+        entries.append({"filename": f"({rest} more parts)", "content_type": "multipart/mixed",
+                        "size": sum(e - s for s, e in limiter.cuts), "reason": reason})
+    return CutParts(skeleton=b"".join(pieces), limit=limit, count=count, removed=entries)
 
 
 # --------------------------------------------------------------------------- decoding

@@ -88,8 +88,14 @@ class ParsedMessage:
     body_html: str | None = None
     body_display: str = ""
     attachments: list[ParsedAttachment] = field(default_factory=list)
+    #: leaf parts not kept, each ``{"filename", "content_type", "size", "reason"}`` (they stay in the
+    #: raw original); the importer adds the attachments it refuses to the same list on the ticket
+    removed_attachments: list[dict[str, object]] = field(default_factory=list)
     #: human-readable problems met while decoding (empty for a clean message)
     defects: list[str] = field(default_factory=list)
+    #: why the From header does not name one verifiable sender (several addresses, or a display
+    #: name showing another address than the real one, which ``from_`` holds); ``""`` when it does
+    sender_warning: str = ""
 
     _raw_sha256: str | None = field(default=None, repr=False)
 
@@ -98,6 +104,11 @@ class ParsedMessage:
         if self._raw_sha256 is None:
             self._raw_sha256 = hashlib.sha256(self.raw).hexdigest()
         return self._raw_sha256
+
+    @property
+    def from_suspicious(self) -> bool:
+        """True when the sender must not be trusted for threading (see ``sender_warning``)."""
+        return bool(self.sender_warning)
 
     def header(self, name: str) -> str | None:
         """First header of this name (case-insensitive), decoded, or None."""

@@ -17,7 +17,8 @@ from io import BytesIO
 
 from helpdesk_core.mail.message import Address, ParsedMessage
 
-__all__ = ["decode_bytes", "sanitize_filename", "extract_uuencoded", "content_was_lost", "LOSSY_DEFECTS"]
+__all__ = ["decode_bytes", "detect_charset", "sanitize_filename", "extract_uuencoded", "extract_binhex",
+           "content_was_lost", "LOSSY_DEFECTS"]
 
 _NON_UTF8_CHARS_RE = re.compile("[^\x00-\x7f\ufffd]")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
@@ -27,7 +28,8 @@ _UU_BEGIN_RE = re.compile(r"^begin(?:-base64)? ([0-7]{3,4}) (\S[^\r\n]*)$")
 _EXTENSIONS: dict[str, str] = {
     "text/plain": ".txt", "text/html": ".html", "text/rfc822-headers": ".txt", "image/jpeg": ".jpg",
     "message/rfc822": ".eml", "message/delivery-status": ".txt", "application/pgp-signature": ".asc",
-    "application/ms-tnef": ".dat", "application/octet-stream": ".bin",
+    "application/ms-tnef": ".dat", "application/octet-stream": ".bin", "application/pgp-encrypted": ".pgp",
+    "application/pkcs7-mime": ".p7m", "application/pkcs7-signature": ".p7s",
 }  # fmt: skip
 
 
@@ -48,9 +50,27 @@ def _text_codec(charset: str | None) -> str | None:
     return info.name if getattr(info, "_is_text_encoding", True) else None
 
 
+#: multi-byte charsets a detection is trusted with: on a few bytes (a header), single-byte guesses
+#: are unreliable (``ö`` alone "is" EBCDIC), so windows-1252 -- the usual undeclared charset -- wins
+_TRUSTED_DETECTIONS = re.compile(r"^(?:cp932|shift_jis\w*|euc_\w+|gb\w+|hz|big5\w*|cp949|cp950|johab|iso2022_\w+)$")
+
+
+def detect_charset(data: bytes) -> str | None:
+    """The multi-byte (CJK) charset :mod:`charset_normalizer` finds for ``data``, or None."""
+    try:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(data[:65536]).best()
+    except Exception:  # noqa: BLE001 - detection is a best effort
+        return None
+    encoding = best.encoding if best is not None else ""
+    return encoding if _TRUSTED_DETECTIONS.match(encoding or "") else None
+
+
 def decode_bytes(data: bytes, charset: str | None = None, defects: list[str] | None = None,
-                 what: str = "text") -> str:
-    """Decode ``data`` with ``charset``, falling back to UTF-8 then windows-1252; never raises.
+                 what: str = "text", detect: bool = False) -> str:
+    """Decode ``data`` with ``charset``, falling back to UTF-8, then (with ``detect``) a detected
+    multi-byte charset (:func:`detect_charset`), then windows-1252; never raises.
 
     When a declared charset is unknown or does not fit the bytes, a defect naming ``what`` is
     appended to ``defects``.
@@ -72,6 +92,12 @@ def decode_bytes(data: bytes, charset: str | None = None, defects: list[str] | N
     bad = decoded.count("\ufffd")
     if len(_NON_UTF8_CHARS_RE.findall(decoded)) >= 4 * bad:
         return decoded  # mostly UTF-8 with a few broken sequences
+    detected = detect_charset(data) if detect else None
+    if detected is not None:
+        try:
+            return data.decode(detected)
+        except Exception:  # noqa: BLE001 - fall through to windows-1252
+            pass
     return data.decode("windows-1252", "replace")
 
 
@@ -138,6 +164,78 @@ def extract_uuencoded(text: str, defects: list[str]) -> tuple[str, list[tuple[st
     return "\n".join(kept), files
 
 
+#: the 64 characters of BinHex 4.0, in value order
+BINHEX_ALPHABET = "!\"#$%&'()*+,-012345689@ABCDEFGHIJKLMNPQRSTUVXYZ[`abcdefhijklmpqr"
+_BINHEX_VALUES = {c: i for i, c in enumerate(BINHEX_ALPHABET)}
+_BINHEX_RE = re.compile(r"\(This file must be converted with BinHex[^)\n]*\)[ \t]*\n(?:[ \t]*\n)*"
+                        r"[ \t]*:([^:]*):[ \t]*(?:\n|$)", re.IGNORECASE)
+
+
+def _binhex_fork(data: bytes, pos: int, length: int, defects: list[str], what: str) -> tuple[bytes, int]:
+    fork = data[pos : pos + length]
+    crc = int.from_bytes(data[pos + length : pos + length + 2], "big")
+    if len(fork) < length or binascii.crc_hqx(fork, 0) != crc:
+        defects.append(f"BinHex {what}: checksum mismatch or truncated data; kept as decoded")
+    return fork, pos + length + 2
+
+
+def _binhex_decode(encoded: str, defects: list[str]) -> tuple[str, bytes] | None:
+    """(file name, data fork) of a BinHex 4.0 body (the text between the colons), or None."""
+    bits = acc = 0
+    out = bytearray()
+    for char in encoded:
+        value = _BINHEX_VALUES.get(char)
+        if value is None:
+            if char.isspace():
+                continue
+            return None
+        acc, bits = (acc << 6) | value, bits + 6
+        if bits >= 8:
+            bits -= 8
+            out.append((acc >> bits) & 0xFF)
+    data = bytearray()  # run-length decoding: 0x90 n repeats the previous byte (0x90 0: a literal 0x90)
+    i = 0
+    while i < len(out):
+        byte = out[i]
+        if byte == 0x90 and i + 1 < len(out):
+            count = out[i + 1]
+            i += 2
+            if count == 0:
+                data.append(0x90)
+            elif data:
+                data.extend(data[-1:] * (count - 1))
+            continue
+        data.append(byte)
+        i += 1
+    if not data or len(data) < 1 + data[0] + 21:
+        return None
+    name_len = data[0]
+    name = decode_bytes(bytes(data[1 : 1 + name_len]), "mac_roman")
+    header_end = 1 + name_len + 1 + 4 + 4 + 2 + 4 + 4
+    data_len = int.from_bytes(data[header_end - 8 : header_end - 4], "big")
+    _header, pos = _binhex_fork(bytes(data), 0, header_end, defects, f"{name!r} header")
+    fork, _pos = _binhex_fork(bytes(data), pos, data_len, defects, repr(name))
+    return name, fork
+
+
+def extract_binhex(text: str, defects: list[str]) -> tuple[str, list[tuple[str, bytes]]]:
+    """Remove BinHex 4.0 blocks ("(This file must be converted with BinHex 4.0)" then ``:…:``)
+    from ``text``; return (text, [(name, data fork)]). Undecodable blocks stay in the text."""
+    if "binhex" not in text.lower():
+        return text, []
+    files: list[tuple[str, bytes]] = []
+
+    def replace(m: re.Match[str]) -> str:
+        decoded = _binhex_decode(m.group(1), defects)
+        if decoded is None:
+            defects.append("BinHex block could not be decoded; left in the text")
+            return m.group(0)
+        files.append(decoded)
+        return ""
+
+    return _BINHEX_RE.sub(replace, text), files
+
+
 def _unpack_tnef(data: bytes, defects: list[str]) -> list[tuple[str, bytes]] | None:
     """Attachments inside a ``winmail.dat``; None when it cannot be unpacked."""
     try:
@@ -172,7 +270,7 @@ def _message_bytes(inner: Message) -> bytes:
 #: cleanly with a fallback) are not in this list.
 LOSSY_DEFECTS: tuple[str, ...] = (
     "message could not be parsed", "could not be decoded", "skipped", "undecodable", "do not match the declared",
-    "missing 'end'", "corrupt line", "could not be re-serialised", "nested too deeply",
+    "missing 'end'", "corrupt line", "checksum mismatch", "could not be re-serialised", "nested too deeply",
     "without usable boundary", "parser crashed", "could not be unpacked",
     "mail structure: a start boundary was found, but not",
     "mail structure: the claimed start boundary was never found",
