@@ -1,4 +1,5 @@
-"""Repo-root pytest configuration: real-server fixtures and Hypothesis profiles.
+"""Repo-root pytest configuration: the Hypothesis profiles. (The fixtures come from the
+``pytest11`` entry point of helpdesk-core, :mod:`helpdesk_core.testing.pytest_plugin`.)
 
 Profiles: "ci" (50 examples; loaded when CI=true, so CI stays well inside its time budget) and
 "dev" (300 examples; the default elsewhere, about 1.5 minutes more than "ci"). HYPOTHESIS_PROFILE
@@ -8,8 +9,6 @@ picks one explicitly (e.g. HYPOTHESIS_PROFILE=ci make test for a quick local run
 import os
 
 from hypothesis import HealthCheck, settings
-
-pytest_plugins = ["helpdesk_core.testing.pytest_plugin"]
 
 settings.register_profile(
     "ci",

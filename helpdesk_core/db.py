@@ -68,13 +68,6 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         raise DatabaseUnavailable(f"Cannot reach the database to upgrade it: {exc.orig}") from exc
 
 
-def current_revision(engine: Engine) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
-
-
 def is_initialised(engine: Engine) -> bool:
     try:
         return inspect(engine).has_table("departments")

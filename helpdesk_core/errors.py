@@ -16,6 +16,9 @@ retry reads this attribute, not the class.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class HelpdeskError(Exception):
     """Root of every error raised by the help desk and its plugins."""
@@ -25,12 +28,16 @@ class HelpdeskError(Exception):
     #: whether the same action may succeed later without an admin changing anything
     temporary: bool = False
 
-    def __init__(self, message: str, *, kind: str | None = None, temporary: bool | None = None) -> None:
+    def __init__(self, message: str, *, kind: str | None = None, temporary: bool | None = None,
+                 details: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         if kind is not None:
             self.kind = kind
         if temporary is not None:
             self.temporary = temporary
+        #: structured facts each interface words for itself: ``field`` (the argument that is wrong),
+        #: ``hint`` (the next step, e.g. ``"add_department"``) and the values the hint needs
+        self.details: dict[str, Any] = dict(details or {})
 
     @property
     def message(self) -> str:

@@ -17,6 +17,7 @@ from helpdesk_core.mail.mimeparts import content_was_lost
 from helpdesk_core.models import TicketMessage
 from helpdesk_core.mail.parsing import parse_message
 from helpdesk_core.services.imports import ingest_raw
+from helpdesk_core.services.permissions import SYSTEM
 
 from test_threading_properties import shared_app
 
@@ -49,7 +50,7 @@ def mutated(draw: st.DrawFn) -> bytes:
 def test_mutated_real_mail_is_imported_not_failed(raw):
     app = shared_app()
     with app.session() as s:
-        outcome = ingest_raw(app, s, department="Tech", raw=raw)
+        outcome = ingest_raw(app, s, actor=SYSTEM, department="Tech", raw=raw)
         s.commit()
         assert outcome.status in ("created", "updated", "skipped"), outcome
         if outcome.ticket_message_id is not None:

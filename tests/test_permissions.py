@@ -38,7 +38,7 @@ def world(app, tmp_path):
                                       ("Tech", "bob@example.test", "bob tech"),
                                       ("Facilities", "alice@example.test", "alice facilities"),
                                       ("Facilities", "bob@example.test", "bob facilities")]:
-            assert ingest_raw(app, s, department=dept, raw=plain(subject=subject, sender=sender)).status == "created"
+            assert ingest_raw(app, s, actor=SYSTEM, department=dept, raw=plain(subject=subject, sender=sender)).status == "created"
         s.commit()
     return {"tech": _maildir(tmp_path / "tech"), "fac": _maildir(tmp_path / "fac")}
 

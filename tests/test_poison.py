@@ -122,11 +122,11 @@ def test_retry_that_still_fails_keeps_one_failed_import(cli, hd_env, tmp_path):
             run_cycle(app, dept)
         assert len(box) == 0
         with app.session() as session:
-            failed_id = list_failed(session)[0]["id"]
+            failed_id = list_failed(session, actor=SYSTEM)[0]["id"]
             outcome = retry_failed(app, session, actor=SYSTEM, failed_id=failed_id)
             session.commit()
             assert outcome.status == "failed"
-            rows = list_failed(session, include_retried=True)
+            rows = list_failed(session, actor=SYSTEM, include_retried=True)
             assert [(r["id"], r["status"], r["attempts"]) for r in rows] == [(failed_id, "failed", 4)]
     finally:
         app.engine.dispose()
@@ -176,7 +176,7 @@ def test_parser_crash_and_garbage_do_not_block_the_mailbox(hd_env, app, monkeypa
         with fake_app.session() as session:
             from helpdesk_core.services.failed import list_failed
 
-            failed = list_failed(session)
+            failed = list_failed(session, actor=SYSTEM)
         assert len(failed) == 1 and "RecursionError" in failed[0]["error"] and failed[0]["attempts"] == 3
     finally:
         fake_app.engine.dispose()
@@ -193,6 +193,6 @@ def test_nul_bytes_in_a_body_are_importable(hd_env, app):
            b"Content-Type: text/plain; charset=utf-8\r\n\r\nbefore\x00after\r\n")
     with app.session() as session:
         add_department(session, actor=SYSTEM, name="Tech", sender="tech@district.test")
-        outcome = ingest_raw(app, session, department="Tech", raw=raw)
+        outcome = ingest_raw(app, session, actor=SYSTEM, department="Tech", raw=raw)
         session.commit()
     assert outcome.status == "created", outcome.reason

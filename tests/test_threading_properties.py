@@ -102,7 +102,7 @@ def test_end_to_end_the_reply_lands_on_its_ticket(number, data):
         dept = s.scalar(select(Department).where(Department.name == "Tech"))
         ticket = s.scalar(select(Ticket).where(Ticket.department_id == dept.id, Ticket.number == number))
         if ticket is None:
-            ingest_raw(app, s, department="Tech", raw=plain(subject="first", sender=sender,
+            ingest_raw(app, s, actor=SYSTEM, department="Tech", raw=plain(subject="first", sender=sender,
                                                             msgid=f"<first{next(_SEQ)}@example.test>"))
             ticket = s.scalar(select(Ticket).order_by(Ticket.id.desc()))
             ticket.number = number  # numbers after it stay unique: the counter jumps past it
@@ -114,7 +114,7 @@ def test_end_to_end_the_reply_lands_on_its_ticket(number, data):
     subject = data.draw(hs.client_subjects(number, sent=reply_subject("Printer", number)))
     header = data.draw(hs.encoded_subject_headers(subject))
     with app.session() as s:
-        outcome = ingest_raw(app, s, department="Tech", raw=_raw_with_subject_header(header, sender))
+        outcome = ingest_raw(app, s, actor=SYSTEM, department="Tech", raw=_raw_with_subject_header(header, sender))
         s.commit()
     assert outcome.ticket_id == ticket_id, (subject, header)
 
@@ -130,14 +130,14 @@ def test_subject_reference_from_a_non_participant_never_appends(requester, parti
     requester = f"{tag}.{requester}"  # a fresh requester: the sender is one only when it is listed
     to = ", ".join(["techhelp@district.test", *participants])
     with app.session() as s:
-        first = ingest_raw(app, s, department="Tech", raw=plain(subject="first", sender=requester, to=to,
+        first = ingest_raw(app, s, actor=SYSTEM, department="Tech", raw=plain(subject="first", sender=requester, to=to,
                                                                 msgid=f"<t{tag}@example.test>"))
         s.commit()
         number = s.get(Ticket, first.ticket_id).number
         before = len(s.get(Ticket, first.ticket_id).messages)
     allowed = department == "Tech" and (sender == requester or sender in participants)
     with app.session() as s:
-        outcome = ingest_raw(app, s, department=department, raw=plain(
+        outcome = ingest_raw(app, s, actor=SYSTEM, department=department, raw=plain(
             subject=f"Re: [Ticket #{number}] first", sender=sender, msgid=f"<r{tag}@example.test>"))
         s.commit()
         ticket = s.get(Ticket, first.ticket_id)
@@ -170,7 +170,7 @@ def test_signed_message_id_with_one_flipped_byte_never_matches(ticket_id, domain
 def test_flipped_signed_id_does_not_thread(data):
     app = shared_app()
     with app.session() as s:
-        outcome = ingest_raw(app, s, department="Tech", raw=plain(
+        outcome = ingest_raw(app, s, actor=SYSTEM, department="Tech", raw=plain(
             subject="first", sender=f"f{next(_SEQ)}@example.test", msgid=f"<f{next(_SEQ)}@example.test>"))
         s.commit()
     mid = make_message_id(app.secrets, outcome.ticket_id, "district.test")

@@ -1,4 +1,4 @@
-"""``helpdesk department …``, ``helpdesk settings …`` and ``helpdesk user …``."""
+"""``helpdesk department …``: departments and their mailboxes."""
 
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ from typing import Any
 
 import click
 
-from helpdesk_core.cli.main import CliState, echo_json, fail, handle_errors
+from helpdesk_core.cli.common import CliState, emit, fail, handle_errors
 from helpdesk_core.errors import HelpdeskError, MailboxError
 from helpdesk_core.providers.base import ConfigField, MailboxProvider, ProviderRegistry
 from helpdesk_core.services import departments as svc
-from helpdesk_core.services.users import add_user, list_users
-from helpdesk_core.settings import SETTINGS, GeneralSettings, set_setting
 
 
 @click.group()
@@ -33,20 +31,20 @@ def department_add(state: CliState, name: str, sender: str, interval: int) -> No
         click.echo(f"Department {dept.name!r} created (sender {dept.sender_address}).")
 
 
+def _department_line(d: dict[str, Any]) -> str:
+    mb = d["mailbox"]["identity"] if d["mailbox"] else "no mailbox"
+    return f"{d['name']}  <{d['sender']}>  every {d['interval_minutes']} min  {mb}"
+
+
 @department.command("list")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @handle_errors
 def department_list(state: CliState, as_json: bool) -> None:
     """List departments."""
-    with state.session(commit=False) as (_app, session, _actor):
-        data = [svc.department_summary(d) for d in svc.list_departments(session)]
-    if as_json:
-        echo_json(data)
-        return
-    for d in data:
-        mb = d["mailbox"]["identity"] if d["mailbox"] else "no mailbox"
-        click.echo(f"{d['name']}  <{d['sender']}>  every {d['interval_minutes']} min  {mb}")
+    with state.session(commit=False) as (_app, session, actor):
+        data = [svc.department_summary(d) for d in svc.list_departments(session, actor=actor)]
+    emit(data, as_json, _department_line)
 
 
 # ---- set-mailbox: its options are the installed providers' declared fields ------------------
@@ -244,6 +242,13 @@ def department_clear_mailbox(state: CliState, name: str) -> None:
     click.echo(f"Mailbox of {name!r} removed." if removed else f"{name!r} had no mailbox.")
 
 
+def _status_line(item: tuple[str, Any]) -> str:
+    key, value = item
+    if key == "last_cycle" and value:
+        value = ", ".join(f"{k}={v}" for k, v in value.items())
+    return f"{key.replace('_', ' ')}: {value if value is not None else '-'}"
+
+
 @department.command("status")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True)
@@ -251,90 +256,6 @@ def department_clear_mailbox(state: CliState, name: str) -> None:
 @handle_errors
 def department_status(state: CliState, name: str, as_json: bool) -> None:
     """Health of the department's import."""
-    with state.session(commit=False) as (_app, session, _actor):
-        data = svc.department_status(session, department=name)
-    if as_json:
-        echo_json(data)
-        return
-    for key, value in data.items():
-        if key == "last_cycle" and value:
-            value = ", ".join(f"{k}={v}" for k, v in value.items())
-        click.echo(f"{key.replace('_', ' ')}: {value if value is not None else '-'}")
-
-
-@click.group()
-def settings() -> None:
-    """General settings (attachments, message size, ticket reference)."""
-
-
-@settings.command("set")
-@click.argument("key", type=click.Choice(sorted(SETTINGS)))
-@click.argument("value")
-@click.pass_obj
-@handle_errors
-def settings_set(state: CliState, key: str, value: str) -> None:
-    """Change one setting."""
-    from helpdesk_core.services.permissions import require_manage_settings
-
-    with state.session() as (app, session, actor):
-        require_manage_settings(actor)
-        stored = set_setting(session, key, value, hooks=app.hooks)
-    click.echo(f"{key} = {stored}")
-
-
-@settings.command("show")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_obj
-@handle_errors
-def settings_show(state: CliState, as_json: bool) -> None:
-    """Show all settings with their values."""
-    with state.session(commit=False) as (_app, session, _actor):
-        values = GeneralSettings.load(session).as_dict()
-    if as_json:
-        echo_json(values)
-        return
-    for key, value in sorted(values.items()):
-        shown = ",".join(value) if isinstance(value, list) else value
-        help_text = SETTINGS[key].help if key in SETTINGS else ""
-        click.echo(f"{key} = {shown}    # {help_text}")
-
-
-@click.group()
-def user() -> None:
-    """Users and roles."""
-
-
-@user.command("add")
-@click.argument("email")
-@click.option("--role", required=True, type=click.Choice(["admin", "agent", "requester"]))
-@click.option("--department", default=None, help="Make the user staff (or admin) of this department.")
-@click.option("--name", default="")
-@click.pass_obj
-@handle_errors
-def user_add(state: CliState, email: str, role: str, department: str | None, name: str) -> None:
-    """Add a user or change their role."""
-    with state.session() as (_app, session, actor):
-        u = add_user(session, actor=actor, email=email, role=role, name=name, department=department)
-        click.echo(f"User {u.email} is {u.role}" + (f" of {department!r}." if department else "."))
-
-
-@user.command("list")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_obj
-@handle_errors
-def user_list(state: CliState, as_json: bool) -> None:
-    """List users."""
-    with state.session(commit=False) as (_app, session, _actor):
-        data = [{"email": u.email, "name": u.name, "role": str(u.role),
-                 "departments": sorted(m.department_id for m in u.memberships)} for u in list_users(session)]
-    if as_json:
-        echo_json(data)
-        return
-    for u in data:
-        click.echo(f"{u['email']}  {u['role']}  {u['name']}")
-
-
-def register(main: click.Group) -> None:
-    main.add_command(department)
-    main.add_command(settings)
-    main.add_command(user)
+    with state.session(commit=False) as (_app, session, actor):
+        data = svc.department_status(session, actor=actor, department=name)
+    emit(data, as_json, _status_line, rows=data.items())

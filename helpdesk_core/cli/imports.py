@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from sqlalchemy.exc import OperationalError
 
-from helpdesk_core.cli.main import EX_NOUSER, EX_TEMPFAIL, CliState, echo_json, fail, handle_errors
-from helpdesk_core.inbound.cycle import departments_with_mailbox, run_cycle
+from helpdesk_core.cli.common import EX_NOUSER, EX_TEMPFAIL, CliState, describe, emit, fail, handle_errors
 from helpdesk_core.errors import DatabaseUnavailable, NotFoundError
-from helpdesk_core.inbound.importer import CycleResult
+from helpdesk_core.services.imports import import_targets, ingest_raw, run_import, run_worker
+from helpdesk_core.services.permissions import SYSTEM, Actor
+
+if TYPE_CHECKING:
+    from helpdesk_core.inbound.importer import CycleResult
 
 
-def _run_with_progress(state: CliState, targets: list[tuple[int, str]], show: bool) -> list[CycleResult]:
+def _run_with_progress(state: CliState, actor: Actor, targets: list[tuple[int, str]],
+                       show: bool) -> list[CycleResult]:
     app = state.app()
-    results: list[CycleResult] = []
     if not show:
-        return [run_cycle(app, dept_id) for dept_id, _ in targets]
+        return [run_import(app, actor=actor, department_id=dept_id) for dept_id, _ in targets]
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    results: list[CycleResult] = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), transient=False) as bar:
         for dept_id, name in targets:
@@ -29,8 +33,14 @@ def _run_with_progress(state: CliState, targets: list[tuple[int, str]], show: bo
             def progress(done: int, total: int | None, _task: Any = task) -> None:
                 bar.update(_task, completed=done, total=total)
 
-            results.append(run_cycle(app, dept_id, progress=progress))
+            results.append(run_import(app, actor=actor, department_id=dept_id, progress=progress))
     return results
+
+
+def _cycle_line(r: CycleResult) -> str:
+    line = (f"{r.department}: fetched {r.fetched}, created {r.created}, updated {r.updated}, "
+            f"skipped {r.skipped}, failed {r.failed}, deleted {r.deleted}")
+    return line + (f"  ERROR: {r.error}" if r.error else "")
 
 
 @click.command("import")
@@ -40,28 +50,11 @@ def _run_with_progress(state: CliState, targets: list[tuple[int, str]], show: bo
 @handle_errors
 def import_(state: CliState, department: str | None, as_json: bool) -> None:
     """Run one import cycle now (all departments with a mailbox, or one)."""
-    with state.session(commit=False) as (_app, session, _actor):
-        from helpdesk_core.services.departments import get_department
-
-        if department:
-            dept = get_department(session, department)
-            if dept.mailbox is None:
-                fail(f"Department {department!r} has no mailbox: configure one with "
-                     f"'helpdesk department set-mailbox {department!r} ...'.")
-            targets = [(dept.id, dept.name)]
-        else:
-            targets = None
-    targets = targets if targets is not None else departments_with_mailbox(state.app())
-    results = _run_with_progress(state, targets, show=sys.stdout.isatty() and not as_json)
-    if as_json:
-        echo_json({r.department: r.as_json() for r in results})
-    else:
-        for r in results:
-            line = (f"{r.department}: fetched {r.fetched}, created {r.created}, updated {r.updated}, "
-                    f"skipped {r.skipped}, failed {r.failed}, deleted {r.deleted}")
-            click.echo(line + (f"  ERROR: {r.error}" if r.error else ""))
-        if not results:
-            click.echo("No department has a mailbox yet.")
+    with state.session(commit=False) as (app, session, actor):
+        targets = import_targets(app, session, actor=actor, department=department)
+    results = _run_with_progress(state, actor, targets, show=sys.stdout.isatty() and not as_json)
+    emit({r.department: r.as_json() for r in results}, as_json, _cycle_line,
+         "No department has a mailbox yet.", rows=results)
     if any(r.error and r.error_kind != "leased" for r in results):
         sys.exit(1)
 
@@ -73,11 +66,7 @@ def import_(state: CliState, department: str | None, as_json: bool) -> None:
 @handle_errors
 def worker(state: CliState, once: bool, threads: int) -> None:
     """Run import cycles forever, each department on its own interval. Stops on SIGTERM/SIGINT."""
-    from helpdesk_core.inbound.worker import Worker
-    from helpdesk_core.outbound.outbox import flush_task
-    from helpdesk_core.services.lifecycle import auto_close_task
-
-    Worker(state.app(), threads=threads, tasks=[flush_task, auto_close_task]).run(once=once)
+    run_worker(state.app(), actor=SYSTEM, threads=threads, once=once)  # the daemon acts for the installation
 
 
 @click.command()
@@ -90,24 +79,16 @@ def ingest(state: CliState, department: str, files: tuple[str, ...]) -> None:
     Exit 0 when stored, 67 for an unknown department, 75 when the database is unavailable
     (the mail server should retry).
     """
-    from helpdesk_core.services.imports import ingest_raw
-
     raws = [open(f, "rb").read() for f in files] if files else [sys.stdin.buffer.read()]
     try:
-        with state.session() as (app, session, _actor):
+        with state.session() as (app, session, actor):
             for raw in raws:
-                outcome = ingest_raw(app, session, department=department, raw=raw)
+                outcome = ingest_raw(app, session, actor=actor, department=department, raw=raw)
                 click.echo(f"{outcome.status}" + (f" ticket {outcome.ticket_id}" if outcome.ticket_id else "")
                            + (f": {outcome.reason}" if outcome.reason else ""), err=True)
     except NotFoundError as exc:
-        fail(exc.message, EX_NOUSER)
+        fail(describe(exc), EX_NOUSER)
     except (DatabaseUnavailable, OperationalError) as exc:
         fail(f"Database unavailable, try again later: {exc}", EX_TEMPFAIL)
     except Exception as exc:  # noqa: BLE001 - the MTA should retry rather than bounce
         fail(f"Temporary failure: {type(exc).__name__}: {exc}", EX_TEMPFAIL)
-
-
-def register(main: click.Group) -> None:
-    main.add_command(import_)
-    main.add_command(worker)
-    main.add_command(ingest)

@@ -5,34 +5,16 @@ attachment/auto-close``, ``department remove``, ``user set/remove-membership`` a
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 
 import click
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from helpdesk_core.app import Helpdesk
-from helpdesk_core.cli.main import CliState, echo_json, handle_errors
-from helpdesk_core.models import OutboxMessage
-from helpdesk_core.outbound.outbox import flush_outbox
+from helpdesk_core.cli.common import CliState, echo_json, handle_errors
 from helpdesk_core.services import administration as admin
 from helpdesk_core.services import lifecycle as svc
 from helpdesk_core.services import reply_templates as templates
 from helpdesk_core.services.attachments import get_attachment
 from helpdesk_core.services.tickets import event_json
-
-
-def queued_for(session: Session, ticket_id: int) -> set[int]:
-    """The departments with mail queued for the ticket (to send right after the commit)."""
-    return set(session.scalars(select(OutboxMessage.department_id).where(
-        OutboxMessage.ticket_id == ticket_id, OutboxMessage.status == "queued")))
-
-
-def send_now(app: Helpdesk, department_ids: Iterable[int]) -> None:
-    """After the commit: try to deliver the mail just queued (the worker retries what fails)."""
-    for department_id in sorted(department_ids):
-        flush_outbox(app, department=department_id)
 
 
 @click.command("set")
@@ -53,8 +35,8 @@ def ticket_set(state: CliState, ticket_id: int, status: str | None, assign: str 
         events = svc.set_ticket(app, session, actor=actor, ticket_id=ticket_id, status=status, assign=assign,
                                 unassign=unassign, priority=priority, add_tags=tags, remove_tags=untags)
         data = [event_json(e) for e in events]
-        queued = queued_for(session, ticket_id)
-    send_now(app, queued)
+        queued = svc.queued_for(session, ticket_id)
+    svc.send_queued(app, queued)
     if as_json:
         echo_json(data)
         return
@@ -102,8 +84,8 @@ def ticket_create(state: CliState, department: str, requester: str, subject: str
         data = {"id": ticket.id, "number": ticket.number, "department": ticket.department.name,
                 "requester": ticket.requester.email if ticket.requester else None,
                 "outbox": row.id if row is not None else None}
-        queued = queued_for(session, ticket.id)
-    send_now(app, queued)
+        queued = svc.queued_for(session, ticket.id)
+    svc.send_queued(app, queued)
     if as_json:
         echo_json(data)
         return

@@ -1,4 +1,8 @@
-"""The ``helpdesk`` command line. Commands and JSON shapes are a contract: keep them stable.
+"""The ``helpdesk`` group: global options, ``init``, ``plugins``, and every command group assembled.
+
+Each top-level command group lives in a module of its own and imports only :mod:`.common`; this
+module imports them (never the other way round). Commands and JSON shapes are a contract: keep them
+stable.
 
 One invocation builds one plugin manager (one :class:`~helpdesk_core.plugins.Hooks`): the top-level
 group builds it before parsing its arguments, lets plugins add their commands with it
@@ -7,77 +11,24 @@ group builds it before parsing its arguments, lets plugins add their commands wi
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
 
 import click
-from sqlalchemy.orm import Session
 
-from helpdesk_core.app import Helpdesk
-from helpdesk_core.config import Config
-from helpdesk_core.db import is_initialised
-from helpdesk_core.errors import DatabaseUnavailable, HelpdeskError
+from helpdesk_core.cli import (
+    departments, failed, held, imports, lifecycle, log, outbox, scale, settings, tickets, users,
+)
+from helpdesk_core.cli.common import (  # noqa: F401 - re-exported for plugins written against cli.main
+    EX_NOUSER,
+    EX_TEMPFAIL,
+    EX_USAGE,
+    CliState,
+    echo_json,
+    emit,
+    fail,
+    handle_errors,
+)
 from helpdesk_core.plugins import Hooks
-from helpdesk_core.services.permissions import Actor, resolve_actor
-
-EX_USAGE, EX_NOUSER, EX_TEMPFAIL = 64, 67, 75
-
-
-@dataclass
-class CliState:
-    database_url: str | None
-    actor_email: str | None
-    #: the invocation's hook facade, built by :class:`HelpdeskGroup` (None if the plugins failed to load)
-    hooks: Hooks | None = None
-    _app: Helpdesk | None = None
-
-    def app(self, *, create_key: bool = False) -> Helpdesk:
-        if self._app is None:
-            self._app = Helpdesk.from_config(Config.from_env(self.database_url), create_key=create_key,
-                                             hooks=self.hooks)
-        return self._app
-
-    @contextmanager
-    def session(self, *, commit: bool = True) -> Iterator[tuple[Helpdesk, Session, Actor]]:
-        app = self.app()
-        if not is_initialised(app.engine):
-            raise HelpdeskError("The database has no help-desk tables yet: run 'helpdesk init' first.")
-        with app.session() as session:
-            actor = resolve_actor(session, self.actor_email)
-            yield app, session, actor
-            if commit:
-                session.commit()
-
-
-def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-
-
-def fail(message: str, code: int = 1) -> None:
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(code)
-
-
-def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn HelpdeskError into a one-line message and a non-zero exit."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except DatabaseUnavailable as exc:
-            fail(exc.message, EX_TEMPFAIL)
-        except HelpdeskError as exc:
-            fail(exc.message, 1)
-
-    return wrapper
-
 
 #: where :class:`HelpdeskGroup` keeps the invocation's hook facade (``click.Context.meta``)
 HOOKS_KEY = "helpdesk.hooks"
@@ -90,7 +41,6 @@ class HelpdeskGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta[HOOKS_KEY] = register_plugin_commands(self)
         return super().parse_args(ctx, args)
-
 
 
 @click.group(cls=HelpdeskGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -120,6 +70,15 @@ def init(state: CliState) -> None:
         click.echo(f"Secret key: {app.config.secret_key_file}")
 
 
+def _plugin_lines(p: dict) -> list[str]:
+    flag = " (default)" if p["default"] else ""
+    lines = [f"{p['name']}{flag}  {p['version'] or ''}  hooks: {', '.join(p['hooks'])}"]
+    for prov in p["providers"]:
+        fields = ", ".join(f["name"] for f in prov["fields"])
+        lines.append(f"    provider {prov['name']}: {prov['label']} [{fields}]")
+    return lines
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
@@ -130,32 +89,15 @@ def plugins(state: CliState, as_json: bool) -> None:
 
     app = state.app()
     data = describe_plugins(app.pm, app.providers)
-    if as_json:
-        echo_json({"plugins": data, "providers": [p.describe() for _, p in sorted(app.providers.providers.items())]})
-        return
-    for p in data:
-        flag = " (default)" if p["default"] else ""
-        click.echo(f"{p['name']}{flag}  {p['version'] or ''}  hooks: {', '.join(p['hooks'])}")
-        for prov in p["providers"]:
-            fields = ", ".join(f["name"] for f in prov["fields"])
-            click.echo(f"    provider {prov['name']}: {prov['label']} [{fields}]")
+    emit({"plugins": data, "providers": [p.describe() for _, p in sorted(app.providers.providers.items())]},
+         as_json, _plugin_lines, rows=data)
 
 
-from helpdesk_core.cli import departments as cli_departments  # noqa: E402
-from helpdesk_core.cli import imports as cli_imports  # noqa: E402
-from helpdesk_core.cli import log as cli_log  # noqa: E402
-from helpdesk_core.cli import outbox as cli_outbox  # noqa: E402
-from helpdesk_core.cli import scale as cli_scale  # noqa: E402
-from helpdesk_core.cli import lifecycle as cli_lifecycle  # noqa: E402
-from helpdesk_core.cli import tickets as cli_tickets  # noqa: E402
-
-cli_departments.register(main)
-cli_imports.register(main)
-cli_tickets.register(main)
-cli_log.register(main)                          # helpdesk log, helpdesk held
-cli_outbox.register(main, cli_tickets.ticket)   # helpdesk outbox, helpdesk ticket reply
-cli_lifecycle.register(main)                    # ticket set/create/move …, reply-template
-cli_scale.register(main)                        # helpdesk status, watch, department push
+for command in (departments.department, settings.settings, users.user, imports.import_, imports.worker,
+                imports.ingest, tickets.ticket, failed.failed, log.log_, held.held, outbox.outbox):
+    main.add_command(command)
+lifecycle.register(main)                        # ticket set/create/move …, reply-template
+scale.register(main)                            # helpdesk status, watch, department push
 
 
 def register_plugin_commands(group: click.Group, hooks: Hooks | None = None) -> Hooks | None:

@@ -9,7 +9,8 @@ import sys
 
 import click
 
-from helpdesk_core.cli.main import CliState, echo_json, fail, handle_errors
+from helpdesk_core.cli.common import CliState, echo_json, fail, handle_errors
+from helpdesk_core.services.permissions import SYSTEM
 
 
 @click.command()
@@ -21,8 +22,8 @@ def status(state: CliState, as_json: bool) -> None:
     them; with HELPDESK_BROKER_URL set, the Celery queue depths too."""
     from helpdesk_core.services.scale import system_status
 
-    with state.session(commit=False) as (_app, session, _actor):
-        data = system_status(session)
+    with state.session(commit=False) as (_app, session, actor):
+        data = system_status(session, actor=actor)
     data["celery"] = _celery_status(data["departments"])
     if as_json:
         echo_json(data)
@@ -62,9 +63,9 @@ def watch(state: CliState, max_mailboxes: int) -> None:
         from helpdesk_core import tasks
     except ImportError as exc:
         fail(str(exc))
-    from helpdesk_core.inbound.idle import WatchService
+    from helpdesk_core.services.scale import watch_service
 
-    service = WatchService(state.app(), tasks.enqueue_department, limit=max_mailboxes)
+    service = watch_service(state.app(), actor=SYSTEM, enqueue=tasks.enqueue_department, limit=max_mailboxes)
 
     def stop(_signum: int, _frame: object) -> None:
         service.stopping.set()

@@ -1,23 +1,32 @@
-"""``helpdesk ticket …`` and ``helpdesk failed …``."""
+"""``helpdesk ticket …``: list, show, export and reply to tickets."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
 
-from helpdesk_core.cli.main import CliState, echo_json, fail, handle_errors
-from helpdesk_core.services import failed as failed_svc
+from helpdesk_core.cli.common import CliState, emit, fail, handle_errors
 from helpdesk_core.services import tickets as svc
 from helpdesk_core.services.search import SORTS, search_tickets
+from helpdesk_core.services.replies import reply_to_ticket, send_now
+from helpdesk_core.services.reply_templates import render_template
 
 
 @click.group()
 def ticket() -> None:
     """Tickets."""
+
+
+def _ticket_line(t: dict[str, Any]) -> str:
+    who = t["requester"]["email"] if t["requester"] else "-"
+    return (f"{t['id']:>6}  {t['department']} #{t['number']}  [{t['status']}]  {t['subject']}  "
+            f"({who}, {t['message_count']} messages)")
 
 
 @ticket.command("list")
@@ -40,13 +49,24 @@ def ticket_list(state: CliState, department: str | None, as_json: bool, since: d
     with state.session(commit=False) as (_app, session, actor):
         data = search_tickets(session, actor=actor, department=department,
                               since=since.replace(tzinfo=UTC) if since else None, **filters)
-    if as_json:
-        echo_json(data)
-        return
-    for t in data:
-        who = t["requester"]["email"] if t["requester"] else "-"
-        click.echo(f"{t['id']:>6}  {t['department']} #{t['number']}  [{t['status']}]  {t['subject']}  "
-                   f"({who}, {t['message_count']} messages)")
+    emit(data, as_json, _ticket_line)
+
+
+def _ticket_lines(data: dict[str, Any]) -> Iterator[str]:
+    req = data["requester"]["email"] if data["requester"] else "-"
+    yield f"{data['department']} #{data['number']} [{data['status']}] {data['subject']}  ({req})"
+    yield f"priority {data['priority']}, assignee {data['assignee'] or '-'}, tags {', '.join(data['tags']) or '-'}"
+    for e in data["events"]:
+        yield (f"  {e['at']}  {e['actor']}: {e['kind']} {e['old'] if e['old'] is not None else '-'} → "
+               f"{e['new'] if e['new'] is not None else '-'}")
+    for m in data["messages"]:
+        sender = m["from"]["email"] if m["from"] else "-"
+        yield f"\n--- {m['direction']} {m['kind']} from {sender} at {m['date']}"
+        yield m["body_display"] or m["body_text"]
+        for a in m["attachments"]:
+            yield f"    [attachment] {a['filename']} ({a['content_type']}, {a['size']} bytes)"
+        for a in m["removed_attachments"]:
+            yield f"    [removed] {a['filename']}: {a['reason']}"
 
 
 @ticket.command("show")
@@ -58,24 +78,7 @@ def ticket_show(state: CliState, ticket_id: int, as_json: bool) -> None:
     """Show one ticket with its messages."""
     with state.session(commit=False) as (_app, session, actor):
         data = svc.ticket_json(svc.get_ticket(session, actor=actor, ticket_id=ticket_id))
-    if as_json:
-        echo_json(data)
-        return
-    req = data["requester"]["email"] if data["requester"] else "-"
-    click.echo(f"{data['department']} #{data['number']} [{data['status']}] {data['subject']}  ({req})")
-    click.echo(f"priority {data['priority']}, assignee {data['assignee'] or '-'}, "
-               f"tags {', '.join(data['tags']) or '-'}")
-    for e in data["events"]:
-        click.echo(f"  {e['at']}  {e['actor']}: {e['kind']} {e['old'] if e['old'] is not None else '-'} → "
-                   f"{e['new'] if e['new'] is not None else '-'}")
-    for m in data["messages"]:
-        sender = m["from"]["email"] if m["from"] else "-"
-        click.echo(f"\n--- {m['direction']} {m['kind']} from {sender} at {m['date']}")
-        click.echo(m["body_display"] or m["body_text"])
-        for a in m["attachments"]:
-            click.echo(f"    [attachment] {a['filename']} ({a['content_type']}, {a['size']} bytes)")
-        for a in m["removed_attachments"]:
-            click.echo(f"    [removed] {a['filename']}: {a['reason']}")
+    emit(data, as_json, _ticket_lines, rows=[data])
 
 
 @ticket.command("export")
@@ -89,54 +92,52 @@ def ticket_export(state: CliState, department: str | None) -> None:
             sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
 
 
-@click.group()
-def failed() -> None:
-    """Messages that could not be imported (kept raw, nothing lost)."""
-
-
-@failed.command("list")
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--all", "include_retried", is_flag=True, help="Include retried ones.")
+@ticket.command("reply")
+@click.argument("ticket_id", type=int)
+@click.option("--body-file", default=None, type=click.File("r", encoding="utf-8"),
+              help="Text of the reply ('-' for standard input).")
+@click.option("--template", default=None, metavar="NAME",
+              help="Use the department's canned reply NAME (see 'helpdesk reply-template list').")
+@click.option("--as", "as_email", default=None, metavar="EMAIL",
+              help="Reply as this staff member (same as the global --as).")
+@click.option("--attach", "attach", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Attach a file (repeatable).")
+@click.option("--internal", is_flag=True, help="An internal note for staff: stored, never mailed.")
+@click.option("--no-cc", is_flag=True, help="Send only to the requester, not to the other participants.")
+@click.option("--queue-only", is_flag=True, help="Only queue the mail; the worker or 'outbox flush' sends it.")
 @click.pass_obj
 @handle_errors
-def failed_list(state: CliState, as_json: bool, include_retried: bool) -> None:
-    """List failed imports."""
-    with state.session(commit=False) as (_app, session, _actor):
-        data = failed_svc.list_failed(session, include_retried=include_retried)
-    if as_json:
-        echo_json(data)
-        return
-    if not data:
-        click.echo("No failed imports.")
-    for f in data:
-        click.echo(f"{f['id']:>5}  {f['department']}  {f['sender']}  {f['subject']!r}  {f['error']}")
-
-
-@failed.command("retry")
-@click.argument("failed_id", type=int)
-@click.pass_obj
-@handle_errors
-def failed_retry(state: CliState, failed_id: int) -> None:
-    """Import a failed message again."""
+def ticket_reply(state: CliState, ticket_id: int, body_file: click.utils.LazyFile | None, as_email: str | None,
+                 attach: tuple[str, ...], internal: bool, no_cc: bool, queue_only: bool,
+                 template: str | None = None) -> None:
+    """Reply to a ticket: stored on the ticket, then mailed to the requester from the department's address."""
+    if as_email:
+        state.actor_email = as_email
+    if (body_file is None) == (template is None):
+        fail("Give the reply's text with --body-file FILE or --template NAME (one of them).", 2)
+    body = body_file.read() if body_file is not None else ""
+    files = [(Path(p).name, Path(p).read_bytes()) for p in attach]
     with state.session() as (app, session, actor):
-        outcome = failed_svc.retry_failed(app, session, actor=actor, failed_id=failed_id)
-    if outcome.status in ("created", "updated", "duplicate"):
-        click.echo(f"Imported ({outcome.status}, ticket {outcome.ticket_id}).")
+        if template is not None:
+            body = render_template(session, actor=actor, name=template,
+                                   ticket=svc.get_ticket(session, actor=actor, ticket_id=ticket_id))
+        result = reply_to_ticket(app, session, actor=actor, ticket_id=ticket_id, body=body,
+                                 attachments=files, internal=internal, cc=not no_cc)
+        ticket_message_id = result.ticket_message.id
+        outbox_id = result.outbox.id if result.outbox else None
+        recipients = ", ".join(result.outbox.recipients) if result.outbox else ""
+    if outbox_id is None:
+        click.echo(f"Internal note {ticket_message_id} added to ticket {ticket_id}.")
+        return
+    if queue_only:
+        click.echo(f"Reply {ticket_message_id} queued for {recipients} (outbox {outbox_id}).")
+        return
+    state_now = send_now(app, actor=actor, outbox_id=outbox_id)
+    if state_now.status == "sent":
+        click.echo(f"Reply {ticket_message_id} sent to {recipients}.")
+    elif state_now.status == "failed":
+        fail(f"Reply {ticket_message_id} is stored on the ticket but could not be sent: {state_now.error} "
+             f"(outbox {outbox_id}).")
     else:
-        fail(f"Still failing: {outcome.reason}")
-
-
-@failed.command("export")
-@click.argument("failed_id", type=int)
-@click.pass_obj
-@handle_errors
-def failed_export(state: CliState, failed_id: int) -> None:
-    """Write the raw message to standard output (e.g. > message.eml)."""
-    with state.session(commit=False) as (_app, session, _actor):
-        raw = failed_svc.get_failed(session, failed_id).raw
-    sys.stdout.buffer.write(raw)
-
-
-def register(main: click.Group) -> None:
-    main.add_command(ticket)
-    main.add_command(failed)
+        click.echo(f"Reply {ticket_message_id} stored and queued (outbox {outbox_id}); not sent yet: "
+                   f"{state_now.error} It will be retried by 'helpdesk worker' or 'helpdesk outbox flush'.", err=True)

@@ -23,11 +23,12 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from helpdesk_core import hookimpl
-from helpdesk_core.mail.compose import LOOP_HEADER, compose_mail, own_addresses
+from helpdesk_core.mail.compose import LOOP_HEADER, compose_mail
 from helpdesk_core.hooktypes import Classification, HelpdeskContext
 from helpdesk_core.errors import HelpdeskError
 from helpdesk_core.mail.message import Address, ParsedMessage
 from helpdesk_core.models import Department, Direction, OutboxMessage, TicketMessage
+from helpdesk_core.outbound.addresses import own_addresses
 from helpdesk_core.outbound.outbox import queue_mail
 
 log = logging.getLogger("helpdesk.acknowledge")

@@ -21,10 +21,11 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from helpdesk_core import hookimpl
-from helpdesk_core.mail.compose import LOOP_HEADER, own_addresses
+from helpdesk_core.mail.compose import LOOP_HEADER
 from helpdesk_core.hooktypes import Classification, HelpdeskContext
 from helpdesk_core.mail.automated import auto_reply_reason, bounce_info, bounce_reason
 from helpdesk_core.mail.message import ParsedMessage
+from helpdesk_core.outbound.addresses import own_addresses
 from helpdesk_core.models import Department, OutboxMessage, Ticket, TicketMessage, User
 
 log = logging.getLogger("helpdesk.classify")

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sqlalchemy import select
 
@@ -24,6 +23,7 @@ from helpdesk_core.hooktypes import Classification, HelpdeskContext
 from helpdesk_core.mail.message import ParsedMessage
 from helpdesk_core.models import Department, Direction, Membership, Role, TicketMessage, User
 from helpdesk_core.outbound.notifications import notification_ids, notify_staff
+from helpdesk_core.outbound.replies import store_reply
 
 log = logging.getLogger("helpdesk.notify")
 
@@ -38,16 +38,13 @@ def staff_sender(context: HelpdeskContext, email: str, department_id: int) -> Us
 
 def send_staff_mail_on(context: HelpdeskContext, message: ParsedMessage, tm: TicketMessage, staff: User) -> None:
     """Turn a staff member's mail into a staff reply to the requester (see the module docs)."""
-    from helpdesk_core.services.replies import reply_to_ticket  # the one way a staff reply is made
-
     ticket = tm.ticket
     tm.direction, tm.kind, tm.author_id = Direction.NOTE, "staff_mail", staff.id
     ticket.participants = [p for p in ticket.participants or [] if p != staff.email]  # not Cc'd to themselves
-    app: Any = context  # has the storage, secrets and plugin manager reply_to_ticket uses
     try:
-        with context.session.begin_nested():
-            reply_to_ticket(app, context.session, actor=staff, ticket_id=ticket.id,
-                            body=message.body_display or message.body_text, now=context.now)
+        with context.session.begin_nested():  # the same reply 'helpdesk ticket reply' stores
+            store_reply(context, context.session, ticket=ticket, author=staff,
+                        body=message.body_display or message.body_text, now=context.now)
     except HelpdeskError as exc:  # kept as a note; the agent can still answer with 'ticket reply'
         log.warning("%s ticket #%s: the mail of %s was not sent on: %s", ticket.department.name,
                     ticket.number, staff.email, exc.message)

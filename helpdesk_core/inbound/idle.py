@@ -121,7 +121,7 @@ class IdleWatcher(threading.Thread):
     def _connect(self) -> Iterator[Any]:
         """Open the mailbox the way an import does (provider + fresh secrets); yield its IMAPClient,
         or None when it cannot IDLE."""
-        from helpdesk_core.services.departments import stored_secrets
+        from helpdesk_core.providers.secrets import stored_secrets
 
         with self.app.session() as session:
             department = session.get(Department, self.department_id)

@@ -33,14 +33,11 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from helpdesk_core.crypto import SecretBox
 from helpdesk_core.errors import ConfigurationError
 from helpdesk_core.mail.controls import strip_controls
 from helpdesk_core.mail.message import Address
-from helpdesk_core.models import Department, Mailbox, Ticket
+from helpdesk_core.models import Department, Ticket
 from helpdesk_core.mail.quotes import REPLY_ABOVE_MARKER
 from helpdesk_core.mail.rendering import render_mail
 from helpdesk_core.mail.references import DEFAULT_REFERENCE_FORMAT, format_reference, make_message_id, reference_pattern
@@ -111,17 +108,6 @@ def reply_subject(subject: str, number: int, fmt: str = DEFAULT_REFERENCE_FORMAT
     """``Re: [Ticket #N] subject`` without stacking prefixes (what the default template renders)."""
     clean = clean_subject(subject, fmt)
     return f"Re: {format_reference(number, fmt)} {clean}".rstrip()
-
-
-def own_addresses(session: Session) -> set[str]:
-    """Every address of this help desk: department senders and mailbox addresses/logins."""
-    ours = {a.lower() for a in session.scalars(select(Department.sender_address)) if a}
-    for config in session.scalars(select(Mailbox.config)):
-        for key in ("email", "username", "smtp_username"):
-            value = (config or {}).get(key)
-            if isinstance(value, str) and "@" in value:
-                ours.add(value.strip().lower())
-    return ours
 
 
 def _header_address(addr: Address) -> HeaderAddress:

@@ -118,10 +118,6 @@ class ParsedMessage:
                 return value
         return None
 
-    def header_all(self, name: str) -> list[str]:
-        lname = name.lower()
-        return [v for k, v in self.headers if k.lower() == lname]
-
     @property
     def ledger_key(self) -> str:
         """Key of the import ledger: the Message-ID, or a hash of the raw message without one."""

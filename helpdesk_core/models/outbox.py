@@ -18,8 +18,6 @@ from helpdesk_core.models.base import Base, created_at, intpk
 
 #: kinds of outgoing mail
 KINDS = ("reply", "acknowledgement")
-#: statuses of an outbox row
-STATUSES = ("queued", "sending", "sent", "failed")
 
 
 class OutboxMessage(Base):

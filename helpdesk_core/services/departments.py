@@ -20,8 +20,8 @@ def get_department(session: Session, name: str) -> Department:
     dept = session.scalar(select(Department).where(Department.name == name))
     if dept is None:
         names = ", ".join(session.scalars(select(Department.name).order_by(Department.name))) or "none yet"
-        raise NotFoundError(f"No department named {name!r} (departments: {names}). "
-                            f"Create it with 'helpdesk department add {name!r} --sender ADDRESS'.")
+        raise NotFoundError(f"No department named {name!r} (departments: {names}).",
+                            details={"hint": "add_department", "department": name})
     return dept
 
 
@@ -30,11 +30,13 @@ def add_department(session: Session, *, actor: Actor, name: str, sender: str,
     require_manage_settings(actor)
     name = name.strip()
     if not name:
-        raise ConfigurationError("A department needs a name.")
+        raise ConfigurationError("A department needs a name.", details={"field": "name"})
     if "@" not in sender:
-        raise ConfigurationError(f"--sender must be an email address (got {sender!r}).")
+        raise ConfigurationError(f"The sender must be an email address (got {sender!r}).",
+                                 details={"field": "sender"})
     if interval_minutes < 1:
-        raise ConfigurationError("--interval must be at least 1 minute.")
+        raise ConfigurationError("The import interval must be at least 1 minute.",
+                                 details={"field": "interval_minutes"})
     if session.scalar(select(Department.id).where(Department.name == name)) is not None:
         raise ConflictError(f"Department {name!r} already exists.")
     dept = Department(name=name, sender_address=sender.strip().lower(),
@@ -44,7 +46,8 @@ def add_department(session: Session, *, actor: Actor, name: str, sender: str,
     return dept
 
 
-def list_departments(session: Session) -> list[Department]:
+def list_departments(session: Session, *, actor: Actor) -> list[Department]:
+    """Every department (each user may see the list)."""
     return list(session.scalars(select(Department).order_by(Department.name)))
 
 
@@ -158,7 +161,7 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def department_status(session: Session, *, department: str) -> dict[str, Any]:
+def department_status(session: Session, *, actor: Actor, department: str) -> dict[str, Any]:
     """Health of a department's import: the shape of ``helpdesk department status --json``."""
     dept = get_department(session, department)
     mb = dept.mailbox

@@ -15,7 +15,7 @@ from helpdesk_core.settings import GeneralSettings
 from helpdesk_core.services.permissions import Actor, require_manage_settings
 
 
-def list_failed(session: Session, *, include_retried: bool = False) -> list[dict[str, Any]]:
+def list_failed(session: Session, *, actor: Actor, include_retried: bool = False) -> list[dict[str, Any]]:
     query = select(FailedImport, Department.name).join(Department).order_by(FailedImport.id)
     if not include_retried:
         query = query.where(FailedImport.status == "failed")
@@ -24,16 +24,16 @@ def list_failed(session: Session, *, include_retried: bool = False) -> list[dict
              "created_at": f.created_at.isoformat()} for f, name in session.execute(query).all()]
 
 
-def get_failed(session: Session, failed_id: int) -> FailedImport:
+def get_failed(session: Session, *, actor: Actor, failed_id: int) -> FailedImport:
     row = session.get(FailedImport, failed_id)
     if row is None:
-        raise NotFoundError(f"No failed import {failed_id}: see 'helpdesk failed list'.")
+        raise NotFoundError(f"No failed import {failed_id}.", details={"hint": "list_failed"})
     return row
 
 
 def retry_failed(app: Helpdesk, session: Session, *, actor: Actor, failed_id: int) -> Outcome:
     """Import a failed message again (e.g. after a fix). On success it is marked ``retried``."""
-    row = get_failed(session, failed_id)
+    row = get_failed(session, actor=actor, failed_id=failed_id)
     department = session.get(Department, row.department_id)
     require_manage_settings(actor, department)
     return reimport(app, session, row, department, done_status="retried")

@@ -25,7 +25,7 @@ from helpdesk_core.services.permissions import Actor, require_manage_settings
 LOG_OUTCOMES = ("skipped", "held", "failed", "kept")
 
 
-def list_held(session: Session, *, include_released: bool = False) -> list[dict[str, Any]]:
+def list_held(session: Session, *, actor: Actor, include_released: bool = False) -> list[dict[str, Any]]:
     query = select(FailedImport, Department.name).join(Department).order_by(FailedImport.id)
     statuses = ("held", "released") if include_released else ("held",)
     query = query.where(FailedImport.status.in_(statuses))
@@ -38,7 +38,7 @@ def release_held(app: Helpdesk, session: Session, *, actor: Actor, held_id: int)
     """Import a held message now, bypassing the rate limit. Caller commits."""
     row = session.get(FailedImport, held_id)
     if row is None or row.status != "held":
-        raise NotFoundError(f"No held import {held_id}: see 'helpdesk held list'.")
+        raise NotFoundError(f"No held import {held_id}.", details={"hint": "list_held"})
     department = session.get(Department, row.department_id)
     require_manage_settings(actor, department)
     base = GeneralSettings.load(session)
@@ -46,7 +46,7 @@ def release_held(app: Helpdesk, session: Session, *, actor: Actor, held_id: int)
     return reimport(app, session, row, department, done_status="released", settings=unlimited)
 
 
-def import_log(session: Session, *, department: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+def import_log(session: Session, *, actor: Actor, department: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
     """Recent ledger entries that did not become ticket messages (skipped, held, failed, kept),
     newest first, with the reason."""
     query = (select(LedgerEntry, Department.name).join(Department, LedgerEntry.department_id == Department.id)

@@ -26,6 +26,7 @@ from helpdesk_core.models import (
 )
 from helpdesk_core.models.events import ticket_event
 from helpdesk_core.outbound import notifications
+from helpdesk_core.outbound.outbox import flush_outbox
 from helpdesk_core.services.departments import get_department
 from helpdesk_core.services.permissions import Actor, is_staff
 from helpdesk_core.services.tickets import get_ticket
@@ -251,3 +252,15 @@ def auto_close_task(app: Helpdesk) -> None:
         return
     if closed:
         log.info("auto-close: %s resolved tickets closed", closed)
+
+
+def queued_for(session: Session, ticket_id: int) -> set[int]:
+    """The departments with mail queued for the ticket (to send right after the commit)."""
+    return set(session.scalars(select(OutboxMessage.department_id).where(
+        OutboxMessage.ticket_id == ticket_id, OutboxMessage.status == "queued")))
+
+
+def send_queued(app: Helpdesk, department_ids: Iterable[int]) -> None:
+    """After the commit: try to deliver the mail just queued (the worker retries what fails)."""
+    for department_id in sorted(department_ids):
+        flush_outbox(app, department=department_id)

@@ -36,10 +36,10 @@ def resolve_actor(session: Session, email: str | None) -> Actor:
         return SYSTEM
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:
-        raise NotFoundError(f"No user {email!r}: add one with 'helpdesk user add {email} --role ...'.")
+        raise NotFoundError(f"No user {email!r}.", details={"hint": "add_user", "email": email})
     if not user.active:
-        raise PermissionDenied(f"{user.email} is deactivated and cannot act: an admin can reactivate them "
-                               f"('helpdesk user set {user.email} --activate').")
+        raise PermissionDenied(f"{user.email} is deactivated and cannot act.",
+                               details={"hint": "reactivate", "email": user.email})
     return user
 
 
@@ -58,9 +58,9 @@ def require_manage_settings(actor: Actor, department: Department | None = None) 
     """Raise PermissionDenied unless ``actor`` has Manage Settings (for ``department``)."""
     if not can_manage_settings(actor, department):
         where = f" for department {department.name!r}" if department else ""
-        raise PermissionDenied(
-            f"{actor.email} lacks the Manage Settings permission{where}: ask an admin to do this, "
-            "or to make you a department admin ('helpdesk user add EMAIL --role admin --department NAME').")
+        raise PermissionDenied(f"{actor.email} lacks the Manage Settings permission{where}.",
+                               details={"hint": "ask_admin", "permission": "manage_settings",
+                                        "department": department.name if department else None})
 
 
 def is_staff(actor: Actor, department: Department) -> bool:

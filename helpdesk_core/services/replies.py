@@ -8,60 +8,26 @@ direction ``note`` and is never mailed.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from helpdesk_core.app import Helpdesk
-from helpdesk_core.mail.compose import Attachment as OutgoingAttachment
-from helpdesk_core.mail.compose import compose_mail, own_addresses
-from helpdesk_core.errors import ConfigurationError, HelpdeskError, PermissionDenied
-from helpdesk_core.mail.message import Address
-from helpdesk_core.models import Attachment, Direction, OutboxMessage, Role, Ticket, TicketMessage, User
-from helpdesk_core.outbound.outbox import queue_mail
-from helpdesk_core.settings import GeneralSettings
+from helpdesk_core.errors import NotFoundError, PermissionDenied
+from helpdesk_core.models import OutboxMessage, Role, Ticket, User
+from helpdesk_core.outbound.outbox import flush_outbox
+from helpdesk_core.outbound.replies import ReplyResult, cc_addresses, store_reply  # noqa: F401 - re-exported
 from helpdesk_core.services.permissions import Actor, is_staff
 from helpdesk_core.services.tickets import get_ticket
-
-
-@dataclass
-class ReplyResult:
-    """The stored message and, unless it is an internal note, its outbox row."""
-
-    ticket_message: TicketMessage
-    outbox: OutboxMessage | None
 
 
 def _require_staff(actor: Actor, ticket: Ticket) -> None:
     if not is_staff(actor, ticket.department):
         raise PermissionDenied(
             f"{actor.email} is not staff of department {ticket.department.name!r} and cannot reply to its "
-            "tickets: ask an admin to add you ('helpdesk user add EMAIL --role agent --department NAME').")
-
-
-def _last_thread_message(ticket: Ticket) -> TicketMessage | None:
-    """The message a reply answers: the last inbound one with a Message-ID, else the last with one."""
-    with_id = [m for m in ticket.messages if m.message_id and m.direction != Direction.NOTE]
-    inbound = [m for m in with_id if m.direction == Direction.INBOUND]
-    return (inbound or with_id or [None])[-1]
-
-
-def cc_addresses(ticket: Ticket, ours: set[str]) -> list[Address]:
-    """The ticket's participants to copy on a reply: not the requester, not our own addresses."""
-    requester = ticket.requester.email.lower() if ticket.requester else None
-    names: dict[str, str] = {}
-    for m in ticket.messages:
-        for a in [*(m.to or []), *(m.cc or []), {"email": m.from_email or "", "name": m.from_name}]:
-            if a.get("email") and a.get("name"):
-                names.setdefault(a["email"].lower(), a["name"])
-    out: list[Address] = []
-    for email in dict.fromkeys(p.lower() for p in (ticket.participants or []) if p):
-        if email != requester and email not in ours and "@" in email:
-            out.append(Address(email, names.get(email, "")))
-    return out
+            "tickets.", details={"hint": "ask_admin_staff", "department": ticket.department.name})
 
 
 def reply_to_ticket(app: Helpdesk, session: Session, *, actor: Actor, ticket_id: int, body: str,
@@ -78,59 +44,28 @@ def reply_to_ticket(app: Helpdesk, session: Session, *, actor: Actor, ticket_id:
                                "only the department's staff can reply through the help desk.")
     ticket = get_ticket(session, actor=actor, ticket_id=ticket_id)
     _require_staff(actor, ticket)
-    body = (body or "").replace("\r\n", "\n").strip("\n")
-    if not body.strip():
-        raise HelpdeskError("The reply is empty: write the text in the --body-file.", kind="invalid")
-    now = now or datetime.now(UTC)
-    department = ticket.department
-    author = actor if isinstance(actor, User) else None
-    files = [OutgoingAttachment(name, data) for name, data in attachments]
-    stored = []
-    for f in files:
-        sha = hashlib.sha256(f.data).hexdigest()
-        stored.append(Attachment(filename=f.filename, content_type=f.content_type, size=len(f.data), sha256=sha,
-                                 inline=False, storage_key=app.storage.put(f.data, sha)))
-    if internal:
-        tm = TicketMessage(ticket=ticket, department_id=department.id, direction=Direction.NOTE, kind="note",
-                           from_email=author.email if author else None,
-                           from_name=(author.name if author else "") or "", subject=ticket.subject,
-                           date=now, body_text=body, body_display=body, author_id=author.id if author else None,
-                           attachments=stored, to=[], cc=[], in_reply_to=[], references=[],
-                           removed_attachments=[], defects=[])
-        session.add(tm)
-        ticket.updated_at = now
-        session.flush()
-        return ReplyResult(tm, None)
+    return store_reply(app, session, ticket=ticket, author=actor if isinstance(actor, User) else None,
+                       body=body, attachments=attachments, internal=internal, cc=cc, now=now)
 
-    if ticket.requester is None:
-        raise ConfigurationError(f"Ticket {ticket.id} has no requester to mail the reply to: "
-                                 "add an internal note instead (--internal).")
-    if not ticket.requester.active:
-        raise ConfigurationError(f"{ticket.requester.email} is deactivated and gets no mail: add an internal "
-                                 f"note instead (--internal), or reactivate them ('helpdesk user set "
-                                 f"{ticket.requester.email} --activate').")
-    settings = GeneralSettings.load(session)
-    to = [Address(ticket.requester.email.lower(), ticket.requester.name or "")]
-    copies = cc_addresses(ticket, own_addresses(session)) if cc else []
-    last = _last_thread_message(ticket)
-    composed = compose_mail(
-        kind="reply", department=department, ticket=ticket, secrets=app.secrets,
-        template_folders=app.hooks.template_folders,
-        reference_format=settings.get("mail.ticket_reference_format"), to=to, cc=copies, body=body,
-        author_name=(author.name or author.email) if author else "",
-        in_reply_to=last.message_id if last else None,
-        references=list(last.references or []) if last else [], attachments=files, now=now)
-    raw_sha = hashlib.sha256(composed.raw).hexdigest()
-    tm = TicketMessage(
-        ticket=ticket, department_id=department.id, direction=Direction.OUTBOUND, kind="message",
-        message_id=composed.message_id, in_reply_to=composed.in_reply_to, references=composed.references,
-        from_email=department.sender_address, from_name=department.name,
-        to=[a.as_dict() for a in to], cc=[a.as_dict() for a in copies], subject=composed.subject, date=now,
-        body_text=body, body_display=body, raw_sha256=raw_sha,
-        raw_storage_key=app.storage.put(composed.raw, raw_sha), author_id=author.id if author else None,
-        attachments=stored, removed_attachments=[], defects=[])
-    session.add(tm)
-    ticket.updated_at = now
-    session.flush()
-    row = queue_mail(session, composed, department=department, kind="reply", ticket=ticket, ticket_message=tm)
-    return ReplyResult(tm, row)
+
+@dataclass
+class DeliveryState:
+    """Where a queued mail stands after :func:`send_now`: ``sent``, ``failed`` or still ``queued``."""
+
+    status: str
+    error: str | None
+
+
+def send_now(app: Helpdesk, *, actor: Actor, outbox_id: int) -> DeliveryState:
+    """Deliver a just-stored reply (``outbox_id``) now, with the rest of its department's due mail,
+    after the caller committed it. The permission to reply was checked when the reply was stored."""
+    with app.session() as session:
+        row = session.get(OutboxMessage, outbox_id)
+        if row is None:
+            raise NotFoundError(f"No outbox message {outbox_id}.", details={"hint": "list_outbox"})
+        department_id = row.department_id
+    flush_outbox(app, department=department_id)
+    with app.session() as session:
+        row = session.get(OutboxMessage, outbox_id)
+        assert row is not None
+        return DeliveryState(str(row.status), row.last_error)

@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from helpdesk_core.models import Department
 from helpdesk_core.services.departments import department_status, get_department
-from helpdesk_core.services.permissions import Actor, require_manage_settings
+from helpdesk_core.errors import PermissionDenied
+from helpdesk_core.services.permissions import SYSTEM, Actor, require_manage_settings
 
 
 def set_push(session: Session, *, actor: Actor, department: str, enabled: bool) -> dict[str, Any]:
@@ -27,7 +28,7 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-def system_status(session: Session, now: datetime | None = None) -> dict[str, Any]:
+def system_status(session: Session, *, actor: Actor, now: datetime | None = None) -> dict[str, Any]:
     """Every department: the fields of ``department status`` plus ``lag_seconds`` (how far behind its
     schedule it is; 0 when not yet due), ``consecutive_failures``, ``push``, ``importing`` (the
     worker holding its lease, if live) and ``watcher`` (the ``helpdesk watch`` holding its IDLE
@@ -36,7 +37,7 @@ def system_status(session: Session, now: datetime | None = None) -> dict[str, An
     departments: list[dict[str, Any]] = []
     watchers: dict[str, list[str]] = {}
     for dept in session.scalars(select(Department).order_by(Department.name)):
-        entry = department_status(session, department=dept.name)
+        entry = department_status(session, actor=actor, department=dept.name)
         mb = dept.mailbox
         next_run = _utc(mb.next_run_at) if mb else None
         lease_live = bool(mb and mb.lease_owner and (_utc(mb.lease_expires_at) or now) >= now)
@@ -55,3 +56,14 @@ def system_status(session: Session, now: datetime | None = None) -> dict[str, An
         departments.append(entry)
     return {"departments": departments,
             "watchers": [{"owner": o, "departments": d} for o, d in sorted(watchers.items())]}
+
+
+def watch_service(app: Any, *, actor: Actor, enqueue: Any, limit: int) -> Any:
+    """The IMAP IDLE watchers of ``helpdesk watch`` (a daemon: it acts for the installation, so only
+    the system actor may run it); ``enqueue(department_id)`` sends an import to the task queue."""
+    from helpdesk_core.inbound.idle import WatchService
+
+    if actor is not SYSTEM:
+        raise PermissionDenied("Only the installation's operator runs the watch service.",
+                               details={"hint": "ask_admin"})
+    return WatchService(app, enqueue, limit=limit)

@@ -81,7 +81,7 @@ def list_tickets(session: Session, *, actor: Actor, department: str | None = Non
 def get_ticket(session: Session, *, actor: Actor, ticket_id: int) -> Ticket:
     ticket = session.get(Ticket, ticket_id)
     if ticket is None:
-        raise NotFoundError(f"No ticket {ticket_id}: see 'helpdesk ticket list'.")
+        raise NotFoundError(f"No ticket {ticket_id}.", details={"hint": "list_tickets"})
     require_ticket_visible(actor, ticket)
     return ticket
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -38,5 +40,8 @@ def add_user(session: Session, *, actor: Actor, email: str, role: str, name: str
     return user
 
 
-def list_users(session: Session) -> list[User]:
-    return list(session.scalars(select(User).order_by(User.email)))
+def list_users(session: Session, *, actor: Actor) -> list[dict[str, Any]]:
+    """Every user with role and department ids: the shape of ``helpdesk user list --json``."""
+    return [{"email": u.email, "name": u.name, "role": str(u.role),
+             "departments": sorted(m.department_id for m in u.memberships)}
+            for u in session.scalars(select(User).order_by(User.email))]

@@ -110,8 +110,9 @@ def ingest(app: Helpdesk, raw: bytes, *, department: str) -> Any:
     """Import one raw message into ``department`` the way ``helpdesk ingest`` does, committed;
     returns the importer's Outcome (status, ticket_id, ticket_message_id, reason)."""
     from helpdesk_core.services.imports import ingest_raw
+    from helpdesk_core.services.permissions import SYSTEM
 
     with app.session() as session:
-        outcome = ingest_raw(app, session, department=department, raw=raw)
+        outcome = ingest_raw(app, session, actor=SYSTEM, department=department, raw=raw)
         session.commit()
     return outcome

@@ -1,7 +1,11 @@
-"""pytest fixtures for real servers on loopback (registered by the repo-root ``conftest.py``).
+"""pytest fixtures for real servers on loopback and test installations of the help desk.
 
-Session scope: ``dovecot``, ``oauth_server``, ``postgres``, ``silent_port``, ``noaccept_port`` (and ``hd_state_root``).
-Function scope: ``mail_user``, ``postgres_url``, ``smtp_sink``.
+Registered as the ``pytest11`` entry point ``helpdesk_core`` of the package, so every suite that
+installs helpdesk-core (the core's, a plugin's) can ask for these fixtures. None is autouse: a test
+gets only what it names.
+
+Session scope: ``dovecot``, ``oauth_server_process``, ``postgres``, ``silent_port``, ``noaccept_port`` (and ``hd_state_root``).
+Function scope: ``mail_user``, ``oauth_server`` (reset for each test), ``postgres_url``, ``smtp_sink``.
 
 A missing server binary skips the tests that need it, naming the Debian package -- except when the
 environment variable ``CI`` is ``true``: then those tests FAIL, so CI never passes by skipping.
@@ -201,10 +205,9 @@ def mail_user(dovecot: DovecotServer) -> MailUser:
 
 
 @pytest.fixture(scope="session")
-def oauth_server(dovecot: DovecotServer) -> Iterator["OAuthServer"]:
-    """The local OAuth 2.0 server (:class:`~helpdesk_core.testing.servers.oauth.OAuthServer`) on
-    ``dovecot.port_base + 80``, where Dovecot's oauth2 passdb checks XOAUTH2 tokens. One per session
-    (one port); reset (clients, tokens, controls) before each test that uses it."""
+def oauth_server_process(dovecot: DovecotServer) -> Iterator["OAuthServer"]:
+    """The running local OAuth 2.0 server on ``dovecot.port_base + 80``, where Dovecot's oauth2
+    passdb checks XOAUTH2 tokens: one per session (one port). Tests use :func:`oauth_server`."""
     from helpdesk_core.testing.servers.oauth import OAuthServer
 
     server = OAuthServer(port=dovecot.port_base + 80).start()
@@ -214,10 +217,12 @@ def oauth_server(dovecot: DovecotServer) -> Iterator["OAuthServer"]:
         server.stop()
 
 
-@pytest.fixture(autouse=True)
-def _reset_oauth_server(request: pytest.FixtureRequest) -> None:
-    if "oauth_server" in request.fixturenames:
-        request.getfixturevalue("oauth_server").reset()
+@pytest.fixture
+def oauth_server(oauth_server_process: "OAuthServer") -> "OAuthServer":
+    """The local OAuth 2.0 server (:class:`~helpdesk_core.testing.servers.oauth.OAuthServer`),
+    reset (clients, tokens, controls) for this test."""
+    oauth_server_process.reset()
+    return oauth_server_process
 
 
 # --------------------------------------------------------------------------- PostgreSQL

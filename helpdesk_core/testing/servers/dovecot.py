@@ -7,7 +7,7 @@ Everything lives under one short state folder (Unix socket paths are limited to 
 
 Dovecot runs in the foreground (``dovecot -F``) as a child of the calling process, so it is reaped by
 us and stopped by :meth:`DovecotServer.stop` (also registered with :mod:`atexit`).  Must run as root:
-the master drops to ``mail`` for mailbox access.  See ``/work/shared/reference/mail-servers.md``.
+the master drops to ``mail`` for mailbox access.
 """
 
 from __future__ import annotations

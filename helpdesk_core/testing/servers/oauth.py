@@ -11,8 +11,8 @@ Dovecot expects) on ``127.0.0.1`` offers:
   :attr:`OAuthServer.rotate_refresh_tokens`), RFC 7523 ``jwt-bearer`` (RS256 assertion checked with
   the service account's public key; ``sub`` becomes the user). Errors are RFC 6749 JSON
   (``invalid_grant`` for unknown, used, expired or revoked codes and tokens).
-* ``GET /tokeninfo?access_token=T`` -- exactly what Dovecot's oauth2 passdb expects
-  (``/work/shared/reference/mail-servers.md`` section 5): ``200 {"email": ...}`` for a valid token,
+* ``GET /tokeninfo?access_token=T`` -- exactly what Dovecot's oauth2 passdb (``tokeninfo_url``, which
+  appends the token to the URL) expects: ``200 {"email": ...}`` for a valid token,
   ``400 {"error": "invalid_token"}`` otherwise.
 * ``POST /revoke`` (``token=``) -- revokes a refresh token (and its access tokens) or an access token.
 

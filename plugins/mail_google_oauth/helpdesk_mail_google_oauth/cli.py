@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from helpdesk_core.cli.main import CliState, echo_json, fail, handle_errors
+from helpdesk_core.cli.common import CliState, echo_json, fail, handle_errors
 from helpdesk_core.errors import MailboxError
 
 from . import service as svc

@@ -1,0 +1,136 @@
+"""What every ``helpdesk`` command module shares: the state of one invocation, output, errors.
+
+The command modules (and plugins adding commands) import this module, never :mod:`.main`, so the
+group that assembles the commands can import them without a circle.
+
+Services raise :class:`~helpdesk_core.errors.HelpdeskError` with a machine-readable ``kind`` and
+``details``; :func:`describe` words the details for the command line (which command to run next,
+which option was wrong), the way the web app words them for a page.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import click
+from sqlalchemy.orm import Session
+
+from helpdesk_core.app import Helpdesk
+from helpdesk_core.config import Config
+from helpdesk_core.errors import DatabaseUnavailable, HelpdeskError
+from helpdesk_core.plugins import Hooks
+from helpdesk_core.db import is_initialised
+from helpdesk_core.services.permissions import Actor, resolve_actor
+
+#: exit codes from sysexits.h: bad usage, unknown addressee, temporary failure (the MTA retries)
+EX_USAGE, EX_NOUSER, EX_TEMPFAIL = 64, 67, 75
+
+
+@dataclass
+class CliState:
+    database_url: str | None
+    actor_email: str | None
+    #: the invocation's hook facade, built by :class:`~helpdesk_core.cli.main.HelpdeskGroup`
+    #: (None if the plugins failed to load)
+    hooks: Hooks | None = None
+    _app: Helpdesk | None = None
+
+    def app(self, *, create_key: bool = False) -> Helpdesk:
+        if self._app is None:
+            self._app = Helpdesk.from_config(Config.from_env(self.database_url), create_key=create_key,
+                                             hooks=self.hooks)
+        return self._app
+
+    @contextmanager
+    def session(self, *, commit: bool = True) -> Iterator[tuple[Helpdesk, Session, Actor]]:
+        app = self.app()
+        if not is_initialised(app.engine):
+            raise HelpdeskError("The database has no help-desk tables yet.", kind="not_initialised",
+                                details={"hint": "init"})
+        with app.session() as session:
+            actor = resolve_actor(session, self.actor_email)
+            yield app, session, actor
+            if commit:
+                session.commit()
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def emit(data: Any, as_json: bool, line: Callable[[Any], str | Iterable[str]], nothing: str | None = None,
+         rows: Iterable[Any] | None = None) -> None:
+    """Print ``data`` as JSON (``--json``), or each row (``rows``, default ``data``) as the line(s)
+    ``line`` makes of it, or the ``nothing`` line when there are no rows."""
+    if as_json:
+        echo_json(data)
+        return
+    items = list(data if rows is None else rows)
+    for item in items:
+        out = line(item)
+        for text in [out] if isinstance(out, str) else out:
+            click.echo(text)
+    if not items and nothing:
+        click.echo(nothing)
+
+
+#: how the command line words a service's ``details["hint"]`` (formatted with the details)
+HINTS: dict[str, str] = {
+    "init": "Run 'helpdesk init' first.",
+    "add_department": "Create it with 'helpdesk department add {department!r} --sender ADDRESS'.",
+    "set_mailbox": "Configure one with 'helpdesk department set-mailbox {department!r} ...'.",
+    "add_user": "Add one with 'helpdesk user add {email} --role ...'.",
+    "ask_admin": "Ask an admin to do this, or to make you a department admin "
+                 "('helpdesk user add EMAIL --role admin --department NAME').",
+    "ask_admin_staff": "Ask an admin to add you ('helpdesk user add EMAIL --role agent --department NAME').",
+    "internal_note": "Add an internal note instead (--internal).",
+    "list_tickets": "See 'helpdesk ticket list'.",
+    "list_failed": "See 'helpdesk failed list'.",
+    "list_held": "See 'helpdesk held list'.",
+    "list_outbox": "See 'helpdesk outbox list'.",
+    "reactivate": "An admin can reactivate them ('helpdesk user set {email} --activate').",
+    "deactivated_requester": "Add an internal note instead (--internal), or reactivate them "
+                             "('helpdesk user set {email} --activate').",
+}
+
+#: the option that gives a service argument (``details["field"]``)
+OPTIONS: dict[str, str] = {"sender": "--sender", "interval_minutes": "--interval", "body": "--body-file"}
+
+
+def describe(exc: HelpdeskError) -> str:
+    """The error's message plus the command-line wording of its hint or wrong field."""
+    details = getattr(exc, "details", None) or {}
+    template = HINTS.get(details.get("hint", ""))
+    if template is not None:
+        try:
+            return f"{exc.message} {template.format_map(details)}"
+        except (KeyError, ValueError):
+            return exc.message
+    option = OPTIONS.get(details.get("field", ""))
+    return f"{exc.message} (option {option})" if option else exc.message
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn HelpdeskError into a one-line message and a non-zero exit (75 when temporary)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except DatabaseUnavailable as exc:
+            fail(describe(exc), EX_TEMPFAIL)
+        except HelpdeskError as exc:
+            fail(describe(exc), 1)
+
+    return wrapper

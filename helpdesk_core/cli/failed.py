@@ -1,0 +1,53 @@
+"""``helpdesk failed …``: messages that could not be imported."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from helpdesk_core.cli.common import CliState, emit, fail, handle_errors
+from helpdesk_core.services import failed as svc
+
+
+@click.group()
+def failed() -> None:
+    """Messages that could not be imported (kept raw, nothing lost)."""
+
+
+@failed.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--all", "include_retried", is_flag=True, help="Include retried ones.")
+@click.pass_obj
+@handle_errors
+def failed_list(state: CliState, as_json: bool, include_retried: bool) -> None:
+    """List failed imports."""
+    with state.session(commit=False) as (_app, session, actor):
+        data = svc.list_failed(session, actor=actor, include_retried=include_retried)
+    emit(data, as_json, lambda f: f"{f['id']:>5}  {f['department']}  {f['sender']}  {f['subject']!r}  {f['error']}",
+         "No failed imports.")
+
+
+@failed.command("retry")
+@click.argument("failed_id", type=int)
+@click.pass_obj
+@handle_errors
+def failed_retry(state: CliState, failed_id: int) -> None:
+    """Import a failed message again."""
+    with state.session() as (app, session, actor):
+        outcome = svc.retry_failed(app, session, actor=actor, failed_id=failed_id)
+    if outcome.status in ("created", "updated", "duplicate"):
+        click.echo(f"Imported ({outcome.status}, ticket {outcome.ticket_id}).")
+    else:
+        fail(f"Still failing: {outcome.reason}")
+
+
+@failed.command("export")
+@click.argument("failed_id", type=int)
+@click.pass_obj
+@handle_errors
+def failed_export(state: CliState, failed_id: int) -> None:
+    """Write the raw message to standard output (e.g. > message.eml)."""
+    with state.session(commit=False) as (_app, session, actor):
+        raw = svc.get_failed(session, actor=actor, failed_id=failed_id).raw
+    sys.stdout.buffer.write(raw)

@@ -1,0 +1,38 @@
+"""``helpdesk user …``: users and roles."""
+
+from __future__ import annotations
+
+import click
+
+from helpdesk_core.cli.common import CliState, emit, handle_errors
+from helpdesk_core.services.users import add_user, list_users
+
+
+@click.group()
+def user() -> None:
+    """Users and roles."""
+
+
+@user.command("add")
+@click.argument("email")
+@click.option("--role", required=True, type=click.Choice(["admin", "agent", "requester"]))
+@click.option("--department", default=None, help="Make the user staff (or admin) of this department.")
+@click.option("--name", default="")
+@click.pass_obj
+@handle_errors
+def user_add(state: CliState, email: str, role: str, department: str | None, name: str) -> None:
+    """Add a user or change their role."""
+    with state.session() as (_app, session, actor):
+        u = add_user(session, actor=actor, email=email, role=role, name=name, department=department)
+        click.echo(f"User {u.email} is {u.role}" + (f" of {department!r}." if department else "."))
+
+
+@user.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@handle_errors
+def user_list(state: CliState, as_json: bool) -> None:
+    """List users."""
+    with state.session(commit=False) as (_app, session, actor):
+        data = list_users(session, actor=actor)
+    emit(data, as_json, lambda u: f"{u['email']}  {u['role']}  {u['name']}")
