@@ -12,7 +12,7 @@ from sqlalchemy import select
 from helpdesk_core.app import Helpdesk
 from helpdesk_core.errors import HelpdeskError, MailboxError, NotFoundError
 from helpdesk_core.inbound.importer import (
-    BATCH_SIZE, CycleResult, Outcome, acquire_lease, import_batch, release_lease, worker_id,
+    BATCH_SIZE, CycleResult, acquire_lease, import_batch, release_lease, worker_id,
 )
 from helpdesk_core.models import Department, ImportCycle, Mailbox
 from helpdesk_core.services.departments import stored_secrets
@@ -21,18 +21,6 @@ from helpdesk_core.settings import GeneralSettings
 log = logging.getLogger("helpdesk.cycle")
 
 ProgressCallback = Callable[[int, int | None], None]
-
-
-def _count(result: CycleResult, outcome: Outcome) -> None:
-    """``retry`` (left in the mailbox, tried again next cycle) and ``failed`` (kept as a failed
-    import after the last attempt) both count as ``failed``: every fetched message is counted
-    exactly once in created + updated + failed + skipped."""
-    if outcome.status in ("created", "updated"):
-        setattr(result, outcome.status, getattr(result, outcome.status) + 1)
-    elif outcome.status in ("failed", "retry"):
-        result.failed += 1
-    elif outcome.status in ("skipped", "duplicate", "kept"):
-        result.skipped += 1
 
 
 def default_batch_size() -> int:
@@ -104,7 +92,7 @@ def _run(app: Helpdesk, session, department: Department, mailbox: Mailbox, resul
             ctx = app.context(session, settings)
             to_delete: list[str] = []
             for item, outcome in zip(batch, import_batch(ctx, department, [m.raw for m in batch])):
-                _count(result, outcome)
+                result.count(outcome)
                 if outcome.delete:
                     to_delete.append(item.key)
             done += len(batch)

@@ -2,7 +2,7 @@
 
 from helpdesk_core.models.base import Base, utcnow
 from helpdesk_core.models.department import Department, Mailbox
-from helpdesk_core.models.imports import FailedImport, ImportAttempt, ImportCycle, LedgerEntry
+from helpdesk_core.models.imports import FailedImport, ImportAttempt, ImportCycle, ImportEvent, LedgerEntry
 from helpdesk_core.models.outbox import OutboxMessage
 from helpdesk_core.models.settings import Setting
 from helpdesk_core.models.ticket import Attachment, Direction, Ticket, TicketMessage, TicketStatus
@@ -10,6 +10,6 @@ from helpdesk_core.models.user import Membership, Role, User
 
 __all__ = [
     "Base", "utcnow", "Department", "Mailbox", "FailedImport", "ImportAttempt", "ImportCycle",
-    "LedgerEntry", "OutboxMessage", "Setting", "Attachment", "Direction", "Ticket", "TicketMessage", "TicketStatus",
+    "ImportEvent", "LedgerEntry", "OutboxMessage", "Setting", "Attachment", "Direction", "Ticket", "TicketMessage", "TicketStatus",
     "Membership", "Role", "User",
 ]
