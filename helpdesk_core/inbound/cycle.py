@@ -15,6 +15,7 @@ from helpdesk_core.inbound.importer import (
     BATCH_SIZE, CycleResult, acquire_lease, import_batch, release_lease, worker_id,
 )
 from helpdesk_core.models import Department, ImportCycle, Mailbox
+from helpdesk_core.models.imports import LONG_TEXT, bounded
 from helpdesk_core.services.departments import stored_secrets
 from helpdesk_core.settings import GeneralSettings
 
@@ -46,7 +47,8 @@ def run_cycle(app: Helpdesk, department_id: int, *, owner: str | None = None,
         department = session.get(Department, department_id)
         if department is None:
             raise NotFoundError(f"No department with id {department_id}.")
-        result = CycleResult(department=department.name)
+        name = department.name  # kept: after a failed flush the session cannot load it again
+        result = CycleResult(department=name)
         mailbox = department.mailbox
         if mailbox is None:
             result.ran = False
@@ -66,11 +68,16 @@ def run_cycle(app: Helpdesk, department_id: int, *, owner: str | None = None,
         except HelpdeskError as exc:
             result.error, result.error_kind = exc.message, exc.kind
         except Exception as exc:  # noqa: BLE001 - recorded, never kills the worker
-            log.exception("cycle of %s failed", department.name)
-            result.error, result.error_kind = f"{type(exc).__name__}: {exc}", "internal"
+            log.exception("cycle of %s failed", name)
+            result.error, result.error_kind = bounded(f"{type(exc).__name__}: {exc}", LONG_TEXT), "internal"
         finally:
+            cycle_id = cycle.id
             session.rollback()
-            _record(session, cycle.id, mailbox_id, result)
+            try:
+                _record(session, cycle_id, mailbox_id, result)
+            except Exception:  # noqa: BLE001 - the database went away too; the lease expires
+                log.exception("could not record the cycle of %s", name)
+                session.rollback()
             release_lease(session, mailbox_id, owner)
     return result
 
@@ -84,7 +91,7 @@ def _run(app: Helpdesk, session, department: Department, mailbox: Mailbox, resul
     done = 0
     with provider.open(mailbox.config, secrets) as remote:
         _track_uidvalidity(session, mailbox, remote)
-        total = remote.count()
+        total = result.total = remote.count()
         if progress:
             progress(0, total)
         for batch in remote.fetch(batch_size=batch_size):
@@ -135,6 +142,7 @@ def _record(session, cycle_id: int, mailbox_id: int, result: CycleResult) -> Non
     cycle.finished_at = now
     cycle.error, cycle.error_kind = result.error, result.error_kind
     if mailbox is not None:
+        mailbox.state = {**(mailbox.state or {}), "counts": _add_counts((mailbox.state or {}).get("counts"), result)}
         if result.error:
             mailbox.failing_since = mailbox.failing_since or now
             mailbox.last_error, mailbox.last_error_kind = result.error, result.error_kind
@@ -148,6 +156,29 @@ def _record(session, cycle_id: int, mailbox_id: int, result: CycleResult) -> Non
         interval = mailbox.department.interval_minutes if mailbox.department else 5
         mailbox.next_run_at = now + timedelta(minutes=interval)
     session.commit()
+
+
+#: the cumulative counts kept per mailbox (since it was configured), from each cycle's result
+COUNTED = ("fetched", "created", "updated", "duplicates", "held", "failed", "retried", "kept", "deleted")
+
+
+def _add_counts(counts: dict | None, result: CycleResult) -> dict:
+    """The mailbox's cumulative counts plus this cycle's (``department status --json``):
+    ``skipped`` by reason, ``failed`` (kept as failed imports), ``retried`` and ``kept`` (left in
+    the mailbox), ``server`` the number on the server when the cycle last started."""
+    counts = dict(counts or {})
+    for key in COUNTED:
+        value = result.retried if key == "retried" else getattr(result, key)
+        if key == "failed":
+            value = result.failed - result.retried
+        counts[key] = counts.get(key, 0) + value
+    by_reason = dict(counts.get("skipped", {}))
+    for reason, n in result.skipped_by_reason.items():
+        by_reason[reason] = by_reason.get(reason, 0) + n
+    counts["skipped"] = by_reason
+    if result.total is not None:
+        counts["server"] = result.total
+    return counts
 
 
 def departments_with_mailbox(app: Helpdesk) -> list[tuple[int, str]]:

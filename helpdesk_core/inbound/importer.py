@@ -95,12 +95,12 @@ class CycleResult:
         elif status in ("failed", "retry"):
             self.failed += 1
             self.retried += status == "retry"
-        else:  # skipped, held, duplicate, kept, refused
+        else:  # skipped (or held), duplicate, kept, refused
             self.skipped += 1
             self.duplicates += status == "duplicate"
-            self.held += status == "held"
+            self.held += outcome.held
             self.kept += status in ("kept", "refused")
-            if status == "skipped":
+            if status == "skipped" and not outcome.held:
                 kind = outcome.kind or "skipped"
                 self.skipped_by_reason[kind] = self.skipped_by_reason.get(kind, 0) + 1
 
@@ -112,7 +112,7 @@ class CycleResult:
 
 @dataclass
 class Outcome:
-    """What happened to one message: ``created``, ``updated``, ``skipped``, ``held``,
+    """What happened to one message: ``created``, ``updated``, ``skipped`` (or held: ``held``),
     ``duplicate``, ``retry`` (left in the mailbox for the next cycle), ``failed`` (kept as a failed
     import), ``kept`` (left in the mailbox on purpose, e.g. too large), ``refused`` (handed back
     to the mail server: ``helpdesk ingest`` exits 65). ``kind`` is the classification kind of a
@@ -123,10 +123,12 @@ class Outcome:
     ticket_message_id: int | None = None
     reason: str = ""
     kind: str = ""
+    #: a ``skipped`` mail kept as a held import (``helpdesk held list``)
+    held: bool = False
 
     @property
     def delete(self) -> bool:
-        return self.status in {"created", "updated", "skipped", "held", "duplicate", "failed"}
+        return self.status in {"created", "updated", "skipped", "duplicate", "failed"}
 
 
 @dataclass
@@ -235,7 +237,7 @@ def _store(ctx: HelpdeskContext, department: Department, mail: _Mail, note: str 
         reason = classification.reason or "held"
         _keep_failed(ctx, department, mail, reason, 0, status="held")
         _event(ctx, department, mail, "held", reason, classification.kind)
-        return Outcome("held", reason=reason, kind=classification.kind)
+        return Outcome("skipped", reason=reason, kind=classification.kind, held=True)
     created = ticket is None
     tm = hooks.message_to_ticket(message=message, department=department, ticket=ticket,
                                  classification=classification, match=match, context=ctx)
@@ -399,7 +401,8 @@ def _import_one(ctx: HelpdeskContext, department: Department, mail: _Mail, parse
         attempts.discard(mail.message.raw_sha256)
     known.setdefault(mail.key, []).append(LedgerEntry(
         key=mail.key, content_sha256=mail.content, ticket_message_id=outcome.ticket_message_id,
-        outcome={"created": "imported", "updated": "imported"}.get(outcome.status, outcome.status)))
+        outcome="held" if outcome.held else {"created": "imported", "updated": "imported"}.get(
+            outcome.status, outcome.status)))
     return outcome
 
 
