@@ -63,6 +63,7 @@ def run_cycle(app: Helpdesk, department_id: int, *, owner: str | None = None,
         cycle = ImportCycle(department_id=department_id, worker=owner)
         session.add(cycle)
         session.commit()
+        cycle_id = cycle.id
         try:
             _run(app, session, department, mailbox, result, progress, batch_size, owner)
         except HelpdeskError as exc:
@@ -71,7 +72,6 @@ def run_cycle(app: Helpdesk, department_id: int, *, owner: str | None = None,
             log.exception("cycle of %s failed", name)
             result.error, result.error_kind = bounded(f"{type(exc).__name__}: {exc}", LONG_TEXT), "internal"
         finally:
-            cycle_id = cycle.id
             session.rollback()
             try:
                 _record(session, cycle_id, mailbox_id, result)

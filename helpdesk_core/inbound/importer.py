@@ -458,8 +458,9 @@ def _failed(ctx: HelpdeskContext, department: Department, mail: _Mail, error: st
         return Outcome("failed", reason=error)
 
     def keep_minimal() -> Outcome:
-        _keep_failed(ctx, department, mail, f"could not be imported nor recorded in full: {error[:200]}",
-                     max_attempts, minimal=True)
+        reason = f"could not be imported nor recorded in full: {error[:200]}"
+        _keep_failed(ctx, department, mail, reason, max_attempts, minimal=True)
+        _event(ctx, department, mail, "failed", reason)
         return Outcome("failed", reason=error)
 
     outcome = _alone(ctx, department, mail, count) or _alone(ctx, department, mail, keep_minimal)
