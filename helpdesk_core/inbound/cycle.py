@@ -95,17 +95,18 @@ def _run(app: Helpdesk, session, department: Department, mailbox: Mailbox, resul
         if progress:
             progress(0, total)
         for batch in remote.fetch(batch_size=batch_size):
-            result.fetched += len(batch)
             ctx = app.context(session, settings)
             to_delete: list[str] = []
-            for item, outcome in zip(batch, import_batch(ctx, department, [m.raw for m in batch])):
-                result.count(outcome)
-                if outcome.delete:
-                    to_delete.append(item.key)
+            outcomes = import_batch(ctx, department, [m.raw for m in batch])
             done += len(batch)
             if progress:
                 progress(done, total)
             session.commit()                      # the tickets are safe ...
+            result.fetched += len(batch)          # counted once committed: a crash leaves no gap
+            for item, outcome in zip(batch, outcomes):
+                result.count(outcome)
+                if outcome.delete:
+                    to_delete.append(item.key)
             if to_delete:
                 remote.delete(to_delete)          # ... only then acknowledge the mailbox
                 remote.checkpoint()

@@ -301,8 +301,8 @@ def import_batch(ctx: HelpdeskContext, department: Department, raws: list[bytes]
             raw = raws[offset + len(mails)]
             if len(raw) > limit:  # parsed from its header: the digest is of the whole mail
                 message._raw_sha256 = hashlib.sha256(raw).hexdigest()
-            mails.append((_Mail(raw, message, ledger_key(message.message_id, message.raw_sha256),
-                                content_digest(raw)), parse_error))
+            content = content_digest(raw)
+            mails.append((_Mail(raw, message, ledger_key(message.message_id, content), content), parse_error))
         known, attempts = _prefetch(ctx, department, [m for m, _ in mails])
         for mail, parse_error in mails:
             outcomes.append(_import_one(ctx, department, mail, parse_error, known, attempts, max_attempts,
@@ -352,8 +352,9 @@ def _import_one(ctx: HelpdeskContext, department: Department, mail: _Mail, parse
     Order: duplicate (same key and content) → empty → too large (checked before any "kept"
     entry, so raising the limit imports it) → store in a savepoint → on failure, record the
     attempt in a savepoint of its own (:func:`_failed`)."""
-    entries = known.get(mail.key, [])
-    same = next((e for e in entries if e.content_sha256 in (None, mail.content)), None)
+    entries = known.setdefault(mail.key, [])
+    matching = [e for e in entries if e.content_sha256 in (None, mail.content)]
+    same = next((e for e in matching if e.outcome != "kept"), matching[0] if matching else None)
     if same is not None and same.outcome != "kept":
         reason = f"already {same.outcome}"
         _log_alone(ctx, department, mail, "duplicate", reason)
@@ -395,6 +396,8 @@ def _import_one(ctx: HelpdeskContext, department: Department, mail: _Mail, parse
         else:
             attempts.add(mail.message.raw_sha256)
         return outcome
+    if same is not None:  # the "kept" entry was replaced
+        entries.remove(same)
     if mail.message.raw_sha256 in attempts:
         ctx.session.execute(delete(ImportAttempt).where(ImportAttempt.department_id == department.id,
                                                         ImportAttempt.raw_sha256 == mail.message.raw_sha256))

@@ -43,12 +43,13 @@ def normalized_message_id(message_id: str) -> str:
     return value
 
 
-def ledger_key(message_id: str | None, raw_sha256: str) -> str:
-    """The fixed-size ledger key: the sha256 hex digest of the normalised Message-ID, or the
-    digest of the raw bytes for mail without one (whatever the id holds: length, NUL, bad UTF-8)."""
+def ledger_key(message_id: str | None, content_sha256: str) -> str:
+    """The fixed-size ledger key: the sha256 hex digest of the normalised Message-ID (whatever
+    it holds: length, NUL, bad UTF-8), or for mail without one its content digest (so a relayed
+    second copy, differing only in its trace headers, is still recognised)."""
     if message_id and normalized_message_id(message_id):
         return hashlib.sha256(normalized_message_id(message_id).encode("utf-8", "surrogatepass")).hexdigest()
-    return raw_sha256
+    return content_sha256
 
 
 class LedgerEntry(Base):
