@@ -326,3 +326,25 @@ def test_status_counts_every_outcome_since_configuration(fake_app):
     assert counts["fetched"] == 4 and counts["created"] == 1 and counts["duplicates"] == 1
     assert sum(counts["skipped"].values()) == 2 and counts["gap"] == 0 and counts["balanced"]
     assert counts["server"] == 2
+
+
+def test_refused_attachment_bytes_are_not_left_in_storage(app):
+    """A large message's attachments are streamed into the storage while parsing; a refused one
+    (type not allowed) must not stay there."""
+    import hashlib
+    from email.message import EmailMessage
+    from email.policy import SMTP
+
+    blob = hashlib.sha256(b"seed").digest() * (5 * 1024 * 1024 // 32)
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "alice@example.test", "techhelp@district.test", "tool"
+    msg["Message-ID"] = "<tool@example.test>"
+    msg.set_content("Here is the tool.\n")
+    msg.add_attachment(blob, maintype="application", subtype="octet-stream", filename="tool.exe")
+    with app.session() as s:
+        add_department(s, actor=SYSTEM, name="Tech", sender="techhelp@district.test")
+        outcome = ingest_raw(app, s, department="Tech", raw=msg.as_bytes(policy=SMTP))
+        s.commit()
+        tm = s.get(TicketMessage, outcome.ticket_message_id)
+        assert [r["filename"] for r in tm.removed_attachments] == ["tool.exe"]
+    assert not app.storage.exists(hashlib.sha256(blob).hexdigest())

@@ -34,7 +34,7 @@ from helpdesk_core.hooktypes import HelpdeskContext
 from helpdesk_core.inbound.matching import settle
 from helpdesk_core.mail.message import ParsedMessage
 from helpdesk_core.models import (
-    Department, FailedImport, ImportAttempt, ImportEvent, LedgerEntry, Mailbox, TicketMessage,
+    Attachment, Department, FailedImport, ImportAttempt, ImportEvent, LedgerEntry, Mailbox, TicketMessage,
 )
 from helpdesk_core.models.imports import LONG_TEXT, SHORT_TEXT, bounded, ledger_key, normalized_message_id
 from helpdesk_core.inbound.parsepool import parse_chunks
@@ -389,6 +389,7 @@ def _import_one(ctx: HelpdeskContext, department: Department, mail: _Mail, parse
     except OperationalError as exc:
         raise DatabaseUnavailable(f"Database error while importing: {exc.orig}") from exc
     except Exception as exc:  # noqa: BLE001 - a bad message must never block the others
+        _drop_unreferenced(ctx, mail.message)
         outcome = _failed(ctx, department, mail, f"{type(exc).__name__}: {exc}", max_attempts)
         if outcome.status == "failed":
             known.setdefault(mail.key, []).append(LedgerEntry(key=mail.key, content_sha256=mail.content,
@@ -396,6 +397,7 @@ def _import_one(ctx: HelpdeskContext, department: Department, mail: _Mail, parse
         else:
             attempts.add(mail.message.raw_sha256)
         return outcome
+    _drop_unreferenced(ctx, mail.message)
     if same is not None:  # the "kept" entry was replaced
         entries.remove(same)
     if mail.message.raw_sha256 in attempts:
@@ -407,6 +409,23 @@ def _import_one(ctx: HelpdeskContext, department: Department, mail: _Mail, parse
         outcome="held" if outcome.held else {"created": "imported", "updated": "imported"}.get(
             outcome.status, outcome.status)))
     return outcome
+
+
+def _drop_unreferenced(ctx: HelpdeskContext, message: ParsedMessage) -> None:
+    """Remove the blobs streamed into the storage while parsing (large attachments) that no
+    row of this transaction or before references: refused attachments, or a message that
+    failed. (Content-addressed blobs: one still referenced elsewhere is kept.)"""
+    keys = {att.stored_key for att in message.attachments if att.stored_key}
+    if not keys:
+        return
+    used = set(ctx.session.scalars(select(Attachment.storage_key).where(Attachment.storage_key.in_(keys))))
+    used |= set(ctx.session.scalars(select(TicketMessage.raw_storage_key)
+                                    .where(TicketMessage.raw_storage_key.in_(keys))))
+    for key in keys - used:
+        try:
+            ctx.storage.path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("could not remove the unused blob %s: %s", key, exc)
 
 
 def _alone(ctx: HelpdeskContext, department: Department, mail: _Mail, write: Callable[[], Outcome | None],
