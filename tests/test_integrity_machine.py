@@ -224,7 +224,8 @@ class IntegrityMachine(RuleBasedStateMachine):
 
 def _run(make) -> None:
     machine = type("Machine", (IntegrityMachine,), {"make": staticmethod(make)})
-    run_state_machine_as_test(machine, settings=settings(settings.default, stateful_step_count=12))
+    run_state_machine_as_test(machine, settings=settings(
+        settings.default, max_examples=min(settings.default.max_examples, 50), stateful_step_count=10))
 
 
 def test_invariant_on_sqlite():
