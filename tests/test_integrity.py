@@ -348,3 +348,32 @@ def test_refused_attachment_bytes_are_not_left_in_storage(app):
         tm = s.get(TicketMessage, outcome.ticket_message_id)
         assert [r["filename"] for r in tm.removed_attachments] == ["tool.exe"]
     assert not app.storage.exists(hashlib.sha256(blob).hexdigest())
+
+
+def test_migration_converts_ledger_keys_to_digests(db_url):
+    """0006: ``mid:<id>`` becomes the digest of the id, ``sha256:<hex>`` the hex; two spellings of
+    one id keep the first entry; logged outcomes are copied into the import log."""
+    from sqlalchemy import text
+
+    from helpdesk_core.db import make_engine, upgrade
+    from helpdesk_core.models.imports import ledger_key
+
+    engine = make_engine(db_url)
+    upgrade(engine, "0003")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO departments (id, name, sender_address, interval_minutes, last_ticket_number, options, "
+                          "created_at) "
+                          "VALUES (1, 'Tech', 'tech@district.test', 5, 0, '{}', CURRENT_TIMESTAMP)"))
+        for n, (key, outcome) in enumerate([("mid:scan@printer.local", "imported"), ("sha256:" + "ab" * 32, "skipped"),
+                                            ("mid: <scan@printer.local> ", "skipped")], start=1):
+            conn.execute(text("INSERT INTO import_ledger (id, department_id, key, raw_sha256, outcome, reason, "
+                              "created_at) VALUES (:id, 1, :key, :sha, :outcome, 'why', CURRENT_TIMESTAMP)"),
+                         {"id": n, "key": key, "sha": "cd" * 32, "outcome": outcome})
+    upgrade(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT key, content_sha256, outcome FROM import_ledger ORDER BY id")).all()
+        logged = conn.execute(text("SELECT key, outcome, reason FROM import_events")).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [(ledger_key("<scan@printer.local>", ""), None, "imported"),
+                                        ("ab" * 32, None, "skipped")]
+    assert [tuple(r) for r in logged] == [("ab" * 32, "skipped", "why")]
