@@ -33,10 +33,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     try:
         engine = create_engine(url, **kwargs)
     except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
-        shown = make_url(url).render_as_string(hide_password=True) if "://" in url and _parses(url) else "(unparsable)"
+        shown = make_url(url).render_as_string(hide_password=True) if _parses(url) else "(unparsable)"
+        reason = " ".join(str(exc).split())[:300]
         raise ConfigurationError(
-            f"Cannot use the database URL {shown}: {' '.join(str(exc).split())[:300]}. Give a URL such as "
-            "sqlite:///path/helpdesk.db or postgresql+psycopg://user@host/dbname (with its driver installed).") from None
+            f"Cannot use the database URL {shown}: {reason}. Give a URL such as sqlite:///path/helpdesk.db "
+            "or postgresql+psycopg://user@host/dbname (with its driver installed).") from None
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

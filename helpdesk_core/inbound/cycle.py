@@ -143,7 +143,8 @@ def _record(session, cycle_id: int, mailbox_id: int, result: CycleResult) -> Non
     cycle.finished_at = now
     cycle.error, cycle.error_kind = result.error, result.error_kind
     if mailbox is not None:
-        mailbox.state = {**(mailbox.state or {}), "counts": _add_counts((mailbox.state or {}).get("counts"), result)}
+        state = mailbox.state or {}
+        mailbox.state = {**state, "counts": _add_counts(state.get("counts"), result)}
         if result.error:
             mailbox.failing_since = mailbox.failing_since or now
             mailbox.last_error, mailbox.last_error_kind = result.error, result.error_kind

@@ -442,12 +442,12 @@ def _alone(ctx: HelpdeskContext, department: Department, mail: _Mail, write: Cal
 
 
 def _keep_in_mailbox(ctx: HelpdeskContext, department: Department, mail: _Mail, reason: str) -> None:
-    ctx.session.add(LedgerEntry(department_id=department.id, key=mail.key, content_sha256=mail.content,
-                                raw_sha256=mail.message.raw_sha256, outcome="kept", reason=bounded(reason, LONG_TEXT)))
+    _ledger(ctx, department, mail, "kept", reason)
     _event(ctx, department, mail, "kept", reason)
 
 
-def _failed(ctx: HelpdeskContext, department: Department, mail: _Mail, error: str, max_attempts: int) -> Outcome:
+def _failed(ctx: HelpdeskContext, department: Department, mail: _Mail, error: str,
+            max_attempts: int) -> Outcome:
     """Record a failed attempt, each write in a savepoint of its own, and never raise for it.
 
     Counts the attempt; at ``max_attempts`` keeps the raw mail as a failed import. When storing
