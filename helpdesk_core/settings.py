@@ -76,9 +76,9 @@ def _coerce(defn: SettingDef, value: Any) -> Any:
             return result
         return str(value)
     except (TypeError, ValueError, OverflowError):
-        meaning = {"float": f"a number from 0 to {MAX_MB}", "int": "a whole number, 0 or more",
-                   "list": "a comma-separated list"}.get(defn.type, defn.type)
-        raise ConfigurationError(f"Setting {defn.key} takes {meaning} (got {value!r}).") from None
+        meaning = {"float": f": a finite number from 0 to {MAX_MB}", "int": ": a whole number, 0 or more",
+                   "list": ": a comma-separated list"}.get(defn.type, "")
+        raise ConfigurationError(f"Setting {defn.key} takes a {defn.type}{meaning} (got {value!r}).") from None
 
 
 def check_reference_format(value: str) -> str:
