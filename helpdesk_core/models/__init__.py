@@ -10,6 +10,7 @@ from helpdesk_core.models.user import Membership, Role, User
 
 __all__ = [
     "Base", "utcnow", "Department", "Mailbox", "FailedImport", "ImportAttempt", "ImportCycle",
-    "ImportEvent", "LedgerEntry", "OutboxMessage", "Setting", "Attachment", "Direction", "Ticket", "TicketMessage", "TicketStatus",
+    "ImportEvent", "LedgerEntry", "OutboxMessage", "Setting", "Attachment", "Direction", "Ticket",
+    "TicketMessage", "TicketStatus",
     "Membership", "Role", "User",
 ]
