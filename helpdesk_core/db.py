@@ -6,12 +6,21 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from helpdesk_core.errors import DatabaseUnavailable
+from helpdesk_core.errors import ConfigurationError, DatabaseUnavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _parses(url: str) -> bool:
+    try:
+        make_url(url)
+    except ArgumentError:
+        return False
+    return True
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -21,7 +30,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("connect_args", {"timeout": 30})
-    engine = create_engine(url, **kwargs)
+    try:
+        engine = create_engine(url, **kwargs)
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+        shown = make_url(url).render_as_string(hide_password=True) if _parses(url) else "(unparsable)"
+        reason = " ".join(str(exc).split())[:300]
+        raise ConfigurationError(
+            f"Cannot use the database URL {shown}: {reason}. Give a URL such as sqlite:///path/helpdesk.db "
+            "or postgresql+psycopg://user@host/dbname (with its driver installed).") from None
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

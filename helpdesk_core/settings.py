@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import math
+import string
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +16,8 @@ from helpdesk_core.models import Setting
 
 if TYPE_CHECKING:
     from helpdesk_core.plugins import Hooks
+
+log = logging.getLogger("helpdesk.settings")
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,12 @@ SETTINGS: dict[str, SettingDef] = {s.key: s for s in [
 ]}
 
 
+#: the placeholders ``mail.ticket_reference_format`` may use
+REFERENCE_PLACEHOLDERS = ("number",)
+#: largest value of a size setting in MB (1 TB: anything beyond is a typo)
+MAX_MB = 1024 * 1024
+
+
 def _coerce(defn: SettingDef, value: Any) -> Any:
     try:
         if defn.type == "list":
@@ -50,18 +61,57 @@ def _coerce(defn: SettingDef, value: Any) -> Any:
                 value = [v.strip().lower().lstrip(".") for v in value.split(",") if v.strip()]
             return [str(v).lower().lstrip(".") for v in value]
         if defn.type == "float":
+            if isinstance(value, bool):
+                raise ValueError
             result = float(value)
-            if result < 0:
+            if not math.isfinite(result) or not 0 <= result <= MAX_MB:
                 raise ValueError
             return result
         if defn.type == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
             result = int(value)
             if result < 0:
                 raise ValueError
             return result
         return str(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"Setting {defn.key} takes a {defn.type} (got {value!r}).") from None
+    except (TypeError, ValueError, OverflowError):
+        meaning = {"float": f": a finite number from 0 to {MAX_MB}", "int": ": a whole number, 0 or more",
+                   "list": ": a comma-separated list"}.get(defn.type, "")
+        raise ConfigurationError(f"Setting {defn.key} takes a {defn.type}{meaning} (got {value!r}).") from None
+
+
+def check_reference_format(value: str) -> str:
+    """``mail.ticket_reference_format`` must hold ``{number}`` and no other placeholder (a
+    literal brace is written ``{{`` or ``}}``), so that every reply can be given a reference."""
+    key = "mail.ticket_reference_format"
+    example = "write the ticket number as {number}, e.g. '[Ticket #{number}]'"
+    try:
+        fields = [(f, spec, conv) for _text, f, spec, conv in string.Formatter().parse(value) if f is not None]
+    except ValueError as exc:
+        raise ConfigurationError(f"Setting {key}: {value!r} is not a valid format ({exc}); {example} "
+                                 "(a literal brace is written {{ or }}).") from None
+    unknown = sorted({"{" + f + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+                      for f, spec, conv in fields if (f, spec, conv) != ("number", "", None)})
+    if unknown:
+        raise ConfigurationError(f"Setting {key}: unknown placeholder(s) {', '.join(unknown)}; the only one is "
+                                 f"{{number}}: {example} (a literal brace is written {{{{ or }}}}).")
+    if not fields:
+        raise ConfigurationError(f"Setting {key} must contain {{number}} (got {value!r}): {example}.")
+    if not value.format(number=1).replace("1", "", 1).strip():
+        raise ConfigurationError(f"Setting {key} must write something besides the number: {example}.")
+    return value
+
+
+def _stored(defn: SettingDef, value: Any) -> Any:
+    """A stored value, or the default when it is no longer valid (stored before validation):
+    a bad setting must not make every import cycle fail."""
+    try:
+        coerced = _coerce(defn, value)
+        return check_reference_format(coerced) if defn.key == "mail.ticket_reference_format" else coerced
+    except ConfigurationError as exc:
+        log.warning("%s; using the default %r until it is set again", exc.message, defn.default)
+        return defn.default
 
 
 class GeneralSettings:
@@ -73,7 +123,7 @@ class GeneralSettings:
     @classmethod
     def load(cls, session: Session) -> GeneralSettings:
         stored = {row.key: row.value for row in session.scalars(select(Setting))}
-        values = {k: stored.get(k, d.default) for k, d in SETTINGS.items()}
+        values = {k: _stored(d, stored[k]) if k in stored else d.default for k, d in SETTINGS.items()}
         values.update({k: v for k, v in stored.items() if k not in SETTINGS})
         return cls(values)
 
@@ -106,6 +156,8 @@ def set_setting(session: Session, key: str, value: Any, *, hooks: Hooks | None =
     if defn is None:
         raise ConfigurationError(f"Unknown setting {key!r}; known settings: {', '.join(sorted(SETTINGS))}.")
     coerced = _coerce(defn, value)
+    if key == "mail.ticket_reference_format":
+        coerced = check_reference_format(coerced)
     if key == "mail.thread_matchers":
         from helpdesk_core.inbound.matching import check_matcher_names
 

@@ -22,7 +22,7 @@ import time
 import pytest
 from sqlalchemy import func, select, update
 
-from helpdesk_core.inbound.importer import LEASE_SECONDS, acquire_lease, release_lease
+from helpdesk_core.inbound.leases import LEASE_SECONDS, acquire_lease, release_lease
 from helpdesk_core.models import FailedImport, Mailbox, Ticket, TicketMessage
 from helpdesk_core.services.departments import add_department, set_mailbox
 from helpdesk_core.services.permissions import SYSTEM

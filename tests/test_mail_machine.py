@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from helpdesk_core.inbound.cycle import run_cycle
 from helpdesk_core.models import Department, LedgerEntry, OutboxMessage, Ticket, TicketMessage
+from helpdesk_core.models.imports import ledger_key
 from helpdesk_core.services.departments import add_department, set_mailbox
 from helpdesk_core.services.permissions import SYSTEM
 from helpdesk_core.settings import set_setting
@@ -88,7 +89,7 @@ class MailMachine(RuleBasedStateMachine):
                 ledger = {(e.department_id, e.key) for e in s.scalars(select(LedgerEntry))}
                 stored = {m.message_id: m for m in s.scalars(select(TicketMessage))}
                 for mid, (dept, kind, _sender) in self.sent.items():
-                    assert (self.dept_ids[dept], f"mid:{mid}") in ledger, f"lost: {kind} {mid}"
+                    assert (self.dept_ids[dept], ledger_key(mid, "")) in ledger, f"lost: {kind} {mid}"
                     if kind in ("person", "reply", "forward"):
                         assert mid in stored, f"{kind} {mid} not on a ticket"
                 for reply, original in self.replies.items():

@@ -196,7 +196,8 @@ def department_set_mailbox(state: CliState, name: str, provider: str, extra: tup
         extra_info = f" ({waiting} messages waiting)" if waiting is not None else ""
         if facts.get("smtp"):
             extra_info += f"; outgoing mail via {facts['smtp']} checked"
-        click.echo(f"Mailbox of {name!r} checked and saved{extra_info}.")
+        done = "saved without checking the connection" if no_validate else "checked and saved"
+        click.echo(f"Mailbox of {name!r} {done}{extra_info}.")
 
 
 @department.command("set")

@@ -9,12 +9,15 @@ import click
 from sqlalchemy.exc import OperationalError
 
 from helpdesk_core.cli.common import EX_NOUSER, EX_TEMPFAIL, CliState, describe, emit, fail, handle_errors
-from helpdesk_core.errors import DatabaseUnavailable, NotFoundError
+from helpdesk_core.errors import DatabaseUnavailable, HelpdeskError, NotFoundError
 from helpdesk_core.services.imports import import_targets, ingest_raw, run_import, run_worker
 from helpdesk_core.services.permissions import SYSTEM, Actor
 
 if TYPE_CHECKING:
     from helpdesk_core.inbound.importer import CycleResult
+
+#: sysexits.h: the input data was incorrect (the mail server bounces it to the sender)
+EX_DATAERR = 65
 
 
 def _run_with_progress(state: CliState, actor: Actor, targets: list[tuple[int, str]],
@@ -76,19 +79,34 @@ def worker(state: CliState, once: bool, threads: int) -> None:
 def ingest(state: CliState, department: str, files: tuple[str, ...]) -> None:
     """Import raw RFC 5322 messages from FILES or standard input (e.g. a Postfix pipe).
 
-    Exit 0 when stored, 67 for an unknown department, 75 when the database is unavailable
-    (the mail server should retry).
+    Exit 0 when stored (a ticket message, or kept: skipped, held, duplicate or failed, see
+    'helpdesk log'), 65 when a message is refused (empty, or larger than
+    mail.max_message_size_mb: the mail server bounces it to the sender), 67 for an unknown
+    department, 75 when the database is unavailable (the mail server should retry).
     """
     raws = [open(f, "rb").read() for f in files] if files else [sys.stdin.buffer.read()]
+    refused: list[str] = []
     try:
         with state.session() as (app, session, actor):
             for raw in raws:
                 outcome = ingest_raw(app, session, actor=actor, department=department, raw=raw)
+                if outcome.status == "refused":
+                    refused.append(outcome.reason)
+                    continue
                 click.echo(f"{outcome.status}" + (f" ticket {outcome.ticket_id}" if outcome.ticket_id else "")
                            + (f": {outcome.reason}" if outcome.reason else ""), err=True)
     except NotFoundError as exc:
         fail(describe(exc), EX_NOUSER)
     except (DatabaseUnavailable, OperationalError) as exc:
-        fail(f"Database unavailable, try again later: {exc}", EX_TEMPFAIL)
+        fail(f"Database unavailable, try again later: {_one_line(exc)}", EX_TEMPFAIL)
+    except HelpdeskError as exc:  # e.g. not initialised: fix it, the mail server retries meanwhile
+        fail(describe(exc), EX_TEMPFAIL)
     except Exception as exc:  # noqa: BLE001 - the MTA should retry rather than bounce
-        fail(f"Temporary failure: {type(exc).__name__}: {exc}", EX_TEMPFAIL)
+        fail(f"Temporary failure: {type(exc).__name__}: {_one_line(exc)}", EX_TEMPFAIL)
+    if refused:
+        fail("message refused: " + "; ".join(refused), EX_DATAERR)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:500]
+

@@ -13,9 +13,10 @@ from sqlalchemy import select
 
 from helpdesk_core.app import Helpdesk
 from helpdesk_core.errors import HelpdeskError, MailboxError, NotFoundError
-from helpdesk_core.inbound.importer import BATCH_SIZE, CycleResult, Outcome, import_batch
+from helpdesk_core.inbound.importer import BATCH_SIZE, CycleResult, import_batch
 from helpdesk_core.inbound.leases import fence, release_lease, take_lease, worker_id
 from helpdesk_core.models import Department, ImportCycle, Mailbox
+from helpdesk_core.models.imports import LONG_TEXT, bounded
 from helpdesk_core.providers.secrets import stored_secrets
 from helpdesk_core.settings import GeneralSettings
 
@@ -32,18 +33,6 @@ def backoff(interval_minutes: int, failures: int) -> timedelta:
     twice, four times … as long, at most :data:`BACKOFF_CAP` (or the interval, if longer)."""
     interval = timedelta(minutes=interval_minutes)
     return min(interval * (2 ** min(max(failures - 1, 0), 16)), max(interval, BACKOFF_CAP))
-
-
-def _count(result: CycleResult, outcome: Outcome) -> None:
-    """``retry`` (left in the mailbox, tried again next cycle) and ``failed`` (kept as a failed
-    import after the last attempt) both count as ``failed``: every fetched message is counted
-    exactly once in created + updated + failed + skipped."""
-    if outcome.status in ("created", "updated"):
-        setattr(result, outcome.status, getattr(result, outcome.status) + 1)
-    elif outcome.status in ("failed", "retry"):
-        result.failed += 1
-    elif outcome.status in ("skipped", "duplicate", "kept"):
-        result.skipped += 1
 
 
 def default_batch_size() -> int:
@@ -69,7 +58,8 @@ def run_cycle(app: Helpdesk, department_id: int, *, owner: str | None = None,
         department = session.get(Department, department_id)
         if department is None:
             raise NotFoundError(f"No department with id {department_id}.")
-        result = CycleResult(department=department.name)
+        name = department.name  # kept: after a failed flush the session cannot load it again
+        result = CycleResult(department=name)
         mailbox = department.mailbox
         if mailbox is None:
             result.ran = False
@@ -85,17 +75,22 @@ def run_cycle(app: Helpdesk, department_id: int, *, owner: str | None = None,
         cycle = ImportCycle(department_id=department_id, worker=owner)
         session.add(cycle)
         session.commit()
+        cycle_id = cycle.id
         started = time.monotonic()
         try:
             _run(app, session, department, mailbox, result, progress, batch_size, (owner, generation))
         except HelpdeskError as exc:
             result.error, result.error_kind = exc.message, exc.kind
         except Exception as exc:  # noqa: BLE001 - recorded, never kills the worker
-            log.exception("cycle of %s failed", department.name)
-            result.error, result.error_kind = f"{type(exc).__name__}: {exc}", "internal"
+            log.exception("cycle of %s failed", name)
+            result.error, result.error_kind = bounded(f"{type(exc).__name__}: {exc}", LONG_TEXT), "internal"
         finally:
             session.rollback()
-            _record(session, cycle.id, mailbox_id, result)
+            try:
+                _record(session, cycle_id, mailbox_id, result)
+            except Exception:  # noqa: BLE001 - the database went away too; the lease expires
+                log.exception("could not record the cycle of %s", name)
+                session.rollback()
             release_lease(session, mailbox_id, owner, generation)
             _log_cycle(department_id, result, owner, time.monotonic() - started)
     return result
@@ -119,26 +114,30 @@ def _run(app: Helpdesk, session, department: Department, mailbox: Mailbox, resul
     done = 0
     with provider.open(mailbox.config, secrets) as remote:
         _track_uidvalidity(session, mailbox, remote)
-        total = remote.count()
+        total = result.total = remote.count()
         if progress:
             progress(0, total)
         for batch in remote.fetch(batch_size=batch_size):
-            result.fetched += len(batch)
             ctx = app.context(session, settings)
+            to_delete: list[str] = []
             outcomes = import_batch(ctx, department, [m.raw for m in batch])
             done += len(batch)
             if progress:
                 progress(done, total)
             fence(session, mailbox.id, *lease)    # still ours? (else: LeaseLost, rolled back)
             session.commit()                      # the tickets are safe ...
-            for outcome in outcomes:              # (counted once committed: a lost lease counts none)
-                _count(result, outcome)
-            to_delete = [item.key for item, outcome in zip(batch, outcomes) if outcome.delete]
+            result.fetched += len(batch)          # counted once committed: a crash leaves no gap
+            for item, outcome in zip(batch, outcomes):
+                result.count(outcome)
+                if outcome.delete:
+                    to_delete.append(item.key)
             if to_delete:
                 remote.delete(to_delete)          # ... only then acknowledge the mailbox
                 remote.checkpoint()
                 result.deleted += len(to_delete)
             del batch, ctx, outcomes  # never hold two (possibly large) batches at once
+        fence(session, mailbox.id, *lease)        # a cycle that lost its lease reports so, even
+        session.commit()                          # with nothing left to commit (another took over)
         try:
             result.waiting = remote.count()
         except MailboxError:
@@ -169,8 +168,10 @@ def _record(session, cycle_id: int, mailbox_id: int, result: CycleResult) -> Non
     cycle.finished_at = now
     cycle.error, cycle.error_kind = result.error, result.error_kind
     if mailbox is not None and result.error_kind == "lease_lost":
-        pass  # the mailbox is another worker's now: its health and schedule are that worker's
+        pass  # the mailbox is another worker's now: its counts, health and schedule are that worker's
     elif mailbox is not None:
+        state = mailbox.state or {}
+        mailbox.state = {**state, "counts": _add_counts(state.get("counts"), result)}
         if result.error:
             mailbox.consecutive_failures = (mailbox.consecutive_failures or 0) + 1
             mailbox.failing_since = mailbox.failing_since or now
@@ -186,6 +187,29 @@ def _record(session, cycle_id: int, mailbox_id: int, result: CycleResult) -> Non
         interval = mailbox.department.interval_minutes if mailbox.department else 5
         mailbox.next_run_at = now + backoff(interval, mailbox.consecutive_failures)
     session.commit()
+
+
+#: the cumulative counts kept per mailbox (since it was configured), from each cycle's result
+COUNTED = ("fetched", "created", "updated", "duplicates", "held", "failed", "retried", "kept", "deleted")
+
+
+def _add_counts(counts: dict | None, result: CycleResult) -> dict:
+    """The mailbox's cumulative counts plus this cycle's (``department status --json``):
+    ``skipped`` by reason, ``failed`` (kept as failed imports), ``retried`` and ``kept`` (left in
+    the mailbox), ``server`` the number on the server when the cycle last started."""
+    counts = dict(counts or {})
+    for key in COUNTED:
+        value = result.retried if key == "retried" else getattr(result, key)
+        if key == "failed":
+            value = result.failed - result.retried
+        counts[key] = counts.get(key, 0) + value
+    by_reason = dict(counts.get("skipped", {}))
+    for reason, n in result.skipped_by_reason.items():
+        by_reason[reason] = by_reason.get(reason, 0) + n
+    counts["skipped"] = by_reason
+    if result.total is not None:
+        counts["server"] = result.total
+    return counts
 
 
 def departments_with_mailbox(app: Helpdesk) -> list[tuple[int, str]]:

@@ -15,12 +15,15 @@ only deletes. A message that fails three times is kept raw as a :class:`FailedIm
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import traceback
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import OperationalError
 
 from helpdesk_core.errors import DatabaseUnavailable
@@ -28,8 +31,9 @@ from helpdesk_core.hooktypes import HelpdeskContext
 from helpdesk_core.inbound.matching import settle
 from helpdesk_core.mail.message import ParsedMessage
 from helpdesk_core.models import (
-    Department, FailedImport, ImportAttempt, LedgerEntry, TicketMessage,
+    Attachment, Department, FailedImport, ImportAttempt, ImportEvent, LedgerEntry, TicketMessage,
 )
+from helpdesk_core.models.imports import LONG_TEXT, SHORT_TEXT, bounded, ledger_key, normalized_message_id
 from helpdesk_core.inbound.parsepool import parse_chunks
 
 log = logging.getLogger("helpdesk.importer")
@@ -48,9 +52,13 @@ class CycleResult:
       again next cycle (outcome ``retry``), or, after :data:`MAX_ATTEMPTS`, kept raw as a failed
       import (``helpdesk failed list``) and deleted from the mailbox (outcome ``failed``);
     * ``skipped``: not a new ticket message on purpose -- already imported (``duplicate``),
-      skipped by classification, or too large and left in the mailbox (``kept``);
+      skipped by classification, held, or too large and left in the mailbox (``kept``);
     * ``deleted``: removed from the mailbox after the batch was committed (imported, skipped,
       duplicates and kept-as-failed messages).
+
+    The finer counts split those: ``duplicates``, ``held``, ``kept`` (left in the mailbox on
+    purpose), ``retried`` (left for another attempt), ``skipped_by_reason`` (by classification
+    kind) and ``total`` (messages on the server when the cycle started).
     """
 
     department: str
@@ -64,6 +72,29 @@ class CycleResult:
     error_kind: str | None = None
     waiting: int | None = None
     ran: bool = True
+    duplicates: int = 0
+    held: int = 0
+    kept: int = 0
+    retried: int = 0
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)
+    total: int | None = None
+
+    def count(self, outcome: Outcome) -> None:
+        """Count one message's outcome: exactly once in created + updated + failed + skipped."""
+        status = outcome.status
+        if status in ("created", "updated"):
+            setattr(self, status, getattr(self, status) + 1)
+        elif status in ("failed", "retry"):
+            self.failed += 1
+            self.retried += status == "retry"
+        else:  # skipped (or held), duplicate, kept, refused
+            self.skipped += 1
+            self.duplicates += status == "duplicate"
+            self.held += outcome.held
+            self.kept += status in ("kept", "refused")
+            if status == "skipped" and not outcome.held:
+                kind = outcome.kind or "skipped"
+                self.skipped_by_reason[kind] = self.skipped_by_reason.get(kind, 0) + 1
 
     def as_json(self) -> dict[str, object]:
         data = asdict(self)
@@ -73,117 +104,223 @@ class CycleResult:
 
 @dataclass
 class Outcome:
-    """What happened to one message: ``created``, ``updated``, ``skipped``, ``duplicate``,
-    ``retry`` (left in the mailbox for the next cycle), ``failed`` (kept as a failed import),
-    ``kept`` (left in the mailbox on purpose, e.g. too large)."""
+    """What happened to one message: ``created``, ``updated``, ``skipped`` (or held: ``held``),
+    ``duplicate``, ``retry`` (left in the mailbox for the next cycle), ``failed`` (kept as a failed
+    import), ``kept`` (left in the mailbox on purpose, e.g. too large), ``refused`` (handed back
+    to the mail server: ``helpdesk ingest`` exits 65). ``kind`` is the classification kind of a
+    skipped or held mail."""
 
     status: str
     ticket_id: int | None = None
     ticket_message_id: int | None = None
     reason: str = ""
+    kind: str = ""
+    #: a ``skipped`` mail kept as a held import (``helpdesk held list``)
+    held: bool = False
 
     @property
     def delete(self) -> bool:
         return self.status in {"created", "updated", "skipped", "duplicate", "failed"}
 
 
+@dataclass
+class _Mail:
+    """One raw message on its way through the importer, with its ledger facts."""
+
+    raw: bytes
+    message: ParsedMessage
+    key: str
+    content: str
+    #: the ledger entry of a mail too large before (upgraded when it is imported now)
+    kept_entry: LedgerEntry | None = None
+
+
 # ----------------------------------------------------------------------------------------------
 # one message
 # ----------------------------------------------------------------------------------------------
 
-def _ledger(ctx: HelpdeskContext, department: Department, message: ParsedMessage, outcome: str,
+#: headers that a relay, a second delivery or a mail server's copy change; not part of the content
+_TRACE_HEADERS = frozenset({
+    "received", "return-path", "delivered-to", "x-original-to", "envelope-to", "x-envelope-to",
+    "x-received", "arc-seal", "arc-message-signature", "arc-authentication-results",
+    "authentication-results", "received-spf", "x-spam-status", "x-spam-score", "x-spam-flag",
+    "x-spam-level", "x-virus-scanned", "status", "x-status", "x-uid", "x-keywords", "content-length",
+    "lines", "x-helpdesk-test",
+})
+
+
+def content_digest(raw: bytes) -> str:
+    """sha256 hex of what a mail says: its headers except the trace headers a relay or mail
+    server adds (:data:`_TRACE_HEADERS`), and its body, with line endings and trailing spaces
+    normalised. The same mail delivered twice has one digest; another mail reusing its
+    Message-ID has another."""
+    text = raw.replace(b"\r\n", b"\n")
+    head, _sep, body = text.partition(b"\n\n")
+    digest = hashlib.sha256()
+    unfolded = re.sub(rb"\n[ \t]+", b" ", head)
+    for line in unfolded.split(b"\n"):
+        name, colon, value = line.partition(b":")
+        if colon and name.strip().lower().decode("latin-1") in _TRACE_HEADERS:
+            continue
+        if line.startswith(b"From ") and not colon:
+            continue  # mbox separator
+        digest.update(b" ".join(line.split()) + b"\n")
+    digest.update(b"\n")
+    for line in body.split(b"\n"):
+        digest.update(line.rstrip() + b"\n")
+    return digest.hexdigest()
+
+
+def _event(ctx: HelpdeskContext, department: Department, mail: _Mail, outcome: str, reason: str = "",
+           kind: str = "") -> None:
+    """Add a line to ``helpdesk log`` (in the current savepoint or transaction)."""
+    message = mail.message
+    ctx.session.add(ImportEvent(
+        department_id=department.id, key=mail.key, raw_sha256=message.raw_sha256, outcome=outcome,
+        kind=bounded(kind, 64), reason=bounded(reason, LONG_TEXT),
+        message_id=bounded(message.message_id or "", SHORT_TEXT),
+        subject=bounded(message.subject or "", SHORT_TEXT),
+        sender=bounded(message.from_.email if message.from_ else "", SHORT_TEXT)))
+
+
+def _log_alone(ctx: HelpdeskContext, department: Department, mail: _Mail, outcome: str, reason: str,
+               kind: str = "") -> None:
+    """:func:`_event` in a savepoint of its own: a log line never breaks the batch."""
+    try:
+        with ctx.session.begin_nested():
+            _event(ctx, department, mail, outcome, reason, kind)
+    except OperationalError as exc:
+        raise DatabaseUnavailable(f"Database error while importing: {exc.orig}") from exc
+    except Exception:  # noqa: BLE001 - the log line is lost, the mail's outcome is not
+        log.exception("could not log %s of %s", outcome, mail.key)
+
+
+def _ledger(ctx: HelpdeskContext, department: Department, mail: _Mail, outcome: str,
             reason: str | None = None, ticket_message: TicketMessage | None = None) -> None:
-    ctx.session.add(LedgerEntry(department_id=department.id, key=message.ledger_key,
-                                raw_sha256=message.raw_sha256, outcome=outcome, reason=reason,
+    if mail.kept_entry is not None:  # the mail left in the mailbox as too large is handled now
+        ctx.session.execute(delete(LedgerEntry).where(LedgerEntry.id == mail.kept_entry.id))
+    ctx.session.add(LedgerEntry(department_id=department.id, key=mail.key, content_sha256=mail.content,
+                                raw_sha256=mail.message.raw_sha256, outcome=outcome,
+                                reason=None if reason is None else bounded(reason, LONG_TEXT),
                                 ticket_message=ticket_message))
 
 
-def _store(ctx: HelpdeskContext, department: Department, message: ParsedMessage) -> Outcome:
+def _store(ctx: HelpdeskContext, department: Department, mail: _Mail, note: str = "") -> Outcome:
     """Classify, thread and store one message. Runs inside a savepoint; may raise.
 
     The classification and the settled thread match are handed to the later hooks as typed
     keyword arguments; the scope, sender and closed-ticket rules are applied here to whatever
     ``helpdesk_find_ticket`` returned, so a plugin that replaces it keeps reopening and linking.
+    ``note`` (e.g. "Message-ID reused") goes on the ledger entry and into the log.
     """
     hooks = ctx.hooks
+    message = mail.message
     classification = hooks.classify_message(message=message, department=department, context=ctx)
     if classification.action == "skip":
-        _ledger(ctx, department, message, "skipped", classification.reason or classification.kind)
-        return Outcome("skipped", reason=classification.reason or classification.kind)
+        return _skip(ctx, department, mail, classification.reason or classification.kind, classification.kind)
     match = settle(hooks.find_ticket(message=message, department=department,
                                      classification=classification, context=ctx),
                    message, department, classification, ctx)
     ticket = match.ticket
     if ticket is None and not classification.may_create:
-        reason = classification.reason or f"{classification.kind} does not open tickets"
-        _ledger(ctx, department, message, "skipped", reason)
-        return Outcome("skipped", reason=reason)
+        return _skip(ctx, department, mail, classification.reason or f"{classification.kind} does not open tickets",
+                     classification.kind)
     if ticket is None and classification.action == "hold":
-        _keep_failed(ctx, department, message.raw, message, classification.reason or "held", 0,
-                     status="held")
-        return Outcome("skipped", reason=classification.reason)
+        reason = classification.reason or "held"
+        _keep_failed(ctx, department, mail, reason, 0, status="held")
+        _event(ctx, department, mail, "held", reason, classification.kind)
+        return Outcome("skipped", reason=reason, kind=classification.kind, held=True)
     created = ticket is None
     tm = hooks.message_to_ticket(message=message, department=department, ticket=ticket,
                                  classification=classification, match=match, context=ctx)
-    _ledger(ctx, department, message, "imported", ticket_message=tm)
+    _ledger(ctx, department, mail, "imported", reason=note or None, ticket_message=tm)
+    if note:
+        _event(ctx, department, mail, "reused", note, classification.kind)
     ctx.session.flush()  # one flush: ticket, message, attachments, ledger; ids for the hooks
     hooks.message_imported(message=message, ticket_message=tm, created=created, department=department,
                            classification=classification, match=match, context=ctx)
     # the savepoint's release flushes what the notification added
-    return Outcome("created" if created else "updated", ticket_id=tm.ticket_id, ticket_message_id=tm.id)
+    return Outcome("created" if created else "updated", ticket_id=tm.ticket_id, ticket_message_id=tm.id,
+                   reason=note)
 
 
-def _keep_failed(ctx: HelpdeskContext, department: Department, raw: bytes, message: ParsedMessage,
-                 error: str, attempts: int, status: str = "failed") -> None:
-    """Keep the raw message (``status`` ``failed``, or ``held`` by the rate limit) and ledger it."""
-    sender = message.from_.email if message.from_ else ""
-    ctx.session.add(FailedImport(department_id=department.id, raw=raw, raw_sha256=message.raw_sha256,
-                                 subject=message.subject[:1000], sender=sender[:320], error=error,
+def _skip(ctx: HelpdeskContext, department: Department, mail: _Mail, reason: str, kind: str) -> Outcome:
+    _ledger(ctx, department, mail, "skipped", reason)
+    _event(ctx, department, mail, "skipped", reason, kind)
+    return Outcome("skipped", reason=reason, kind=kind)
+
+
+def _keep_failed(ctx: HelpdeskContext, department: Department, mail: _Mail, error: str, attempts: int,
+                 status: str = "failed", *, minimal: bool = False) -> None:
+    """Keep the raw message (``status`` ``failed``, or ``held`` by the rate limit) and ledger it.
+
+    ``minimal`` keeps only what cannot fail to store (the raw bytes, digests, a fixed error):
+    the last resort when storing the full record failed."""
+    message = mail.message
+    sender = "" if minimal or not message.from_ else message.from_.email
+    ctx.session.add(FailedImport(department_id=department.id, raw=mail.raw, raw_sha256=message.raw_sha256,
+                                 subject="" if minimal else bounded(message.subject, 1000),
+                                 sender=bounded(sender, 320), error=bounded(error, LONG_TEXT),
                                  attempts=attempts, status=status))
-    _ledger(ctx, department, message, status, error[:2000])
+    _ledger(ctx, department, mail, status, error)
 
 
 def import_message(ctx: HelpdeskContext, department: Department, raw: bytes, *,
-                   max_attempts: int = MAX_ATTEMPTS) -> Outcome:
+                   max_attempts: int = MAX_ATTEMPTS, from_mailbox: bool = True) -> Outcome:
     """Import one raw message in the caller's transaction. Never raises for a bad message:
     a failure rolls back to a savepoint and is counted; after ``max_attempts`` the raw message is
     kept as a failed import. Database outages do raise (the caller rolls back and retries later).
+    ``from_mailbox=False`` (a mail server's pipe): what a mailbox would keep is ``refused``.
     """
-    return import_batch(ctx, department, [raw], max_attempts=max_attempts)[0]
+    return import_batch(ctx, department, [raw], max_attempts=max_attempts, from_mailbox=from_mailbox)[0]
 
 
 def import_batch(ctx: HelpdeskContext, department: Department, raws: list[bytes], *,
-                 max_attempts: int = MAX_ATTEMPTS) -> list[Outcome]:
+                 max_attempts: int = MAX_ATTEMPTS, from_mailbox: bool = True) -> list[Outcome]:
     """Import a batch of raw messages in the caller's transaction, one savepoint each.
 
     Messages are parsed ahead in a helper process when the batch is large (:mod:`.parsepool`);
     the ledger and the attempt counters are read with one query per parsed chunk, not two per
-    message. The caller commits once for the batch, then acknowledges the mailbox.
+    message. The caller commits once for the batch, then acknowledges the mailbox. A message
+    too large for ``mail.max_message_size_mb`` is parsed only for its header (for the log).
     """
     outcomes: list[Outcome] = []
+    limit = ctx.settings.max_message_bytes
     offset = 0
-    for parsed in parse_chunks(raws, ctx.storage):
-        known, attempts = _prefetch(ctx, department, [m for m, _ in parsed])
+    for parsed in parse_chunks([raw if len(raw) <= limit else _header_only(raw) for raw in raws], ctx.storage):
+        mails = []
         for message, parse_error in parsed:
-            outcomes.append(_import_one(ctx, department, raws[offset], message, parse_error, known,
-                                        attempts, max_attempts))
-            offset += 1
+            raw = raws[offset + len(mails)]
+            if len(raw) > limit:  # parsed from its header: the digest is of the whole mail
+                message._raw_sha256 = hashlib.sha256(raw).hexdigest()
+            content = content_digest(raw)
+            mails.append((_Mail(raw, message, ledger_key(message.message_id, content), content), parse_error))
+        known, attempts = _prefetch(ctx, department, [m for m, _ in mails])
+        for mail, parse_error in mails:
+            outcomes.append(_import_one(ctx, department, mail, parse_error, known, attempts, max_attempts,
+                                        from_mailbox))
+        offset += len(mails)
     return outcomes
 
 
-def _prefetch(ctx: HelpdeskContext, department: Department, messages: list[ParsedMessage],
-              ) -> tuple[dict[str, LedgerEntry], dict[str, ImportAttempt]]:
-    """Ledger entries and attempt counters of these messages, in one query each."""
+def _header_only(raw: bytes) -> bytes:
+    end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0), default=-1)
+    return raw[:end] + b"\r\n\r\n" if 0 <= end < 1048576 else raw[:65536] + b"\r\n\r\n"
+
+
+def _prefetch(ctx: HelpdeskContext, department: Department, mails: list[_Mail],
+              ) -> tuple[dict[str, list[LedgerEntry]], set[str]]:
+    """Ledger entries (by key) and the hashes with failed attempts of these messages, one query each."""
     session = ctx.session
-    keys = sorted({m.ledger_key for m in messages})
-    hashes = sorted({m.raw_sha256 for m in messages})
-    known: dict[str, LedgerEntry] = {}
-    attempts: dict[str, ImportAttempt] = {}
-    for chunk in _chunks(keys):
-        known.update((e.key, e) for e in session.scalars(select(LedgerEntry).where(
-            LedgerEntry.department_id == department.id, LedgerEntry.key.in_(chunk))))
-    for chunk in _chunks(hashes):
-        attempts.update((a.raw_sha256, a) for a in session.scalars(select(ImportAttempt).where(
+    known: dict[str, list[LedgerEntry]] = {}
+    attempts: set[str] = set()
+    for chunk in _chunks(sorted({m.key for m in mails})):
+        for entry in session.scalars(select(LedgerEntry).where(
+                LedgerEntry.department_id == department.id, LedgerEntry.key.in_(chunk))
+                .order_by(LedgerEntry.id)):
+            known.setdefault(entry.key, []).append(entry)
+    for chunk in _chunks(sorted({m.message.raw_sha256 for m in mails})):
+        attempts.update(session.scalars(select(ImportAttempt.raw_sha256).where(
             ImportAttempt.department_id == department.id, ImportAttempt.raw_sha256.in_(chunk))))
     return known, attempts
 
@@ -192,63 +329,156 @@ def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def _import_one(ctx: HelpdeskContext, department: Department, raw: bytes, message: ParsedMessage,
-                parse_error: Exception | None, known: dict[str, LedgerEntry],
-                attempts: dict[str, ImportAttempt], max_attempts: int) -> Outcome:
-    session = ctx.session
-    existing = known.get(message.ledger_key)
-    if existing is not None and existing.outcome == "kept":   # too large: stays in the mailbox
-        return Outcome("kept", reason=existing.reason or "left in the mailbox")
-    if existing is not None:
-        return Outcome("duplicate", ticket_message_id=existing.ticket_message_id, reason=existing.outcome)
-    if len(raw) > ctx.settings.max_message_bytes:
-        reason = (f"message of {len(raw) / 1048576:.1f} MB is larger than mail.max_message_size_mb "
-                  f"({ctx.settings.get('mail.max_message_size_mb')} MB); left in the mailbox")
-        _ledger(ctx, department, message, "kept", reason)
-        known[message.ledger_key] = LedgerEntry(key=message.ledger_key, outcome="kept")
+def _too_large(ctx: HelpdeskContext, raw: bytes) -> str | None:
+    if len(raw) <= ctx.settings.max_message_bytes:
+        return None
+    return (f"message of {len(raw) / 1048576:.1f} MB is larger than mail.max_message_size_mb "
+            f"({ctx.settings.get('mail.max_message_size_mb')} MB)")
+
+
+def _import_one(ctx: HelpdeskContext, department: Department, mail: _Mail, parse_error: Exception | None,
+                known: dict[str, list[LedgerEntry]], attempts: set[str], max_attempts: int,
+                from_mailbox: bool) -> Outcome:
+    """The outcome of one mail; every outcome but a plain import is also a line of ``helpdesk log``.
+
+    Order: duplicate (same key and content) → empty → too large (checked before any "kept"
+    entry, so raising the limit imports it) → store in a savepoint → on failure, record the
+    attempt in a savepoint of its own (:func:`_failed`)."""
+    entries = known.setdefault(mail.key, [])
+    matching = [e for e in entries if e.content_sha256 in (None, mail.content)]
+    same = next((e for e in matching if e.outcome != "kept"), matching[0] if matching else None)
+    if same is not None and same.outcome != "kept":
+        reason = f"already {same.outcome}"
+        _log_alone(ctx, department, mail, "duplicate", reason)
+        return Outcome("duplicate", ticket_message_id=same.ticket_message_id, reason=same.outcome)
+    if not mail.raw.strip():
+        if not from_mailbox:
+            _log_alone(ctx, department, mail, "refused", "empty message")
+            return Outcome("refused", reason="empty message")
+        return (_alone(ctx, department, mail, lambda: _skip(ctx, department, mail, "empty message", "empty"))
+                or Outcome("skipped", reason="empty message", kind="empty"))
+    too_large = _too_large(ctx, mail.raw)
+    if too_large and not from_mailbox:
+        _log_alone(ctx, department, mail, "refused", too_large)
+        return Outcome("refused", reason=too_large)
+    if too_large:
+        reason = too_large + "; left in the mailbox"
+        if same is None:  # reported once, in the log and in `department status`
+            _alone(ctx, department, mail, lambda: _keep_in_mailbox(ctx, department, mail, reason))
+            known.setdefault(mail.key, []).append(LedgerEntry(key=mail.key, content_sha256=mail.content,
+                                                              outcome="kept"))
         return Outcome("kept", reason=reason)
-    attempt = attempts.get(message.raw_sha256)
+    mail.kept_entry = same
+    note = ""
+    if same is None and entries:
+        note = (f"Message-ID reused: {bounded(normalized_message_id(mail.message.message_id or ''), 200)} "
+                f"was seen before with other content; imported as a new message")
     try:
         if parse_error is not None:
             raise parse_error
-        with session.begin_nested():
-            outcome = _store(ctx, department, message)
+        with ctx.session.begin_nested():
+            outcome = _store(ctx, department, mail, note)
     except OperationalError as exc:
         raise DatabaseUnavailable(f"Database error while importing: {exc.orig}") from exc
     except Exception as exc:  # noqa: BLE001 - a bad message must never block the others
-        error = f"{type(exc).__name__}: {exc}"
-        log.warning("import of %s failed: %s", message.ledger_key, error)
-        log.debug("traceback: %s", traceback.format_exc())
-        if attempt is None:
-            attempt = ImportAttempt(department_id=department.id, raw_sha256=message.raw_sha256, attempts=0)
-            session.add(attempt)
-            attempts[message.raw_sha256] = attempt
-        attempt.attempts += 1
-        attempt.last_error = error[:4000]
-        attempt.updated_at = datetime.now(UTC)
-        if attempt.attempts >= max_attempts:
-            _keep_failed(ctx, department, raw, message, error, attempt.attempts)
-            known[message.ledger_key] = LedgerEntry(key=message.ledger_key, outcome="failed")
-            # the count now lives on the FailedImport; drop the attempt row
-            if attempt in session.new:
-                session.expunge(attempt)
-            else:
-                session.delete(attempt)
-            del attempts[message.raw_sha256]
-            return Outcome("failed", reason=error)
-        return Outcome("retry", reason=error)
-    if attempt is not None:
-        session.delete(attempt)
-        del attempts[message.raw_sha256]
-    known[message.ledger_key] = LedgerEntry(key=message.ledger_key, outcome="imported",
-                                            ticket_message_id=outcome.ticket_message_id)
+        _drop_unreferenced(ctx, mail.message)
+        outcome = _failed(ctx, department, mail, f"{type(exc).__name__}: {exc}", max_attempts)
+        if outcome.status == "failed":
+            known.setdefault(mail.key, []).append(LedgerEntry(key=mail.key, content_sha256=mail.content,
+                                                              outcome="failed"))
+        else:
+            attempts.add(mail.message.raw_sha256)
+        return outcome
+    _drop_unreferenced(ctx, mail.message)
+    if same is not None:  # the "kept" entry was replaced
+        entries.remove(same)
+    if mail.message.raw_sha256 in attempts:
+        ctx.session.execute(delete(ImportAttempt).where(ImportAttempt.department_id == department.id,
+                                                        ImportAttempt.raw_sha256 == mail.message.raw_sha256))
+        attempts.discard(mail.message.raw_sha256)
+    known.setdefault(mail.key, []).append(LedgerEntry(
+        key=mail.key, content_sha256=mail.content, ticket_message_id=outcome.ticket_message_id,
+        outcome="held" if outcome.held else {"created": "imported", "updated": "imported"}.get(
+            outcome.status, outcome.status)))
     return outcome
 
 
-# ----------------------------------------------------------------------------------------------
-# leases: moved to :mod:`helpdesk_core.inbound.leases` (fencing tokens); importable from here too
-# ----------------------------------------------------------------------------------------------
+def _drop_unreferenced(ctx: HelpdeskContext, message: ParsedMessage) -> None:
+    """Remove the blobs streamed into the storage while parsing (large attachments) that no
+    row of this transaction or before references: refused attachments, or a message that
+    failed. (Content-addressed blobs: one still referenced elsewhere is kept.)"""
+    keys = {att.stored_key for att in message.attachments if att.stored_key}
+    if not keys:
+        return
+    used = set(ctx.session.scalars(select(Attachment.storage_key).where(Attachment.storage_key.in_(keys))))
+    used |= set(ctx.session.scalars(select(TicketMessage.raw_storage_key)
+                                    .where(TicketMessage.raw_storage_key.in_(keys))))
+    for key in keys - used:
+        try:
+            ctx.storage.path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("could not remove the unused blob %s: %s", key, exc)
 
-from helpdesk_core.inbound.leases import (  # noqa: E402,F401 - the historical import path
-    LEASE_SECONDS, _owner_is_dead, acquire_lease, release_lease, worker_id,
-)
+
+def _alone(ctx: HelpdeskContext, department: Department, mail: _Mail, write: Callable[[], Outcome | None],
+           ) -> Outcome | None:
+    """Run ``write`` in a savepoint of its own; a failure (not an outage) is logged and rolled back."""
+    try:
+        with ctx.session.begin_nested():
+            return write()
+    except OperationalError as exc:
+        raise DatabaseUnavailable(f"Database error while importing: {exc.orig}") from exc
+    except Exception:  # noqa: BLE001
+        log.exception("could not record what happened to %s", mail.key)
+        return None
+
+
+def _keep_in_mailbox(ctx: HelpdeskContext, department: Department, mail: _Mail, reason: str) -> None:
+    _ledger(ctx, department, mail, "kept", reason)
+    _event(ctx, department, mail, "kept", reason)
+
+
+def _failed(ctx: HelpdeskContext, department: Department, mail: _Mail, error: str,
+            max_attempts: int) -> Outcome:
+    """Record a failed attempt, each write in a savepoint of its own, and never raise for it.
+
+    Counts the attempt; at ``max_attempts`` keeps the raw mail as a failed import. When storing
+    the full record fails, a minimal one (raw bytes and a fixed error) is tried; when even that
+    fails the mail stays in the mailbox (``retry``) and the reason is logged."""
+    error = bounded(error, LONG_TEXT)
+    log.warning("import of %s failed: %s", mail.key, error)
+    log.debug("traceback: %s", traceback.format_exc())
+    raw_sha256 = mail.message.raw_sha256
+
+    def count() -> Outcome:
+        session = ctx.session
+        attempt = session.scalar(select(ImportAttempt).where(ImportAttempt.department_id == department.id,
+                                                             ImportAttempt.raw_sha256 == raw_sha256))
+        if attempt is None:
+            attempt = ImportAttempt(department_id=department.id, raw_sha256=raw_sha256, attempts=0)
+            session.add(attempt)
+        attempt.attempts += 1
+        attempt.last_error = error
+        attempt.updated_at = datetime.now(UTC)
+        if attempt.attempts < max_attempts:
+            _event(ctx, department, mail, "retry", f"attempt {attempt.attempts} of {max_attempts}: {error}")
+            return Outcome("retry", reason=error)
+        _keep_failed(ctx, department, mail, error, attempt.attempts)
+        _event(ctx, department, mail, "failed", error)
+        if attempt in session.new:  # the count now lives on the FailedImport
+            session.expunge(attempt)
+        else:
+            session.delete(attempt)
+        return Outcome("failed", reason=error)
+
+    def keep_minimal() -> Outcome:
+        reason = f"could not be imported nor recorded in full: {error[:200]}"
+        _keep_failed(ctx, department, mail, reason, max_attempts, minimal=True)
+        _event(ctx, department, mail, "failed", reason)
+        return Outcome("failed", reason=error)
+
+    outcome = _alone(ctx, department, mail, count) or _alone(ctx, department, mail, keep_minimal)
+    if outcome is None:
+        _log_alone(ctx, department, mail, "retry", f"could not record the failure: {error}")
+        return Outcome("retry", reason=error)
+    return outcome

@@ -3,7 +3,7 @@
 from helpdesk_core.models.base import Base, utcnow
 from helpdesk_core.models.department import Department, Mailbox
 from helpdesk_core.models.events import TicketEvent
-from helpdesk_core.models.imports import FailedImport, ImportAttempt, ImportCycle, LedgerEntry
+from helpdesk_core.models.imports import FailedImport, ImportAttempt, ImportCycle, ImportEvent, LedgerEntry
 from helpdesk_core.models.outbox import OutboxMessage
 from helpdesk_core.models.reply_template import ReplyTemplate
 from helpdesk_core.models.settings import Setting
@@ -14,7 +14,8 @@ from helpdesk_core.models.user import Membership, Role, User
 
 __all__ = [
     "Base", "utcnow", "Department", "Mailbox", "FailedImport", "ImportAttempt", "ImportCycle",
-    "LedgerEntry", "OutboxMessage", "Setting", "Attachment", "Direction", "Ticket", "TicketMessage", "TicketStatus",
+    "ImportEvent", "LedgerEntry", "OutboxMessage", "Setting", "Attachment", "Direction", "Ticket",
+    "TicketMessage", "TicketStatus",
     "Membership", "Role", "User",
     "TicketAlias", "TicketEvent", "TicketPriority", "TicketTag", "ReplyTemplate",
 ]

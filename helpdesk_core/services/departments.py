@@ -10,8 +10,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from helpdesk_core.app import Helpdesk
-from helpdesk_core.errors import ConfigurationError, ConflictError, NotFoundError
-from helpdesk_core.models import Department, FailedImport, ImportCycle, Mailbox, OutboxMessage
+from helpdesk_core.errors import ConfigurationError, ConflictError, HelpdeskError, NotFoundError
+from helpdesk_core.models import (
+    Department, FailedImport, ImportCycle, ImportEvent, LedgerEntry, Mailbox, OutboxMessage,
+)
 from helpdesk_core.providers.secrets import stored_secrets  # noqa: F401 - re-exported for callers of services
 from helpdesk_core.services.permissions import Actor, require_manage_settings
 
@@ -77,8 +79,7 @@ def set_mailbox(app: Helpdesk, session: Session, *, actor: Actor, department: st
     prov = app.providers.get(provider)
     normalized = prov.normalize_config(config)
     identity = prov.identity(normalized)
-    other = session.scalar(select(Mailbox).where(Mailbox.identity == identity,
-                                                 Mailbox.department_id != dept.id))
+    other = _mailbox_with_identity(app, session, identity, dept.id)
     if other is not None:
         raise ConflictError(f"This mailbox ({identity}) is already configured for department "
                             f"{other.department.name!r}; one mailbox serves one department. "
@@ -114,6 +115,24 @@ def set_mailbox(app: Helpdesk, session: Session, *, actor: Actor, department: st
                     .values(next_attempt_at=None).execution_options(synchronize_session=False))
     session.flush()
     return facts
+
+
+def _mailbox_with_identity(app: Helpdesk, session: Session, identity: str, department_id: int) -> Mailbox | None:
+    """Another department's mailbox reading the same account. Each stored mailbox's identity is
+    computed again by its provider, so mailboxes saved before the identity became the normalised
+    account (login, canonical host, folder) are recognised too; their stored identity is updated."""
+    for mailbox in session.scalars(select(Mailbox).where(Mailbox.department_id != department_id)):
+        current = mailbox.identity
+        try:
+            current = app.providers.get(mailbox.provider).identity(mailbox.config)
+        except HelpdeskError:  # provider not installed, or its settings no longer valid
+            pass
+        if current != mailbox.identity and session.scalar(
+                select(func.count(Mailbox.id)).where(Mailbox.identity == current)) == 0:
+            mailbox.identity = current
+        if current == identity:
+            return mailbox
+    return None
 
 
 #: department options and their defaults
@@ -169,6 +188,12 @@ def department_status(session: Session, *, actor: Actor, department: str) -> dic
                           .order_by(ImportCycle.id.desc()).limit(1))
     failed = session.scalar(select(func.count(FailedImport.id)).where(
         FailedImport.department_id == dept.id, FailedImport.status == "failed"))
+    left = list(session.scalars(select(LedgerEntry).where(LedgerEntry.department_id == dept.id,
+                                                          LedgerEntry.outcome == "kept")
+                                .order_by(LedgerEntry.id)))
+    problem = session.scalar(select(ImportEvent).where(ImportEvent.department_id == dept.id,
+                                                       ImportEvent.outcome.in_(("retry", "failed")))
+                             .order_by(ImportEvent.id.desc()).limit(1))
     return {
         "department": dept.name,
         "mailbox": None if mb is None else mb.identity,
@@ -183,6 +208,12 @@ def department_status(session: Session, *, actor: Actor, department: str) -> dic
         "waiting": mb.waiting if mb else None,
         "next_run_at": _iso(mb.next_run_at) if mb else None,
         "failed_imports": failed or 0,
+        "left_in_mailbox": len(left),
+        "left_in_mailbox_reasons": [e.reason or "" for e in left[-10:]],
+        "last_import_error": None if problem is None else {
+            "at": _iso(problem.created_at), "outcome": problem.outcome, "reason": problem.reason,
+            "message_id": problem.message_id, "subject": problem.subject},
+        "counts": None if mb is None else reconciliation((mb.state or {}).get("counts")),
         "last_cycle": None if last is None else {
             "started_at": _iso(last.started_at), "finished_at": _iso(last.finished_at),
             "fetched": last.fetched, "created": last.created, "updated": last.updated,
@@ -190,3 +221,22 @@ def department_status(session: Session, *, actor: Actor, department: str) -> dic
             "error": last.error,
         },
     }
+
+
+#: the outcomes that together account for every fetched message
+OUTCOMES = ("created", "updated", "duplicates", "held", "failed", "retried", "kept")
+
+
+def reconciliation(counts: dict[str, Any] | None) -> dict[str, Any]:
+    """The mailbox's cumulative counts since it was configured (kept by the import cycle), with
+    ``accounted`` (the sum of the outcomes, skipped by reason included), ``gap`` (fetched minus
+    accounted: 0 unless mail went missing) and ``server`` (messages on the server when a cycle
+    last started)."""
+    counts = dict(counts or {})
+    skipped = dict(counts.get("skipped") or {})
+    accounted = sum(int(counts.get(k, 0)) for k in OUTCOMES) + sum(skipped.values())
+    fetched = int(counts.get("fetched", 0))
+    return {"fetched": fetched, **{k: int(counts.get(k, 0)) for k in OUTCOMES}, "skipped": skipped,
+            "deleted": int(counts.get("deleted", 0)), "server": counts.get("server"),
+            "accounted": accounted, "gap": fetched - accounted, "balanced": fetched == accounted}
+

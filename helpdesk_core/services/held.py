@@ -15,14 +15,14 @@ from sqlalchemy.orm import Session
 from helpdesk_core.app import Helpdesk
 from helpdesk_core.errors import NotFoundError
 from helpdesk_core.inbound.importer import Outcome
-from helpdesk_core.models import Department, FailedImport, LedgerEntry
+from helpdesk_core.models import Department, FailedImport, ImportEvent
 from helpdesk_core.settings import GeneralSettings
 from helpdesk_core.services.departments import get_department
 from helpdesk_core.services.failed import reimport
 from helpdesk_core.services.permissions import Actor, require_manage_settings
 
-#: ledger outcomes the import log shows
-LOG_OUTCOMES = ("skipped", "held", "failed", "kept")
+#: outcomes the import log shows (every one but a plain import; see ImportEvent)
+LOG_OUTCOMES = ("skipped", "held", "failed", "kept", "retry", "refused", "duplicate", "reused")
 
 
 def list_held(session: Session, *, actor: Actor, include_released: bool = False) -> list[dict[str, Any]]:
@@ -47,11 +47,13 @@ def release_held(app: Helpdesk, session: Session, *, actor: Actor, held_id: int)
 
 
 def import_log(session: Session, *, actor: Actor, department: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    """Recent ledger entries that did not become ticket messages (skipped, held, failed, kept),
-    newest first, with the reason."""
-    query = (select(LedgerEntry, Department.name).join(Department, LedgerEntry.department_id == Department.id)
-             .where(LedgerEntry.outcome.in_(LOG_OUTCOMES)).order_by(LedgerEntry.id.desc()).limit(limit))
+    """Recent mail that did not simply become a ticket message (skipped, held, failed, left in
+    the mailbox, refused, duplicates, reused Message-IDs), newest first, with the reason."""
+    query = (select(ImportEvent, Department.name).join(Department, ImportEvent.department_id == Department.id)
+             .order_by(ImportEvent.id.desc()).limit(limit))
     if department is not None:
-        query = query.where(LedgerEntry.department_id == get_department(session, department).id)
+        query = query.where(ImportEvent.department_id == get_department(session, department).id)
     return [{"id": e.id, "department": name, "outcome": e.outcome, "reason": e.reason or "",
-             "key": e.key, "created_at": e.created_at.isoformat()} for e, name in session.execute(query).all()]
+             "key": e.message_id or e.key, "digest": e.key, "kind": e.kind, "subject": e.subject,
+             "sender": e.sender, "created_at": e.created_at.isoformat()}
+            for e, name in session.execute(query).all()]

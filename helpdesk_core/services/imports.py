@@ -43,6 +43,7 @@ def run_worker(app: Helpdesk, *, actor: Actor, threads: int = 4, once: bool = Fa
 def ingest_raw(app: Helpdesk, session: Session, *, actor: Actor, department: str, raw: bytes) -> Outcome:
     """Import one raw message handed over by a mail server. A message that cannot be imported is
     kept at once as a failed import (the mail server cannot retry a bad message usefully), so the
-    caller may acknowledge the delivery after commit."""
+    caller may acknowledge the delivery after commit. There is no mailbox to leave a message in:
+    an empty or over-size one comes back ``refused`` (logged) for the mail server to bounce."""
     dept = get_department(session, department)
-    return import_message(app.context(session), dept, raw, max_attempts=1)
+    return import_message(app.context(session), dept, raw, max_attempts=1, from_mailbox=False)

@@ -17,8 +17,10 @@ Outgoing mail (staff replies, acknowledgements) goes out over SMTP when ``smtp_h
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import poplib
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -33,7 +35,8 @@ from .imap import ImapSession
 from .maildir import MaildirSession
 from .pop3 import Pop3Session
 
-__all__ = ["GenericProvider", "connect_imap", "connect_pop3", "default_port", "smtp_login"]
+__all__ = ["GenericProvider", "account_identity", "canonical_host", "connect_imap", "connect_pop3",
+           "default_port", "smtp_login"]
 
 _DEFAULT_PORTS = {("imap", "ssl"): 993, ("imap", "starttls"): 143, ("imap", "none"): 143,
                   ("pop3", "ssl"): 995, ("pop3", "starttls"): 110, ("pop3", "none"): 110}
@@ -174,14 +177,12 @@ class GenericProvider(MailboxProvider):
         out["smtp_username"] = str(out.get("smtp_username") or out.get("username") or out["email"])
 
     def identity(self, config: Mapping[str, Any]) -> str:
-        """``imap://user@host:port/folder``, ``pop3://user@host:port`` or ``maildir:/abs/path``."""
+        """The account read: ``login@host/folder`` (:func:`account_identity`, whatever the
+        protocol, port and security: POP3 reads the INBOX), or ``maildir:/abs/path``."""
         cfg = self.normalize_config(config)
         if cfg["protocol"] == "maildir":
             return f"maildir:{os.path.realpath(cfg['path'])}"
-        user, host = cfg["username"].lower(), cfg["host"].lower()
-        if cfg["protocol"] == "imap":
-            return f"imap://{user}@{host}:{cfg['port']}/{cfg['folder']}"
-        return f"pop3://{user}@{host}:{cfg['port']}"
+        return account_identity(cfg["username"], cfg["host"], cfg["folder"] if cfg["protocol"] == "imap" else "INBOX")
 
     def open(self, config: Mapping[str, Any], secrets: Mapping[str, str]) -> MailboxSession:
         """Connect, log in with the password and (IMAP) select the folder."""
@@ -218,6 +219,38 @@ class GenericProvider(MailboxProvider):
             smtp.check_smtp(settings, smtp_login(cfg, secrets))
             facts["smtp"] = f"{settings['host']}:{settings['port']}"
         return facts
+
+
+def canonical_host(host: str) -> str:
+    """One spelling per server: lower case, IDNA, no trailing dot or brackets, IP addresses
+    compressed (an IPv4-mapped IPv6 address as IPv4), and this machine -- ``localhost``, any
+    loopback address, ``*.localhost``, its own host name -- as ``localhost``. Names are not
+    looked up (round-robin DNS would make the identity change from one call to the next)."""
+    name = host.strip().rstrip(".").lower()
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    try:
+        address = ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        address = None
+    if address is not None:
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return "localhost" if address.is_loopback else address.compressed
+    try:
+        name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        pass
+    own = {socket.gethostname().lower().rstrip("."), "localhost", "localhost.localdomain"}
+    return "localhost" if name in own or name.endswith(".localhost") else name
+
+
+def account_identity(login: str, host: str, folder: str = "INBOX") -> str:
+    """``login@host/folder`` of a mailbox account: the login case-folded, the host
+    :func:`canonical_host`, the folder with ``INBOX`` in any case as ``INBOX``. Two departments
+    may not read one account, over whatever protocol, port or security."""
+    folder = "INBOX" if not folder or folder.upper() == "INBOX" else folder
+    return f"{login.strip().casefold()}@{canonical_host(host)}/{folder}"
 
 
 def smtp_login(config: Mapping[str, Any], secrets: Mapping[str, str]) -> smtp.SmtpLogin:

@@ -174,11 +174,17 @@ def test_maildir_ignores_form_defaults(tmp_path: Any) -> None:
 
 def test_identity() -> None:
     base = {"host": "Mail.Example.ORG", "security": "ssl", "email": "Help@Example.org"}
-    assert PROVIDER.identity({"protocol": "imap", **base}) == "imap://help@example.org@mail.example.org:993/INBOX"
+    assert PROVIDER.identity({"protocol": "imap", **base}) == "help@example.org@mail.example.org/INBOX"
     assert PROVIDER.identity({"protocol": "imap", **base, "folder": "inbox", "username": "X"}) == \
-        "imap://x@mail.example.org:993/INBOX"
+        "x@mail.example.org/INBOX"
+    # one account, whatever the protocol, port and security (issue 11, case 8)
     assert PROVIDER.identity({"protocol": "pop3", **base, "security": "none"}) == \
-        "pop3://help@example.org@mail.example.org:110"
+        PROVIDER.identity({"protocol": "imap", **base, "port": 143, "security": "starttls"}) == \
+        PROVIDER.identity({"protocol": "imap", **base, "host": "mail.example.org."})
+    local = {"security": "ssl", "email": "help@example.org", "protocol": "imap"}
+    assert len({PROVIDER.identity({**local, "host": host})
+                for host in ("localhost", "127.0.0.1", "LOCALHOST", "::1", "[::1]", "127.0.0.2")}) == 1
+    assert PROVIDER.identity({**local, "host": "10.0.0.1"}) != PROVIDER.identity({**local, "host": "10.0.0.2"})
     assert PROVIDER.identity({"protocol": "maildir", "path": "/srv/../srv/help", "email": "a@b.test"}) == \
         "maildir:/srv/help"
 

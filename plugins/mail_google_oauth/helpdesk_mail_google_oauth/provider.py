@@ -23,7 +23,7 @@ from imapclient.exceptions import LoginError
 from helpdesk_core.hooktypes import OutgoingMail
 from helpdesk_core.errors import ConfigurationError, DeliveryError, MailboxError
 from helpdesk_core.providers.base import ConfigField, MailboxProvider, MailboxSession
-from helpdesk_mail_generic.provider import connect_imap
+from helpdesk_mail_generic.provider import account_identity, connect_imap
 from helpdesk_mail_generic.smtp import SmtpConnection, connect_smtp, smtp_settings
 
 from .oauth import GOOGLE_ENDPOINTS, AccessTokens
@@ -136,9 +136,10 @@ class GoogleProvider(MailboxProvider):
         return out
 
     def identity(self, config: Mapping[str, Any]) -> str:
-        """``imap://address@host:port/folder`` -- the same form as the generic provider's."""
+        """``address@host/folder`` -- the generic provider's account identity, so one Gmail
+        account cannot be configured for two departments through the two providers."""
         cfg = self.normalize_config(config)
-        return f"imap://{cfg['email']}@{str(cfg['imap_host']).lower()}:{cfg['imap_port']}/{cfg['folder']}"
+        return account_identity(str(cfg["email"]), str(cfg["imap_host"]), cfg["folder"])
 
     def open(self, config: Mapping[str, Any], secrets: Mapping[str, str]) -> MailboxSession:
         """Get an access token (refreshing and storing it when needed) and log in with XOAUTH2."""

@@ -117,7 +117,7 @@ def test_config_defaults_to_gmail_and_checks_modes():
     assert (cfg["imap_host"], cfg["imap_port"], cfg["smtp_host"], cfg["smtp_port"]) == \
         ("imap.gmail.com", 993, "smtp.gmail.com", 465)
     assert cfg["token_url"] == "https://oauth2.googleapis.com/token" and cfg["email"] == "help@school.test"
-    assert GoogleProvider().identity(cfg) == "imap://help@school.test@imap.gmail.com:993/INBOX"
+    assert GoogleProvider().identity(cfg) == "help@school.test@imap.gmail.com/INBOX"
     with pytest.raises(ConfigurationError, match="client_id"):
         GoogleProvider().normalize_config({"email": "help@school.test"})
     with pytest.raises(ConfigurationError, match="service_account"):
