@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from email import message_from_bytes
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from helpdesk_core.models import Department, LedgerEntry, Ticket
 from helpdesk_core.providers.base import ConfigField, MailboxProvider, MailboxSession, RemoteMessage
 from helpdesk_core.testing.apps import Cli, environment, installation
 
-__all__ = ["ConformanceMailbox", "ProviderConformance"]
+__all__ = ["ConformanceMailbox", "ProviderConformance", "closed_port", "message"]
 
 DEPARTMENT = "Conformance"
 
@@ -94,6 +95,13 @@ class _Watched(MailboxSession):
 
     def close(self) -> None:
         self.inner.close()
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (for a ``connection_refused`` failure)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def message(n: int, *, size: int = 0, sender: str = "requester@example.test") -> bytes:

@@ -3,19 +3,12 @@ test Dovecot for mail in, the SMTP sink for replies)."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpdesk_core.testing.conformance import ConformanceMailbox, ProviderConformance
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from helpdesk_core.testing.conformance import ConformanceMailbox, ProviderConformance, closed_port
 
 
 def generic_mailbox(mail_user: Any, smtp_sink: Any, config: dict[str, Any], failures: dict[str, Any],

@@ -34,6 +34,9 @@ def call(what: str, fn: Callable[[], T]) -> T:
     """Run an MSAL call; network trouble becomes a temporary MailboxError (never with a token in it)."""
     try:
         return fn()
+    except requests.exceptions.SSLError as exc:
+        raise MailboxError(f"{what}: the TLS certificate of the identity platform is not trusted; check the "
+                           "authority_host and ca_file settings.", kind="certificate", temporary=False) from exc
     except requests.RequestException as exc:
         raise MailboxError(f"{what}: cannot reach the Microsoft identity platform ({type(exc).__name__}); "
                            "check the network and the authority setting; the next run retries.",
