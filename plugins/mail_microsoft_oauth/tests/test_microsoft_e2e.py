@@ -138,3 +138,24 @@ def test_expired_client_secret_says_so(sqlite_cli, dovecot, mail_user, identity)
     result = sqlite_cli("department", "connect-microsoft", "Shared", "--app-only", *mail_options(dovecot), ok=False)
     assert "has expired on 2026-01-01" in result.output and "days ago" in result.output
     assert "AADSTS7000222" in result.output
+
+
+def test_app_only_over_pop3_and_send_via_smtp_reports_disabled_smtp_auth(sqlite_cli, dovecot, mail_user, identity,
+                                                                         smtp_sink):
+    cli = sqlite_cli
+    smtp_sink.token_owner = lambda token: None
+    smtp_sink.xoauth2_refusal = DISABLED
+    smtp_sink.stop()
+    smtp_sink.start()
+    client_id, _secret = set_client(cli, identity, app_only=True)
+    identity.grant_mailbox(client_id, mail_user.email)
+    cli("department", "add", "Shared", "--sender", mail_user.email)
+    cli("department", "connect-microsoft", "Shared", "--app-only", "--send-via", "smtp",
+        *mail_options(dovecot, smtp_sink, pop3=True))
+    mail_user.deliver(mail(1))
+    assert cli.json("import", "--json")["Shared"]["created"] == 1 and mail_user.count() == 0
+    app = cli.app()
+    [error] = reply(app, "Shared", mail_user.email, 1)  # send_via smtp: no Graph fallback, a clear reason
+    assert error is not None and error.kind == "smtp_auth_disabled" and "SmtpClientAuthenticationDisabled" in error.message
+    assert identity.graph_sent == []
+    app.engine.dispose()
