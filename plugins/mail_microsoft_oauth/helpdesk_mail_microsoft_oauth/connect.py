@@ -11,6 +11,7 @@ saved unless that works. ``--app-only`` connects a shared mailbox with the clien
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -23,6 +24,7 @@ from helpdesk_core.models import Setting
 from helpdesk_core.services.departments import get_department, set_mailbox
 from helpdesk_core.services.permissions import require_manage_settings
 
+from .provider import MicrosoftProvider
 from .tokens import DELEGATED_SCOPES, call, msal_app, token_error
 
 CLIENT_KEY = "microsoft.client"
@@ -57,6 +59,14 @@ def set_client(state: CliState, client_id: str, tenant: str, client_secret_stdin
     click.echo(f"Microsoft app {client_id} (tenant {tenant}) saved.")
 
 
+def mail_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--protocol``, ``--host``, ... built from the provider's declared fields (help, choices, types)."""
+    for f in reversed([f for f in MicrosoftProvider.fields if f.name in MAIL_OPTIONS]):
+        kind = click.Choice(f.choices) if f.choices else click.INT if f.type == "int" else None
+        fn = click.option("--" + f.name.replace("_", "-"), f.name, type=kind, help=f.help or f.label)(fn)
+    return fn
+
+
 @click.command("connect-microsoft")
 @click.argument("name")
 @click.option("--email", help="The mailbox address (default: the department's sender address).")
@@ -64,16 +74,7 @@ def set_client(state: CliState, client_id: str, tenant: str, client_secret_stdin
 @click.option("--code", help="The whole redirect URL (or its query) of the sign-in started before.")
 @click.option("--redirect-uri", default="http://localhost", show_default=True,
               help="A redirect URI of the app registration (platform 'Mobile and desktop applications').")
-@click.option("--protocol", type=click.Choice(["imap", "pop3"]))
-@click.option("--host")
-@click.option("--port", type=int)
-@click.option("--folder")
-@click.option("--smtp-host")
-@click.option("--smtp-port", type=int)
-@click.option("--smtp-security", type=click.Choice(["starttls", "ssl"]))
-@click.option("--send-via", type=click.Choice(["auto", "smtp", "graph"]))
-@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), help="PEM of a CA to trust (tests).")
-@click.option("--timeout", type=int)
+@mail_options
 @click.pass_obj
 @handle_errors
 def connect_microsoft(state: CliState, name: str, email: str | None, app_only: bool, code: str | None,
@@ -86,43 +87,51 @@ def connect_microsoft(state: CliState, name: str, email: str | None, app_only: b
         if row is None:
             raise ConfigurationError("No Microsoft app is set: run 'helpdesk microsoft set-client' first.")
         client = dict(row.value)
-        secret = app.secrets.decrypt(client.pop("secret").encode())["client_secret"]
+        secrets = {"client_secret": app.secrets.decrypt(client.pop("secret").encode())["client_secret"],
+                   "token_cache": ""}
         address = (email or dept.sender_address or "").strip().lower()
         config = {**{k: v for k, v in client.items() if v}, **{k: v for k, v in options.items() if v is not None},
                   "email": address, "mode": "app_only" if app_only else "delegated"}
-        secrets = {"client_secret": secret, "token_cache": ""}
-        pending_key = f"microsoft.pending.{dept.id}"
+        pending = f"microsoft.pending.{dept.id}"
+        cache = msal.SerializableTokenCache()
+        if not app_only and code is None:
+            flow = msal_app(config, secrets["client_secret"], cache).initiate_auth_code_flow(
+                DELEGATED_SCOPES, redirect_uri=redirect_uri, login_hint=address, prompt="select_account")
+            session.merge(Setting(key=pending, value={"flow": app.secrets.encrypt(flow).decode()}))
+            click.echo(f"Open this URL and sign in as {address}:\n{flow['auth_uri']}\nThen run: helpdesk department "
+                       f"connect-microsoft {name} --code '<the address the browser was sent to>'")
+            return
         if not app_only:
-            cache = msal.SerializableTokenCache()
-            client_app = msal_app(config, secret, cache)
-            if code is None:
-                flow = client_app.initiate_auth_code_flow(DELEGATED_SCOPES, redirect_uri=redirect_uri,
-                                                          login_hint=address, prompt="select_account")
-                session.merge(Setting(key=pending_key, value={"flow": app.secrets.encrypt(flow).decode()}))
-                click.echo(f"Open this URL and sign in as {address}:\n{flow['auth_uri']}\nThen run: helpdesk "
-                           f"department connect-microsoft {name} --code '<the URL the browser was sent to>'")
-                return
-            started = session.get(Setting, pending_key)
+            started = session.get(Setting, pending)
             if started is None:
                 raise ConfigurationError(f"No sign-in was started for {name!r}: run connect-microsoft without --code.")
-            flow = app.secrets.decrypt(started.value["flow"].encode())
-            session.delete(started)
-            query = dict(parse_qsl(urlsplit(code).query or code.split("?")[-1]))
-            result = call("Exchanging the code", lambda: client_app.acquire_token_by_auth_code_flow(flow, query))
-            if "access_token" not in result:
-                raise token_error(result, config)
-            owner = str(result.get("id_token_claims", {}).get("preferred_username", "")).lower()
-            if owner != address:
-                raise ConfigurationError(f"The Microsoft account that consented is {owner or 'unknown'}, but department "
-                                         f"{name!r} uses {address}: sign in as {address} and run connect-microsoft "
-                                         "again (or pass --email). Nothing was saved.")
-            secrets["token_cache"] = cache.serialize()
+            session.delete(started)  # a code works once
+            _sign_in(config, secrets, cache, app.secrets.decrypt(started.value["flow"].encode()), code, name)
         try:
             facts = set_mailbox(app, session, actor=actor, department=name, provider="microsoft", config=config,
                                 secrets=secrets, validate=True)
         except MailboxError as exc:
             fail(f"[{exc.kind}] {exc.message} Nothing was saved.", 1)
     click.echo(f"Mailbox {address} connected to {name!r} ({config['mode']}); {facts.get('waiting')} messages waiting.")
+
+
+def _sign_in(config: dict[str, Any], secrets: dict[str, str], cache: msal.SerializableTokenCache,
+             flow: dict[str, Any], code: str, name: str) -> None:
+    """Redeem the redirect of ``flow``; refuse another account than the mailbox; keep MSAL's cache."""
+    query = dict(parse_qsl(urlsplit(code).query or code.split("?")[-1]))
+    if query.get("state") != flow.get("state"):
+        raise ConfigurationError("The redirect belongs to another sign-in (state mismatch): use the address the "
+                                 f"browser reached after the latest 'connect-microsoft {name}'.")
+    client_app = msal_app(config, secrets["client_secret"], cache)
+    result = call("Exchanging the code", lambda: client_app.acquire_token_by_auth_code_flow(flow, query))
+    if "access_token" not in result:
+        raise token_error(result, config)
+    owner, address = str(result.get("id_token_claims", {}).get("preferred_username", "")).lower(), config["email"]
+    if owner != address:
+        raise ConfigurationError(f"The Microsoft account that consented is {owner or 'unknown'}, but department "
+                                 f"{name!r} uses {address}: sign in as {address} and run connect-microsoft again "
+                                 "(or pass --email). Nothing was saved.")
+    secrets["token_cache"] = cache.serialize()
 
 
 def register(cli: click.Group) -> None:

@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
-from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
 from helpdesk_core.errors import ConfigurationError, DeliveryError, MailboxError
@@ -43,21 +42,16 @@ def _refused(protocol: str, email: str, detail: object) -> MailboxError:
                         kind="auth_failed", temporary=False)
 
 
-def imap_login(email: str, token: str) -> Callable[[IMAPClient], None]:
-    def login(client: IMAPClient) -> None:
+def mailbox_login(protocol: str, email: str, token: str) -> Callable[[Any], None]:
+    """IMAP ``AUTHENTICATE XOAUTH2`` (imapclient) or POP3 ``AUTH XOAUTH2`` with an initial response (RFC 5034)."""
+    def login(client: Any) -> None:
         try:
-            client.oauth2_login(email, token)
-        except LoginError as exc:
-            raise _refused("IMAP", email, exc.args[0] if exc.args else "") from exc
-    return login
-
-
-def pop3_login(email: str, token: str) -> Callable[[poplib.POP3], None]:
-    def login(pop: poplib.POP3) -> None:
-        try:  # RFC 5034 AUTH with an initial response (poplib has no SASL helper)
-            pop._shortcmd("AUTH XOAUTH2 " + base64.b64encode(_blob(email, token).encode()).decode())
-        except poplib.error_proto as exc:
-            raise _refused("POP3", email, exc.args[0] if exc.args else "") from exc
+            if protocol == "pop3":  # poplib has no SASL helper
+                client._shortcmd("AUTH XOAUTH2 " + base64.b64encode(_blob(email, token).encode()).decode())
+            else:
+                client.oauth2_login(email, token)
+        except (LoginError, poplib.error_proto) as exc:
+            raise _refused(protocol.upper(), email, exc.args[0] if exc.args else "") from exc
     return login
 
 
@@ -81,14 +75,12 @@ class MicrosoftProvider(MailboxProvider):
     name = "microsoft"
     label = "Microsoft 365 / Exchange Online (OAuth 2.0)"
     fields = (
-        ConfigField("email", "Mailbox address", type="email", required=True,
-                    help="The department's mailbox; a delegated token must belong to it."),
+        ConfigField("email", "Mailbox address", type="email", required=True, help="A delegated token must be its."),
         ConfigField("mode", "Authorisation", type="choice", choices=("delegated", "app_only"), default="delegated",
                     help="delegated = a user consented (auth code + PKCE); app_only = client credentials, "
                          "for shared mailboxes (admin consent and Exchange mailbox permission)."),
         ConfigField("client_id", "Application (client) ID", required=True, help="From the Entra ID app registration."),
-        ConfigField("tenant", "Directory (tenant) ID", default="organizations",
-                    help="The tenant id or domain; 'organizations' for delegated mode only."),
+        ConfigField("tenant", "Directory (tenant) ID", default="organizations", help="Id or domain (app-only)."),
         ConfigField("client_secret_expires", "Client secret expiry (YYYY-MM-DD)", help="Named when it has expired."),
         ConfigField("protocol", "Protocol", type="choice", choices=("imap", "pop3"), default="imap"),
         ConfigField("host", "IMAP/POP3 server", default="outlook.office365.com"),
@@ -101,7 +93,7 @@ class MicrosoftProvider(MailboxProvider):
                     help="auto = SMTP, and Graph sendMail when the tenant has SMTP AUTH disabled (535 5.7.139)."),
         ConfigField("authority_host", "Identity platform", default=AUTHORITY_HOST, help="National clouds, tests."),
         ConfigField("graph_url", "Microsoft Graph", default="https://graph.microsoft.com"),
-        ConfigField("ca_file", "CA certificate (PEM)", type="path", help="Trust this CA instead of the system's (tests)."),
+        ConfigField("ca_file", "CA certificate (PEM)", type="path", help="Trust this CA, not the system's (tests)."),
         ConfigField("timeout", "Network timeout (seconds)", type="int", default=30),
         ConfigField("client_secret", "Client secret", secret=True, help="Needed for app-only mode."),
         ConfigField("token_cache", "MSAL token cache", secret=True, help="Written by connect-microsoft."),
@@ -125,9 +117,9 @@ class MicrosoftProvider(MailboxProvider):
     def open(self, config: Mapping[str, Any], secrets: Mapping[str, str]) -> MailboxSession:
         cfg = self.normalize_config(config)
         settings = {**cfg, "security": "ssl", "username": cfg["email"]}
-        if cfg["protocol"] == "pop3":
-            return _with_token(cfg, Tokens(cfg, secrets), lambda t: connect_pop3(settings, pop3_login(cfg["email"], t)))
-        return _with_token(cfg, Tokens(cfg, secrets), lambda t: connect_imap(settings, imap_login(cfg["email"], t)))
+        connect = connect_pop3 if cfg["protocol"] == "pop3" else connect_imap
+        return _with_token(cfg, Tokens(cfg, secrets),
+                           lambda t: connect(settings, mailbox_login(cfg["protocol"], cfg["email"], t)))
 
     def deliver(self, config: Mapping[str, Any], secrets: Mapping[str, str],
                 mails: Sequence[OutgoingMail]) -> list[DeliveryError | None]:
@@ -136,8 +128,9 @@ class MicrosoftProvider(MailboxProvider):
         tokens = Tokens(cfg, secrets)
         if cfg["send_via"] != "graph":
             try:
-                with _with_token(cfg, tokens, lambda t: connect_smtp(smtp_settings(cfg), smtp_login(cfg["email"], t))) as c:
-                    return c.send_all(mails)
+                login = lambda t: connect_smtp(smtp_settings(cfg), smtp_login(cfg["email"], t))  # noqa: E731
+                with _with_token(cfg, tokens, login) as smtp:
+                    return smtp.send_all(mails)
             except MailboxError as exc:
                 if exc.kind != "smtp_auth_disabled" or cfg["send_via"] == "smtp":
                     raise
@@ -145,7 +138,8 @@ class MicrosoftProvider(MailboxProvider):
             return _with_token(cfg, tokens, lambda t: _graph_batch(http, cfg, t, mails), GRAPH_SCOPES[cfg["mode"]])
 
 
-def _with_token(cfg: Mapping[str, Any], tokens: Tokens, connect: Callable[[str], T], scopes: list[str] | None = None) -> T:
+def _with_token(cfg: Mapping[str, Any], tokens: Tokens, connect: Callable[[str], T],
+                scopes: list[str] | None = None) -> T:
     """``connect(token)``; a refused cached token is replaced once; app-only says what grants access."""
     try:
         return connect(tokens.get(scopes))
@@ -176,13 +170,11 @@ def _graph_send(http: requests.Session, cfg: Mapping[str, Any], token: str, mail
         answer = http.post(url, data=base64.b64encode(mail.raw),
                            headers={"Authorization": f"Bearer {token}", "Content-Type": "text/plain"})
     except requests.RequestException as exc:
-        return DeliveryError(f"Cannot reach Microsoft Graph ({type(exc).__name__}); will retry.", kind="connection_refused")
+        return DeliveryError(f"Cannot reach Graph ({type(exc).__name__}); will retry.", kind="connection_refused")
     if answer.status_code == 202:
         return None
-    try:
-        error = answer.json().get("error", {})
-    except ValueError:
-        error = {}
+    json_body = answer.headers.get("Content-Type", "").startswith("application/json")
+    error = (answer.json().get("error") or {}) if json_body else {}
     detail = f"{answer.status_code} {error.get('code', '')}: {error.get('message', '')}".strip()
     if answer.status_code == 401:
         return DeliveryError(f"Graph refused the access token ({detail}); will retry.", kind="auth_failed")

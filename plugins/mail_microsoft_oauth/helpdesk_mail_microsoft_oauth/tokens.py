@@ -19,14 +19,15 @@ import requests
 from helpdesk_core.errors import MailboxError
 from helpdesk_core.providers import StoredSecrets, update_secrets
 
-__all__ = ["AUTHORITY_HOST", "DELEGATED_SCOPES", "APP_SCOPES", "GRAPH_SCOPES", "Tokens", "http_session", "msal_app", "call",
+__all__ = ["AUTHORITY_HOST", "DELEGATED_SCOPES", "GRAPH_SCOPES", "Tokens", "call", "http_session", "msal_app",
            "token_error"]
 
 AUTHORITY_HOST = "https://login.microsoftonline.com"
-DELEGATED_SCOPES = ["https://outlook.office.com/IMAP.AccessAsUser.All", "https://outlook.office.com/POP.AccessAsUser.All",
-                    "https://outlook.office.com/SMTP.Send"]  # MSAL adds offline_access openid profile
+OUTLOOK = "https://outlook.office.com/"
+DELEGATED_SCOPES = [f"{OUTLOOK}IMAP.AccessAsUser.All", f"{OUTLOOK}POP.AccessAsUser.All", f"{OUTLOOK}SMTP.Send"]
 APP_SCOPES = ["https://outlook.office365.com/.default"]
-GRAPH_SCOPES = {"delegated": ["https://graph.microsoft.com/Mail.Send"], "app_only": ["https://graph.microsoft.com/.default"]}
+GRAPH = "https://graph.microsoft.com/"
+GRAPH_SCOPES = {"delegated": [f"{GRAPH}Mail.Send"], "app_only": [f"{GRAPH}.default"]}
 T = TypeVar("T")
 
 
@@ -55,8 +56,10 @@ def http_session(cfg: Mapping[str, Any]) -> requests.Session:
     return http
 
 
-def msal_app(cfg: Mapping[str, Any], secret: str | None, cache: msal.TokenCache | None = None) -> msal.ClientApplication:
-    """A confidential client (with the client secret) or public client of the app in ``cfg``."""
+def msal_app(cfg: Mapping[str, Any], secret: str | None, cache: msal.TokenCache | None = None) -> Any:
+    """A confidential client (with the client secret) or a public client of the app in ``cfg``.
+
+    MSAL adds ``offline_access openid profile`` to the scopes of every request."""
     host = str(cfg.get("authority_host") or AUTHORITY_HOST).rstrip("/")
     kwargs: dict[str, Any] = {"authority": f"{host}/{cfg.get('tenant') or 'organizations'}", "token_cache": cache,
                               "http_client": http_session(cfg)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import requests
 from sqlalchemy import select
 
 from helpdesk_core.hooktypes import OutgoingMail
@@ -159,3 +160,18 @@ def test_app_only_over_pop3_and_send_via_smtp_reports_disabled_smtp_auth(sqlite_
     assert error is not None and error.kind == "smtp_auth_disabled" and "SmtpClientAuthenticationDisabled" in error.message
     assert identity.graph_sent == []
     app.engine.dispose()
+
+
+def test_forged_or_reused_redirect_is_refused(sqlite_cli, dovecot, mail_user, identity):
+    cli = sqlite_cli
+    set_client(cli, identity)
+    cli("department", "add", "Support", "--sender", mail_user.email)
+    started = cli("department", "connect-microsoft", "Support", *mail_options(dovecot))
+    url = next(line for line in started.output.splitlines() if line.startswith("https://"))
+    redirect = requests.get(url, allow_redirects=False, verify=str(dovecot.ca_file), timeout=10).headers["Location"]
+    forged = cli("department", "connect-microsoft", "Support", "--code", redirect.replace("state=", "state=x"),
+                 *mail_options(dovecot), ok=False)
+    assert forged.exit_code == 1 and "state mismatch" in forged.output
+    cli("department", "connect-microsoft", "Support", "--code", redirect, *mail_options(dovecot))
+    again = cli("department", "connect-microsoft", "Support", "--code", redirect, *mail_options(dovecot), ok=False)
+    assert again.exit_code == 1 and "No sign-in was started" in again.output

@@ -59,7 +59,19 @@ def test_documented_names_exist():
             assert hasattr(loaded, name), f"docs list {module}.{name}, which does not exist"
 
 
+def code_lines(path: Path) -> int:
+    """Lines of code: not blank, not a comment, not in a docstring."""
+    source = path.read_text()
+    docs = set()
+    for node in ast.walk(ast.parse(source)):
+        body = getattr(node, "body", None)
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            docs.update(range(body[0].lineno, body[0].end_lineno + 1))
+    return sum(1 for n, line in enumerate(source.splitlines(), 1)
+               if line.strip() and not line.strip().startswith("#") and n not in docs)
+
+
 def test_plugin_stays_small():
-    lines = sum(1 for path in PLUGIN.rglob("*.py") for line in path.read_text().splitlines()
-                if line.strip() and not line.strip().startswith("#"))
-    assert lines <= 420, lines  # ~300 lines of code plus docstrings
+    lines = sum(code_lines(path) for path in PLUGIN.rglob("*.py"))
+    assert lines <= 365, lines  # the issue asks for about 300
