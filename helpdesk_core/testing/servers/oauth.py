@@ -26,8 +26,8 @@ any tenant segment; MSAL needs HTTPS: :meth:`start_tls` adds a TLS listener, :at
   ``client_credentials`` grant (app-only, for clients of :meth:`add_app`); errors carry
   ``error_codes`` (``AADSTS7000222`` for :attr:`expired_secrets`).
 * ``POST /v1.0/users/{address}/sendMail`` (Graph, base64 MIME body) with a token of Graph's audience
-  (scopes ``https://graph.microsoft.com/...``); accepted mails are in :attr:`graph_sent`. ``tokeninfo`` refuses such
-  Graph-audience tokens (as Exchange refuses a token of the wrong audience).
+  (scopes ``https://graph.microsoft.com/...``); accepted mails are in :attr:`graph_sent`.
+  ``tokeninfo`` refuses such Graph-audience tokens (as Exchange refuses a token of the wrong audience).
 
 App-only tokens log into the mailboxes :meth:`grant_mailbox` gave their client FullAccess to; as
 Dovecot's ``tokeninfo`` request carries only the token, it answers the address granted last.

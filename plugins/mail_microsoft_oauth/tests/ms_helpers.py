@@ -1,15 +1,38 @@
-"""Helpers of the Microsoft plugin's tests: set the app, sign in through the stand-in."""
+"""Fixtures and helpers of the Microsoft plugin's tests: the local identity platform + Graph stand-in
+over HTTPS, setting the app, signing in through the stand-in.
+
+No ``conftest.py`` here: the core's tests import ``conftest`` by module name, and a plugin's
+conftest would shadow theirs. Test modules import the fixtures from this module instead.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
+from helpdesk_core.testing.apps import Cli, environment
 from helpdesk_core.testing.servers.oauth import OAuthServer
 
 
-def set_client(cli: Any, identity: OAuthServer, *, app_only: bool = False, expires: str | None = None) -> tuple[str, str]:
+@pytest.fixture
+def identity(oauth_server: OAuthServer, dovecot: Any) -> OAuthServer:
+    """``oauth_server`` with its HTTPS listener (Dovecot's certificate): MSAL's authority and Graph."""
+    return oauth_server.start_tls(dovecot.cert_file, dovecot.key_file)
+
+
+@pytest.fixture
+def sqlite_cli(tmp_path: Path, sqlite_url: str) -> Cli:
+    """An initialised installation on SQLite only (for the narrower cases)."""
+    runner = Cli(environment(tmp_path / "home", sqlite_url))
+    runner("init")
+    return runner
+
+
+def set_client(cli: Any, identity: OAuthServer, *, app_only: bool = False,
+               expires: str | None = None) -> tuple[str, str]:
     client_id, secret = identity.add_app() if app_only else identity.add_client()
     extra = ["--secret-expires", expires] if expires else []
     cli("microsoft", "set-client", "--client-id", client_id, "--tenant", "contoso.test", "--client-secret-stdin",

@@ -11,6 +11,7 @@ import requests
 
 from helpdesk_core.testing.conformance import ConformanceMailbox, ProviderConformance, closed_port
 from helpdesk_mail_microsoft_oauth.tokens import DELEGATED_SCOPES, msal_app
+from ms_helpers import identity  # noqa: F401 - fixture
 
 
 class TestMicrosoftConformance(ProviderConformance):
@@ -27,7 +28,8 @@ class TestMicrosoftConformance(ProviderConformance):
                   "smtp_port": smtp_sink.port_starttls}
         cache = msal.SerializableTokenCache()
         app = msal_app(config, client_secret, cache)
-        flow = app.initiate_auth_code_flow(DELEGATED_SCOPES, redirect_uri="http://localhost", login_hint=mail_user.email)
+        flow = app.initiate_auth_code_flow(DELEGATED_SCOPES, redirect_uri="http://localhost",
+                                           login_hint=mail_user.email)
         answer = requests.get(flow["auth_uri"], allow_redirects=False, verify=str(dovecot.ca_file), timeout=10)
         query = dict(parse_qsl(urlsplit(answer.headers["Location"]).query))
         assert "access_token" in app.acquire_token_by_auth_code_flow(flow, query)

@@ -17,7 +17,7 @@ from helpdesk_core.hooktypes import OutgoingMail
 from helpdesk_core.inbound.cycle import run_cycle
 from helpdesk_core.models import Department, Setting
 from helpdesk_core.outbound.delivery import deliver
-from ms_helpers import mail_options, set_client, sign_in
+from ms_helpers import identity, mail_options, set_client, sign_in, sqlite_cli  # noqa: F401 - fixtures
 
 DISABLED = "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant."
 
@@ -157,7 +157,8 @@ def test_app_only_over_pop3_and_send_via_smtp_reports_disabled_smtp_auth(sqlite_
     assert cli.json("import", "--json")["Shared"]["created"] == 1 and mail_user.count() == 0
     app = cli.app()
     [error] = reply(app, "Shared", mail_user.email, 1)  # send_via smtp: no Graph fallback, a clear reason
-    assert error is not None and error.kind == "smtp_auth_disabled" and "SmtpClientAuthenticationDisabled" in error.message
+    assert error is not None and error.kind == "smtp_auth_disabled"
+    assert "SmtpClientAuthenticationDisabled" in error.message
     assert identity.graph_sent == []
     app.engine.dispose()
 

@@ -12,6 +12,8 @@ import requests
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from ms_helpers import identity  # noqa: F401 - fixture
+
 
 def b64(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
@@ -35,7 +37,8 @@ def test_discovery_id_token_and_audience(identity, dovecot):
     claims = json.loads(b64(payload))
     assert (claims["preferred_username"], claims["nonce"], claims["aud"]) == ("a@district.test", "n-1", client_id)
     [key] = requests.get(config["jwks_uri"], verify=ca, timeout=10).json()["keys"]
-    public = rsa.RSAPublicNumbers(int.from_bytes(b64(key["e"]), "big"), int.from_bytes(b64(key["n"]), "big")).public_key()
+    numbers = rsa.RSAPublicNumbers(int.from_bytes(b64(key["e"]), "big"), int.from_bytes(b64(key["n"]), "big"))
+    public = numbers.public_key()
     public.verify(b64(signature), f"{header}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA256())
     assert identity.token_owner(token["access_token"]) == "a@district.test"
 
@@ -50,7 +53,8 @@ def test_discovery_id_token_and_audience(identity, dovecot):
     sent = requests.post(f"{identity.https_url}/v1.0/users/a@district.test/sendMail", verify=ca, timeout=10,
                          data=base64.b64encode(b"From: a@district.test\r\n\r\nHi\r\n"),
                          headers={"Authorization": f"Bearer {graph['access_token']}"})
-    assert sent.status_code == 202 and identity.graph_sent == [("a@district.test", b"From: a@district.test\r\n\r\nHi\r\n")]
+    assert sent.status_code == 202
+    assert identity.graph_sent == [("a@district.test", b"From: a@district.test\r\n\r\nHi\r\n")]
 
 
 def test_client_credentials_and_expired_secret(identity, dovecot):
