@@ -41,17 +41,17 @@ def microsoft() -> None:
 @click.option("--client-id", required=True, help="Application (client) ID of the app registration.")
 @click.option("--tenant", default="organizations", show_default=True, help="Directory (tenant) ID or domain.")
 @click.option("--client-secret-stdin", is_flag=True, help="Read the client secret from standard input.")
-@click.option("--secret-expires", metavar="YYYY-MM-DD", help="When the client secret expires (named once it has).")
+@click.option("--secret-expires", type=click.DateTime(["%Y-%m-%d"]), help="When the client secret expires.")
 @click.option("--authority-host", help="Override https://login.microsoftonline.com (national clouds, tests).")
 @click.option("--graph-url", help="Override https://graph.microsoft.com.")
 @click.pass_obj
 @handle_errors
-def set_client(state: CliState, client_id: str, tenant: str, client_secret_stdin: bool, secret_expires: str | None,
+def set_client(state: CliState, client_id: str, tenant: str, client_secret_stdin: bool, secret_expires: Any,
                authority_host: str | None, graph_url: str | None) -> None:
     """Store the app registration; the secret (optional for delegated mode) is encrypted at rest."""
     secret = sys.stdin.readline().strip() if client_secret_stdin else ""
-    value = {"client_id": client_id.strip(), "tenant": tenant.strip(), "client_secret_expires": secret_expires,
-             "authority_host": authority_host, "graph_url": graph_url}
+    value = {"client_id": client_id.strip(), "tenant": tenant.strip(), "authority_host": authority_host,
+             "graph_url": graph_url, "client_secret_expires": secret_expires and secret_expires.date().isoformat()}
     with state.session() as (app, session, actor):
         require_manage_settings(actor)
         value["secret"] = app.secrets.encrypt({"client_secret": secret}).decode()
