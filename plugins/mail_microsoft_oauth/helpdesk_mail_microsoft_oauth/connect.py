@@ -11,6 +11,7 @@ saved unless that works. ``--app-only`` connects a shared mailbox with the clien
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -95,8 +96,10 @@ def connect_microsoft(state: CliState, name: str, email: str | None, app_only: b
         pending = f"microsoft.pending.{dept.id}"
         cache = msal.SerializableTokenCache()
         if not app_only and code is None:
-            flow = msal_app(config, secrets["client_secret"], cache).initiate_auth_code_flow(
-                DELEGATED_SCOPES, redirect_uri=redirect_uri, login_hint=address, prompt="select_account")
+            with warnings.catch_warnings():  # MSAL recommends form_post, which a pasted redirect cannot use
+                warnings.simplefilter("ignore", UserWarning)
+                flow = msal_app(config, secrets["client_secret"], cache).initiate_auth_code_flow(
+                    DELEGATED_SCOPES, redirect_uri=redirect_uri, login_hint=address, prompt="select_account")
             session.merge(Setting(key=pending, value={"flow": app.secrets.encrypt(flow).decode()}))
             click.echo(f"Open this URL and sign in as {address}:\n{flow['auth_uri']}\nThen run: helpdesk department "
                        f"connect-microsoft {name} --code '<the address the browser was sent to>'")
