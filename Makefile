@@ -23,7 +23,7 @@ BENCH_ARGS  ?=
 APT_PACKAGES := dovecot-core dovecot-imapd dovecot-pop3d postgresql openssl redis-server
 
 # Editable installs: the core with test extras, plus every plugin that has a pyproject.toml.
-PLUGIN_DIRS  := $(patsubst %/pyproject.toml,%,$(wildcard plugins/mail_generic/pyproject.toml plugins/mail_google_oauth/pyproject.toml))
+PLUGIN_DIRS  := $(patsubst %/pyproject.toml,%,$(wildcard plugins/mail_generic/pyproject.toml plugins/mail_google_oauth/pyproject.toml plugins/mail_microsoft_oauth/pyproject.toml))
 VENV_STAMP   := $(VENV)/.installed
 
 .PHONY: deps venv test demo bench clean
@@ -73,7 +73,7 @@ $(VENV_STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGIN_DIRS))
 	    $(PYTHON) -m venv $(VENV)
 	  fi
 	fi
-	@for d in plugins/mail_generic plugins/mail_google_oauth; do
+	@for d in plugins/mail_generic plugins/mail_google_oauth plugins/mail_microsoft_oauth; do
 	  [ -f $$d/pyproject.toml ] || echo "venv: note: $$d/pyproject.toml not found, not installing $$d"
 	done
 	echo "venv: pip install -e '.[test]' $(addprefix -e ,$(PLUGIN_DIRS))"

@@ -16,6 +16,22 @@ Dovecot expects) on ``127.0.0.1`` offers:
   ``400 {"error": "invalid_token"}`` otherwise.
 * ``POST /revoke`` (``token=``) -- revokes a refresh token (and its access tokens) or an access token.
 
+The same server is the **Microsoft identity platform and Graph** stand-in (paths as Microsoft's,
+any tenant segment; MSAL needs HTTPS: :meth:`start_tls` adds a TLS listener, :attr:`https_url`):
+
+* ``GET /{tenant}/v2.0/.well-known/openid-configuration`` and ``GET /{tenant}/discovery/v2.0/keys``
+  (JWKS with the test signing key); ``GET /{tenant}/oauth2/v2.0/authorize`` as ``/auth`` (the
+  ``nonce`` is echoed into the id token); ``POST /{tenant}/oauth2/v2.0/token`` as ``/token`` plus an
+  RS256 ``id_token`` (``preferred_username``, ``oid``, ``tid``), ``client_info`` and the
+  ``client_credentials`` grant (app-only, for clients of :meth:`add_app`); errors carry
+  ``error_codes`` (``AADSTS7000222`` for :attr:`expired_secrets`).
+* ``POST /v1.0/users/{address}/sendMail`` (Graph, base64 MIME body) with a token of Graph's audience
+  (scopes ``https://graph.microsoft.com/...``); accepted mails are in :attr:`graph_sent`.
+  ``tokeninfo`` refuses such Graph-audience tokens (as Exchange refuses a token of the wrong audience).
+
+App-only tokens log into the mailboxes :meth:`grant_mailbox` gave their client FullAccess to; as
+Dovecot's ``tokeninfo`` request carries only the token, it answers the address granted last.
+
 Test controls: :meth:`expire_access_tokens`, :meth:`revoke`, :meth:`reset`,
 :meth:`add_client`, :meth:`add_service_account` / :meth:`make_service_account_key`,
 :meth:`token_owner` (for :class:`~helpdesk_core.testing.servers.smtp.SmtpSink`), :attr:`requests` (a log of
@@ -29,13 +45,14 @@ import binascii
 import hashlib
 import json
 import secrets
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -67,6 +84,7 @@ class _Code:
     method: str
     expires_at: float
     used: bool = False
+    nonce: str | None = None
 
 
 @dataclass
@@ -99,7 +117,15 @@ class OAuthServer:
     _codes: dict[str, _Code] = field(default_factory=dict)
     _refresh: dict[str, _Grant] = field(default_factory=dict)
     _access: dict[str, _Access] = field(default_factory=dict)
+    #: Microsoft: client id -> mailboxes its service principal has FullAccess to (app-only)
+    apps: dict[str, list[str]] = field(default_factory=dict)
+    #: Microsoft: client ids whose secret has expired (token endpoint answers AADSTS7000222)
+    expired_secrets: set[str] = field(default_factory=set)
+    #: Graph sendMail: ``(sender address, raw MIME)`` of every accepted mail
+    graph_sent: list[tuple[str, bytes]] = field(default_factory=list)
+    _signing_key: Any = field(default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048))
     _lock: threading.RLock = field(default_factory=threading.RLock)
+    _tls: ThreadingHTTPServer | None = None
     _httpd: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
@@ -124,11 +150,30 @@ class OAuthServer:
         self._thread.start()
         return self
 
+    def start_tls(self, cert_file: str | Path, key_file: str | Path) -> OAuthServer:
+        """Also serve HTTPS on another free port (MSAL accepts only ``https`` authorities); once."""
+        if self._tls is not None:
+            return self
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(cert_file), str(key_file))
+        self._tls = ThreadingHTTPServer((self.host, 0), type("Handler", (_Handler,), {"oauth": self}))
+        self._tls.daemon_threads = True
+        self._tls.socket = context.wrap_socket(self._tls.socket, server_side=True)
+        threading.Thread(target=self._tls.serve_forever, name="oauth-tls", daemon=True).start()
+        return self
+
+    @property
+    def https_url(self) -> str:
+        """``https://127.0.0.1:PORT`` of the TLS listener (after :meth:`start_tls`)."""
+        assert self._tls is not None, "call start_tls() first"
+        return f"https://{self.host}:{self._tls.server_address[1]}"
+
     def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
+        for httpd in (self._httpd, self._tls):
+            if httpd is not None:
+                httpd.shutdown()
+                httpd.server_close()
+        self._httpd = self._tls = None
 
     def __enter__(self) -> OAuthServer:
         return self.start()
@@ -147,6 +192,9 @@ class OAuthServer:
             self.clients.clear()
             self.service_accounts.clear()
             self.requests.clear()
+            self.apps.clear()
+            self.expired_secrets.clear()
+            self.graph_sent.clear()
         self.access_token_ttl, self.rotate_refresh_tokens = 3600, True
         self.consent_user, self.deny = None, False
 
@@ -157,6 +205,18 @@ class OAuthServer:
         with self._lock:
             self.clients[client_id] = client_secret
         return client_id, client_secret
+
+    def add_app(self, client_id: str | None = None, client_secret: str | None = None) -> tuple[str, str]:
+        """Register a Microsoft app that may use the client-credentials grant (app-only)."""
+        client_id, client_secret = self.add_client(client_id, client_secret)
+        with self._lock:
+            self.apps.setdefault(client_id, [])
+        return client_id, client_secret
+
+    def grant_mailbox(self, client_id: str, email: str) -> None:
+        """``Add-MailboxPermission -User <service principal> -AccessRights FullAccess`` for ``email``."""
+        with self._lock:
+            self.apps.setdefault(client_id, []).append(email.lower())
 
     def add_service_account(self, client_email: str, public_key_pem: bytes) -> None:
         """Accept JWT bearer assertions signed by this key with ``iss=client_email``."""
@@ -216,11 +276,8 @@ class OAuthServer:
 
     def token_owner(self, token: str) -> str | None:
         """The e-mail of a valid access token, else None (``SmtpSink.token_owner``)."""
-        with self._lock:
-            access = self._access.get(token)
-            if access is None or access.revoked or access.expires_at <= time.time():
-                return None
-            return access.email
+        status, body = self.tokeninfo(token)
+        return str(body["email"]) if status == 200 else None
 
     def count(self, method: str, path: str) -> int:
         """How many requests ``method path`` (path without query) were served."""
@@ -259,7 +316,8 @@ class OAuthServer:
             with self._lock:
                 self._codes[code] = _Code(email, query["client_id"], redirect_uri, query.get("scope", ""),
                                           query.get("code_challenge"),
-                                          query.get("code_challenge_method", "plain"), time.time() + 600)
+                                          query.get("code_challenge_method", "plain"), time.time() + 600,
+                                          nonce=query.get("nonce"))
             params["code"] = code
         sep = "&" if "?" in redirect_uri else "?"
         return 302, {"Location": redirect_uri + sep + urlencode(params)}
@@ -270,9 +328,14 @@ class OAuthServer:
         if grant_type == JWT_BEARER:
             return self._jwt_grant(form)
         client_id, client_secret = basic or (form.get("client_id", ""), form.get("client_secret", ""))
+        if client_id in self.expired_secrets:
+            return 401, {"error": "invalid_client", "error_codes": [7000222], "error_description":
+                         f"AADSTS7000222: The provided client secret keys for app '{client_id}' are expired."}
         if self.clients.get(client_id) is None or self.clients[client_id] != client_secret:
             return 401, {"error": "invalid_client", "error_description": "The OAuth client was not found."}
         with self._lock:
+            if grant_type == "client_credentials" and client_id in self.apps:
+                return 200, self._issue("", client_id, form.get("scope", ""), None)
             if grant_type == "authorization_code":
                 return self._code_grant(form, client_id)
             if grant_type == "refresh_token":
@@ -296,7 +359,8 @@ class OAuthServer:
             if not verifier or computed != code.challenge:
                 return 400, {"error": "invalid_grant", "error_description": "Invalid code verifier."}
         refresh = self._new_refresh(code.email, client_id, code.scope)
-        return 200, {**self._issue(code.email, client_id, code.scope, refresh), "refresh_token": refresh}
+        body = {**self._issue(code.email, client_id, code.scope, refresh), "refresh_token": refresh}
+        return 200, self._id_token(body, code.email, client_id, code.nonce)
 
     def _refresh_grant(self, form: dict[str, str], client_id: str) -> tuple[int, dict[str, Any]]:
         old = form.get("refresh_token", "")
@@ -307,7 +371,8 @@ class OAuthServer:
         if self.rotate_refresh_tokens:
             grant.revoked = True
             refresh = self._new_refresh(grant.email, client_id, grant.scope)
-        body = self._issue(grant.email, client_id, grant.scope, refresh)
+        body = self._id_token(self._issue(grant.email, client_id, form.get("scope") or grant.scope, refresh),
+                              grant.email, client_id, None)
         if refresh != old:
             body["refresh_token"] = refresh
         return 200, body
@@ -335,16 +400,77 @@ class OAuthServer:
         with self._lock:
             return 200, self._issue(subject, claims["iss"], str(claims.get("scope", "")), None)
 
+    # ------------------------------------------------------------------ Microsoft identity platform
+
+    def _id_token(self, body: dict[str, Any], email: str, client_id: str, nonce: str | None) -> dict[str, Any]:
+        """Add an RS256 id token and MSAL's ``client_info`` to a token response of ``email``."""
+        oid = hashlib.sha256(email.encode()).hexdigest()[:32]
+        now = int(time.time())
+        claims = {"iss": f"{self.url}/tenant/v2.0", "aud": client_id, "iat": now, "nbf": now,
+                  "exp": now + 3600, "sub": oid, "oid": oid, "tid": "tenant", "preferred_username": email,
+                  "name": email.split("@")[0], **({"nonce": nonce} if nonce else {})}
+        header = _b64e(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "test"}).encode())
+        payload = _b64e(json.dumps(claims).encode())
+        signature = self._signing_key.sign(f"{header}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA256())
+        body["id_token"] = f"{header}.{payload}.{_b64e(signature)}"
+        body["client_info"] = _b64e(json.dumps({"uid": oid, "utid": "tenant"}).encode())
+        return body
+
+    def openid_configuration(self, base: str, tenant: str) -> dict[str, Any]:
+        root = f"{base}/{tenant}"
+        return {"issuer": f"{root}/v2.0", "authorization_endpoint": f"{root}/oauth2/v2.0/authorize",
+                "token_endpoint": f"{root}/oauth2/v2.0/token", "jwks_uri": f"{root}/discovery/v2.0/keys",
+                "response_types_supported": ["code"], "id_token_signing_alg_values_supported": ["RS256"]}
+
+    def jwks(self) -> dict[str, Any]:
+        numbers = self._signing_key.public_key().public_numbers()
+        return {"keys": [{"kty": "RSA", "use": "sig", "kid": "test", "alg": "RS256",
+                          "n": _b64e(numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")),
+                          "e": _b64e(numbers.e.to_bytes(3, "big"))}]}
+
+    def send_mail(self, user: str, bearer: str, body: bytes) -> tuple[int, dict[str, Any] | None]:
+        """Graph ``POST /v1.0/users/{user}/sendMail`` with a base64 MIME body: 202 or a Graph error."""
+        with self._lock:
+            access = self._access.get(bearer)
+            if access is None or access.revoked or access.expires_at <= time.time():
+                return 401, {"error": {"code": "InvalidAuthenticationToken", "message": "Access token is invalid."}}
+            if not _for_graph(access.scope):
+                return 401, {"error": {"code": "InvalidAuthenticationToken", "message": "Invalid audience."}}
+            allowed = self.apps.get(access.client_id, []) if access.email == "" else [access.email]
+            if user.lower() not in allowed:
+                return 403, {"error": {"code": "ErrorAccessDenied", "message": "Access is denied."}}
+            try:
+                raw = base64.b64decode(body, validate=True)
+            except (binascii.Error, ValueError):
+                return 400, {"error": {"code": "ErrorMimeContentInvalidBase64String", "message": "Invalid base64."}}
+            self.graph_sent.append((user.lower(), raw))
+        return 202, None
+
     def tokeninfo(self, token: str) -> tuple[int, dict[str, Any]]:
         """GET /tokeninfo: Google's shape; 400 invalid_token for unknown, expired or revoked."""
         with self._lock:
             access = self._access.get(token)
-            if access is None or access.revoked or access.expires_at <= time.time():
+            if access is None or access.revoked or access.expires_at <= time.time() or _for_graph(access.scope):
                 return 400, {"error": "invalid_token", "error_description": "Invalid Value"}
+            if access.email == "":  # app-only: the mailbox its principal was granted (last)
+                granted = self.apps.get(access.client_id) or []
+                if not granted:
+                    return 400, {"error": "invalid_token", "error_description": "No mailbox permission"}
+                return 200, {"email": granted[-1], "scope": access.scope, "aud": access.client_id}
             left = int(access.expires_at - time.time())
             return 200, {"email": access.email, "email_verified": "true", "scope": access.scope,
                          "expires_in": str(left), "exp": str(int(access.expires_at)),
                          "aud": access.client_id, "azp": access.client_id}
+
+
+def _for_graph(scope: str) -> bool:
+    """Whether a token of these scopes has Graph's audience (all its resource scopes are Graph's)."""
+    resources = [s for s in scope.split() if "://" in s]
+    return bool(resources) and all(s.startswith("https://graph.microsoft.com/") for s in resources)
+
+
+def _b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def _b64d(part: str) -> bytes:
@@ -382,7 +508,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server API
         path, query = self._query()
-        if path == "/auth":
+        base = ("https://" if self.server is self.oauth._tls else "http://") + str(self.headers.get("Host"))
+        tenant, _, rest = path.lstrip("/").partition("/")
+        if rest == "v2.0/.well-known/openid-configuration":
+            self._send(200, self.oauth.openid_configuration(base, tenant))
+        elif rest == "discovery/v2.0/keys":
+            self._send(200, self.oauth.jwks())
+        elif path == "/auth" or rest == "oauth2/v2.0/authorize":
             status, headers = self.oauth.authorize(query)
             self._send(status, None if status == 302 else {"error": "invalid_request"}, headers)
         elif path == "/tokeninfo":
@@ -392,8 +524,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - http.server API
         path, query = self._query()
+        if path.startswith("/v1.0/users/") and path.endswith("/sendMail"):
+            length = int(self.headers.get("Content-Length") or 0)
+            bearer = self.headers.get("Authorization", "")[7:]
+            self._send(*self.oauth.send_mail(unquote(path.split("/")[3]), bearer, self.rfile.read(length)))
+            return
         form = {**query, **self._form()}
-        if path == "/token":
+        if path == "/token" or path.endswith("/oauth2/v2.0/token"):
             self._send(*self.oauth.token(form, self._basic()))
         elif path == "/revoke":
             ok = self.oauth.revoke(form.get("token", ""))
@@ -411,6 +548,4 @@ class _Handler(BaseHTTPRequestHandler):
             user, _, password = base64.b64decode(value[6:]).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return None
-        from urllib.parse import unquote
-
         return unquote(user), unquote(password)

@@ -131,7 +131,7 @@ class _OAuthHandler(_Handler):
         await server.challenge_auth(json.dumps(
             {"status": "400", "schemes": "Bearer", "scope": "https://mail.google.com/"}))  # Gmail-style 334
         return AuthResult(success=False, handled=False,
-                          message="535 5.7.8 Username and Password not accepted (XOAUTH2)")
+                          message=self.sink.xoauth2_refusal)
 
 
 class _CountingSMTP(SMTP):
@@ -175,6 +175,8 @@ class SmtpSink:
         self.key = Path(key)
         self.users = users
         self.token_owner = token_owner
+        #: the reply to a refused XOAUTH2 login (Exchange with SMTP AUTH off: ``535 5.7.139 ...``)
+        self.xoauth2_refusal = "535 5.7.8 Username and Password not accepted (XOAUTH2)"
         self.deliver_to = deliver_to
         self.server_hostname = server_hostname
         self.errors: list[str] = []  #: problems inside the sink (e.g. deliver_to failures)
