@@ -233,7 +233,6 @@ def test_a_hundred_thousand_tiny_attachments_parse_in_bounded_time_and_memory() 
         tracemalloc.stop()
     assert elapsed < 30  # (41 s and 573 MB before; generous for a loaded machine under tracemalloc)
     assert peak < 150 * 1024 * 1024
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 1024 * 1024  # KiB: < 1 GiB for the process
     assert len(msg.attachments) == 499
     listed = msg.removed_attachments
     assert len(listed) == 101 and listed[-1]["filename"].startswith("(99401 more parts")
