@@ -32,7 +32,7 @@ def department_add(state: CliState, name: str, sender: str, interval: int) -> No
 
 
 def _department_line(d: dict[str, Any]) -> str:
-    mb = d["mailbox"]["identity"] if d["mailbox"] else "no mailbox"
+    mb = "" if "mailbox" not in d else d["mailbox"]["identity"] if d["mailbox"] else "no mailbox"
     return f"{d['name']}  <{d['sender']}>  every {d['interval_minutes']} min  {mb}"
 
 
@@ -43,7 +43,7 @@ def _department_line(d: dict[str, Any]) -> str:
 def department_list(state: CliState, as_json: bool) -> None:
     """List departments."""
     with state.session(commit=False) as (_app, session, actor):
-        data = [svc.department_summary(d) for d in svc.list_departments(session, actor=actor)]
+        data = svc.department_summaries(session, actor=actor)
     emit(data, as_json, _department_line)
 
 

@@ -77,7 +77,7 @@ def _ticket_lines(data: dict[str, Any]) -> Iterator[str]:
 def ticket_show(state: CliState, ticket_id: int, as_json: bool) -> None:
     """Show one ticket with its messages."""
     with state.session(commit=False) as (_app, session, actor):
-        data = svc.ticket_json(svc.get_ticket(session, actor=actor, ticket_id=ticket_id))
+        data = svc.show_ticket(session, actor=actor, ticket_id=ticket_id)
     emit(data, as_json, _ticket_lines, rows=[data])
 
 

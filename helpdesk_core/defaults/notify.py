@@ -32,7 +32,7 @@ def staff_sender(context: HelpdeskContext, email: str, department_id: int) -> Us
     """The active agent/admin of the department with this address, if any."""
     return context.session.scalar(
         select(User).join(Membership, Membership.user_id == User.id)
-        .where(User.email == email, User.active.is_(True), User.role.in_([Role.AGENT, Role.ADMIN]),
+        .where(User.email == email, User.active.is_(True), Membership.role.in_([Role.AGENT, Role.ADMIN]),
                Membership.department_id == department_id))
 
 

@@ -109,7 +109,7 @@ def helpdesk_message_to_ticket(message: ParsedMessage, department: Department, t
         if new:
             ticket.participants = [*ticket.participants, *new]
         author = session.scalar(select(User).where(User.email == sender.email)) if sender else None
-        staff = author is not None and ticket.department_id in author.department_ids and author.role != Role.REQUESTER
+        staff = author is not None and ticket.department_id in author.department_ids
         # staff answering by mail does not make a pending/resolved ticket the staff's turn again
         reopen = (ticket.status in (TicketStatus.PENDING, TicketStatus.RESOLVED) and not staff) or (
             ticket.status == TicketStatus.CLOSED and department.options.get("reopen_closed", True))

@@ -40,7 +40,7 @@ def staff_to_notify(session: Session, ticket: Ticket) -> list[User]:
     return list(session.scalars(
         select(User).join(Membership, Membership.user_id == User.id)
         .where(Membership.department_id == ticket.department_id, User.active.is_(True),
-               User.notifications.is_(True), User.role.in_([Role.AGENT, Role.ADMIN]))
+               User.notifications.is_(True), Membership.role.in_([Role.AGENT, Role.ADMIN]))
         .order_by(User.email)))
 
 

@@ -6,12 +6,15 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from helpdesk_core.app import Helpdesk
-from helpdesk_core.errors import ConfigurationError, ConflictError, NotFoundError
+from helpdesk_core.errors import ConfigurationError, ConflictError, NotFoundError, PermissionDenied
 from helpdesk_core.models import Department, Membership, OutboxMessage, Ticket, TicketMessage, User
 from helpdesk_core.outbound.notifications import NOTIFY_OPTION
 from helpdesk_core.services.departments import get_department
 from helpdesk_core.services.lifecycle import AUTO_CLOSE_OPTION, move_ticket, record
-from helpdesk_core.services.permissions import Actor, can_manage_settings, require_manage_settings
+from helpdesk_core.services.permissions import (
+    Actor, can_manage_settings, is_global_admin, require_manage_settings,
+)
+from helpdesk_core.services.users import summary_role
 
 
 def update_department(session: Session, *, actor: Actor, department: str, rename: str | None = None,
@@ -82,11 +85,16 @@ def _get_user(session: Session, email: str) -> User:
 
 
 def _require_user_admin(session: Session, actor: Actor, user: User) -> None:
-    """A global admin, or an admin of one of the user's departments."""
-    for m in user.memberships:
-        if can_manage_settings(actor, session.get(Department, m.department_id)):
-            return
-    require_manage_settings(actor)
+    """A global admin; or a department admin when the user is not a global admin, has a
+    membership and every one of them is in a department the actor administers (a change to the
+    user reaches every department they belong to)."""
+    if is_global_admin(actor):
+        return
+    departments = [session.get(Department, m.department_id) for m in user.memberships]
+    if user.global_admin or not departments or not all(can_manage_settings(actor, d) for d in departments):
+        raise PermissionDenied(f"{actor.email} cannot change {user.email}: only a global admin can change "
+                               "a global admin or a member of departments you do not administer.",
+                               details={"hint": "ask_admin", "permission": "manage_users"})
 
 
 def set_user(session: Session, *, actor: Actor, email: str, name: str | None = None, active: bool | None = None,
@@ -118,7 +126,11 @@ def remove_membership(session: Session, *, actor: Actor, email: str, department:
                                                          Membership.department_id == dept.id))
     if membership is None:
         raise NotFoundError(f"{user.email} is not a member of {dept.name!r}.")
+    if not is_global_admin(actor) and user.global_admin:
+        raise PermissionDenied(f"{user.email} is a global admin: only a global admin can change them.",
+                               details={"hint": "ask_admin", "permission": "global_admin"})
     user.memberships.remove(membership)
+    user.role = summary_role(user)
     assigned = list(session.scalars(select(Ticket).where(Ticket.department_id == dept.id,
                                                          Ticket.assignee_id == user.id)))
     for ticket in assigned:

@@ -8,8 +8,8 @@ from sqlalchemy.orm import Session
 
 from helpdesk_core.app import Helpdesk
 from helpdesk_core.errors import NotFoundError
-from helpdesk_core.models import Attachment, Direction, Role, User
-from helpdesk_core.services.permissions import Actor
+from helpdesk_core.models import Attachment, Direction
+from helpdesk_core.services.permissions import Actor, sees_internal
 from helpdesk_core.services.tickets import get_ticket
 
 
@@ -25,8 +25,8 @@ def ticket_attachments(session: Session, *, actor: Actor, ticket_id: int) -> lis
     """The ticket's attachments in message order (what ``ticket show`` lists; index 1 is the first).
     A requester does not see the attachments of internal notes."""
     ticket = get_ticket(session, actor=actor, ticket_id=ticket_id)
-    requester = isinstance(actor, User) and actor.role == Role.REQUESTER
-    return [a for m in ticket.messages if not (requester and m.direction == Direction.NOTE)
+    notes = sees_internal(actor, ticket)
+    return [a for m in ticket.messages if notes or m.direction != Direction.NOTE
             for a in m.attachments]
 
 

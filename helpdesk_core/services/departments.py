@@ -15,7 +15,9 @@ from helpdesk_core.models import (
     Department, FailedImport, ImportCycle, ImportEvent, LedgerEntry, Mailbox, OutboxMessage,
 )
 from helpdesk_core.providers.secrets import stored_secrets  # noqa: F401 - re-exported for callers of services
-from helpdesk_core.services.permissions import Actor, require_manage_settings
+from helpdesk_core.services.permissions import (
+    Actor, can_manage_settings, require_department_staff, require_manage_settings, require_signed_in,
+)
 
 
 def get_department(session: Session, name: str) -> Department:
@@ -49,20 +51,30 @@ def add_department(session: Session, *, actor: Actor, name: str, sender: str,
 
 
 def list_departments(session: Session, *, actor: Actor) -> list[Department]:
-    """Every department (each user may see the list)."""
+    """Every department (each signed-in user may see the list; not its mailbox configuration:
+    see :func:`department_summaries`)."""
+    require_signed_in(actor)
     return list(session.scalars(select(Department).order_by(Department.name)))
 
 
-def department_summary(dept: Department) -> dict[str, Any]:
-    mb = dept.mailbox
-    return {
-        "id": dept.id, "name": dept.name, "sender": dept.sender_address,
-        "interval_minutes": dept.interval_minutes,
-        "mailbox": None if mb is None else {
+def department_summary(dept: Department, *, mailbox: bool = True) -> dict[str, Any]:
+    """The department; its mailbox configuration only with ``mailbox`` (the key is then absent)."""
+    data: dict[str, Any] = {"id": dept.id, "name": dept.name, "sender": dept.sender_address,
+                            "interval_minutes": dept.interval_minutes}
+    if mailbox:
+        mb = dept.mailbox
+        data["mailbox"] = None if mb is None else {
             "provider": mb.provider, "identity": mb.identity,
             "config": {k: v for k, v in mb.config.items()},
-        },
-    }
+        }
+    return data
+
+
+def department_summaries(session: Session, *, actor: Actor) -> list[dict[str, Any]]:
+    """:func:`department_summary` of every department, with the mailbox configuration only where
+    ``actor`` has Manage Settings: ``helpdesk department list --json``."""
+    return [department_summary(d, mailbox=can_manage_settings(actor, d))
+            for d in list_departments(session, actor=actor)]
 
 
 def set_mailbox(app: Helpdesk, session: Session, *, actor: Actor, department: str, provider: str,
@@ -181,8 +193,10 @@ def _iso(value: Any) -> str | None:
 
 
 def department_status(session: Session, *, actor: Actor, department: str) -> dict[str, Any]:
-    """Health of a department's import: the shape of ``helpdesk department status --json``."""
+    """Health of a department's import: the shape of ``helpdesk department status --json``.
+    For the department's staff."""
     dept = get_department(session, department)
+    require_department_staff(actor, dept, "the import status")
     mb = dept.mailbox
     last = session.scalar(select(ImportCycle).where(ImportCycle.department_id == dept.id)
                           .order_by(ImportCycle.id.desc()).limit(1))

@@ -12,11 +12,15 @@ from helpdesk_core.errors import NotFoundError
 from helpdesk_core.inbound.importer import Outcome, import_message
 from helpdesk_core.models import Department, FailedImport, ImportAttempt, LedgerEntry
 from helpdesk_core.settings import GeneralSettings
-from helpdesk_core.services.permissions import Actor, require_manage_settings
+from helpdesk_core.services.permissions import Actor, is_staff, require_manage_settings, require_staff_somewhere
 
 
 def list_failed(session: Session, *, actor: Actor, include_retried: bool = False) -> list[dict[str, Any]]:
+    """Failed imports of the departments where ``actor`` is staff (all for a global admin)."""
+    visible = require_staff_somewhere(actor, "failed imports")
     query = select(FailedImport, Department.name).join(Department).order_by(FailedImport.id)
+    if visible is not None:
+        query = query.where(FailedImport.department_id.in_(visible))
     if not include_retried:
         query = query.where(FailedImport.status == "failed")
     return [{"id": f.id, "department": name, "subject": f.subject, "sender": f.sender, "error": f.error,
@@ -26,7 +30,9 @@ def list_failed(session: Session, *, actor: Actor, include_retried: bool = False
 
 def get_failed(session: Session, *, actor: Actor, failed_id: int) -> FailedImport:
     row = session.get(FailedImport, failed_id)
-    if row is None:
+    if row is None or not is_staff(actor, session.get(Department, row.department_id)):
+        # staff of its department only; to others it does not exist
+        require_staff_somewhere(actor, "failed imports")
         raise NotFoundError(f"No failed import {failed_id}.", details={"hint": "list_failed"})
     return row
 

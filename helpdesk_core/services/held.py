@@ -19,14 +19,19 @@ from helpdesk_core.models import Department, FailedImport, ImportEvent
 from helpdesk_core.settings import GeneralSettings
 from helpdesk_core.services.departments import get_department
 from helpdesk_core.services.failed import reimport
-from helpdesk_core.services.permissions import Actor, require_manage_settings
+from helpdesk_core.services.permissions import (
+    Actor, is_staff, require_department_staff, require_manage_settings, require_staff_somewhere,
+)
 
 #: outcomes the import log shows (every one but a plain import; see ImportEvent)
 LOG_OUTCOMES = ("skipped", "held", "failed", "kept", "retry", "refused", "duplicate", "reused")
 
 
 def list_held(session: Session, *, actor: Actor, include_released: bool = False) -> list[dict[str, Any]]:
+    visible = require_staff_somewhere(actor, "held mail")
     query = select(FailedImport, Department.name).join(Department).order_by(FailedImport.id)
+    if visible is not None:
+        query = query.where(FailedImport.department_id.in_(visible))
     statuses = ("held", "released") if include_released else ("held",)
     query = query.where(FailedImport.status.in_(statuses))
     return [{"id": f.id, "department": name, "subject": f.subject, "sender": f.sender, "reason": f.error,
@@ -37,7 +42,8 @@ def list_held(session: Session, *, actor: Actor, include_released: bool = False)
 def release_held(app: Helpdesk, session: Session, *, actor: Actor, held_id: int) -> Outcome:
     """Import a held message now, bypassing the rate limit. Caller commits."""
     row = session.get(FailedImport, held_id)
-    if row is None or row.status != "held":
+    if row is None or row.status != "held" or not is_staff(actor, session.get(Department, row.department_id)):
+        require_staff_somewhere(actor, "held mail")
         raise NotFoundError(f"No held import {held_id}.", details={"hint": "list_held"})
     department = session.get(Department, row.department_id)
     require_manage_settings(actor, department)
@@ -51,8 +57,13 @@ def import_log(session: Session, *, actor: Actor, department: str | None = None,
     the mailbox, refused, duplicates, reused Message-IDs), newest first, with the reason."""
     query = (select(ImportEvent, Department.name).join(Department, ImportEvent.department_id == Department.id)
              .order_by(ImportEvent.id.desc()).limit(limit))
+    visible = require_staff_somewhere(actor, "the import log")
+    if visible is not None:
+        query = query.where(ImportEvent.department_id.in_(visible))
     if department is not None:
-        query = query.where(ImportEvent.department_id == get_department(session, department).id)
+        dept = get_department(session, department)
+        require_department_staff(actor, dept, "the import log")
+        query = query.where(ImportEvent.department_id == dept.id)
     return [{"id": e.id, "department": name, "outcome": e.outcome, "reason": e.reason or "",
              "key": e.message_id or e.key, "digest": e.key, "kind": e.kind, "subject": e.subject,
              "sender": e.sender, "created_at": e.created_at.isoformat()}

@@ -21,7 +21,7 @@ from helpdesk_core.defaults.store import get_or_create_requester, next_ticket_nu
 from helpdesk_core.errors import ConfigurationError, HelpdeskError, PermissionDenied
 from helpdesk_core.mail.compose import Attachment as OutgoingAttachment
 from helpdesk_core.models import (
-    Attachment, Department, Direction, OutboxMessage, Role, Ticket, TicketAlias, TicketEvent, TicketMessage,
+    Attachment, Department, Direction, OutboxMessage, Ticket, TicketAlias, TicketEvent, TicketMessage,
     TicketPriority, TicketStatus, TicketTag, User,
 )
 from helpdesk_core.models.events import ticket_event
@@ -76,7 +76,7 @@ def _parse(enum: type[Any], value: str, what: str) -> Any:
 
 def _assignable(session: Session, ticket: Ticket, email: str) -> User:
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
-    if user is None or not user.active or user.role == Role.REQUESTER or not is_staff(user, ticket.department):
+    if user is None or not user.active or not is_staff(user, ticket.department):
         raise ConfigurationError(
             f"{email} cannot be assigned ticket {ticket.id}: only active agents or admins of department "
             f"{ticket.department.name!r} can ('helpdesk user add {email} --role agent --department NAME').")
@@ -170,7 +170,7 @@ def _requester_for(app: Helpdesk, session: Session, actor: Actor, dept: Departme
         if "@" not in email:
             raise ConfigurationError(f"--requester must be an email address (got {email!r}).")
         requester = get_or_create_requester(app.context(session), email, "")
-    elif isinstance(actor, User) and dept.id in actor.department_ids and email in ("", actor.email):
+    elif isinstance(actor, User) and actor.role_in(dept.id) is not None and email in ("", actor.email):
         requester = actor
     else:
         raise PermissionDenied(

@@ -1,19 +1,24 @@
-"""Who may do what. Enforced in the service layer, not only in the CLI.
+"""Who may do what. Enforced in the service layer, and only here (docs/permissions.md is the table).
 
-* A global **admin** (role admin without department memberships) has *Manage Settings* everywhere
-  and sees every ticket.
-* A **department admin** (role admin with memberships) has *Manage Settings* for its departments
-  and sees all their tickets.
-* An **agent** (staff) sees and answers the tickets of its departments.
-* A **requester** sees only the tickets they requested.
+Roles are per department membership (:class:`~helpdesk_core.models.Membership` ``role``):
+
+* A **global admin** (``User.global_admin``) has *Manage Settings* everywhere and sees every ticket.
+* A **department admin** (membership role ``admin``) has *Manage Settings* for that department,
+  sees and answers all its tickets, and manages its agents and requesters — never granting a role
+  above its own, never touching another department's memberships, never changing a global admin.
+* An **agent** (membership role ``agent``) sees and answers the department's tickets and writes
+  internal notes; it reads the department's failed/held mail, import log and status.
+* A **requester** (no staff membership) sees only the tickets where they are the requester or a
+  participant, never internal notes, logs, failed/held mail, users or mailbox configuration.
 * :data:`SYSTEM` is the local operator running the CLI on the server: everything.
+  :data:`ANONYMOUS` (nobody signed in) may do nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, Text, cast, false, or_, select
 from sqlalchemy.orm import Session
 
 from helpdesk_core.errors import NotFoundError, PermissionDenied
@@ -27,8 +32,16 @@ class SystemActor:
     email: str = "system"
 
 
+@dataclass(frozen=True)
+class AnonymousActor:
+    """Nobody signed in (e.g. a web request without a session). Has no permission."""
+
+    email: str = "anonymous"
+
+
 SYSTEM = SystemActor()
-Actor = User | SystemActor
+ANONYMOUS = AnonymousActor()
+Actor = User | SystemActor | AnonymousActor
 
 
 def resolve_actor(session: Session, email: str | None) -> Actor:
@@ -43,15 +56,48 @@ def resolve_actor(session: Session, email: str | None) -> Actor:
     return user
 
 
+def _user(actor: Actor) -> User | None:
+    """The acting user, when it is a (active) user."""
+    return actor if isinstance(actor, User) and actor.active else None
+
+
 def is_global_admin(actor: Actor) -> bool:
-    return isinstance(actor, SystemActor) or (actor.role == Role.ADMIN and not actor.memberships)
+    if isinstance(actor, SystemActor):
+        return True
+    user = _user(actor)
+    return user is not None and user.global_admin
+
+
+def role_in(actor: Actor, department: Department | int) -> Role | None:
+    """``actor``'s role in ``department`` (ADMIN for a global admin; None: no membership)."""
+    if is_global_admin(actor):
+        return Role.ADMIN
+    user = _user(actor)
+    if user is None:
+        return None
+    return user.role_in(department if isinstance(department, int) else department.id)
+
+
+def staff_department_ids(actor: Actor) -> set[int] | None:
+    """Departments where ``actor`` is staff; None means every department (global admin)."""
+    if is_global_admin(actor):
+        return None
+    user = _user(actor)
+    return set() if user is None else user.department_ids
+
+
+def admin_department_ids(actor: Actor) -> set[int] | None:
+    """Departments where ``actor`` has Manage Settings; None means every department."""
+    if is_global_admin(actor):
+        return None
+    user = _user(actor)
+    return set() if user is None else user.admin_department_ids
 
 
 def can_manage_settings(actor: Actor, department: Department | None = None) -> bool:
     if is_global_admin(actor):
         return True
-    assert isinstance(actor, User)
-    return actor.role == Role.ADMIN and department is not None and department.id in actor.department_ids
+    return department is not None and role_in(actor, department) == Role.ADMIN
 
 
 def require_manage_settings(actor: Actor, department: Department | None = None) -> None:
@@ -64,28 +110,63 @@ def require_manage_settings(actor: Actor, department: Department | None = None) 
 
 
 def is_staff(actor: Actor, department: Department) -> bool:
-    if is_global_admin(actor):
-        return True
-    assert isinstance(actor, User)
-    return actor.role in (Role.ADMIN, Role.AGENT) and department.id in actor.department_ids
+    return role_in(actor, department) in (Role.ADMIN, Role.AGENT)
+
+
+def require_signed_in(actor: Actor) -> None:
+    if isinstance(actor, AnonymousActor) or (isinstance(actor, User) and not actor.active):
+        raise PermissionDenied("Sign in first.", details={"hint": "sign_in"})
+
+
+def require_staff_somewhere(actor: Actor, what: str) -> set[int] | None:
+    """Raise PermissionDenied unless ``actor`` is staff of some department; returns the
+    departments it may read (None: all) — for failed/held mail, the import log, users."""
+    ids = staff_department_ids(actor)
+    if ids is not None and not ids:
+        raise PermissionDenied(f"{actor.email} may not see {what}: only staff of a department may.",
+                               details={"hint": "ask_admin", "permission": "staff"})
+    return ids
+
+
+def require_department_staff(actor: Actor, department: Department, what: str) -> None:
+    if not is_staff(actor, department):
+        raise PermissionDenied(f"{actor.email} may not see {what} of department {department.name!r}: "
+                               "only its staff may.",
+                               details={"hint": "ask_admin", "permission": "staff",
+                                        "department": department.name})
+
+
+def sees_internal(actor: Actor, ticket: Ticket) -> bool:
+    """Internal notes are for the staff of the ticket's department only."""
+    return is_staff(actor, ticket.department)
+
+
+def _participant_filter(user: User) -> ColumnElement[bool]:
+    # participants is a JSON list of lower-cased addresses; match it portably on its text
+    return cast(Ticket.participants, Text).contains(f'"{user.email.lower()}"', autoescape=True)
 
 
 def visible_tickets(actor: Actor, query: Select[tuple[Ticket]]) -> Select[tuple[Ticket]]:
     """Restrict a ticket query to what ``actor`` may see."""
     if is_global_admin(actor):
         return query
-    assert isinstance(actor, User)
-    if actor.role in (Role.ADMIN, Role.AGENT):
-        return query.where(Ticket.department_id.in_(actor.department_ids or {-1}))
-    return query.where(Ticket.requester_id == actor.id)
+    user = _user(actor)
+    if user is None:
+        return query.where(false())
+    mine = [Ticket.requester_id == user.id, _participant_filter(user)]
+    if user.department_ids:
+        mine.append(Ticket.department_id.in_(user.department_ids))
+    return query.where(or_(*mine))
+
+
+def is_participant(user: User, ticket: Ticket) -> bool:
+    return ticket.requester_id == user.id or user.email.lower() in {str(p).lower() for p in ticket.participants or []}
 
 
 def require_ticket_visible(actor: Actor, ticket: Ticket) -> None:
-    if is_global_admin(actor):
+    if is_global_admin(actor) or is_staff(actor, ticket.department):
         return
-    assert isinstance(actor, User)
-    if actor.role in (Role.ADMIN, Role.AGENT) and ticket.department_id in actor.department_ids:
-        return
-    if ticket.requester_id == actor.id:
+    user = _user(actor)
+    if user is not None and is_participant(user, ticket):
         return
     raise NotFoundError(f"No ticket {ticket.id}.")  # don't reveal that it exists

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from helpdesk_core.app import Helpdesk
 from helpdesk_core.errors import NotFoundError, PermissionDenied
-from helpdesk_core.models import OutboxMessage, Role, Ticket, User
+from helpdesk_core.models import OutboxMessage, Ticket, User
 from helpdesk_core.outbound.outbox import flush_outbox
 from helpdesk_core.outbound.replies import ReplyResult, cc_addresses, store_reply  # noqa: F401 - re-exported
 from helpdesk_core.services.permissions import Actor, is_staff
@@ -39,7 +39,7 @@ def reply_to_ticket(app: Helpdesk, session: Session, *, actor: Actor, ticket_id:
     gets :class:`PermissionDenied`. ``attachments`` are ``(filename, bytes)`` pairs. ``cc=False``
     drops the other participants from ``Cc``. Never commits.
     """
-    if isinstance(actor, User) and actor.role == Role.REQUESTER:
+    if isinstance(actor, User) and not actor.global_admin and not actor.department_ids:
         raise PermissionDenied(f"{actor.email} is a requester: requesters answer tickets by mail, "
                                "only the department's staff can reply through the help desk.")
     ticket = get_ticket(session, actor=actor, ticket_id=ticket_id)

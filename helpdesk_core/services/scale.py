@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from helpdesk_core.models import Department
 from helpdesk_core.services.departments import department_status, get_department
 from helpdesk_core.errors import PermissionDenied
-from helpdesk_core.services.permissions import SYSTEM, Actor, require_manage_settings
+from helpdesk_core.services.permissions import SYSTEM, Actor, require_manage_settings, require_staff_somewhere
 
 
 def set_push(session: Session, *, actor: Actor, department: str, enabled: bool) -> dict[str, Any]:
@@ -36,7 +36,11 @@ def system_status(session: Session, *, actor: Actor, now: datetime | None = None
     now = now or datetime.now(UTC)
     departments: list[dict[str, Any]] = []
     watchers: dict[str, list[str]] = {}
-    for dept in session.scalars(select(Department).order_by(Department.name)):
+    visible = require_staff_somewhere(actor, "the import status")
+    query = select(Department).order_by(Department.name)
+    if visible is not None:
+        query = query.where(Department.id.in_(visible))
+    for dept in session.scalars(query):
         entry = department_status(session, actor=actor, department=dept.name)
         mb = dept.mailbox
         next_run = _utc(mb.next_run_at) if mb else None

@@ -11,16 +11,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Select, case, column, func, literal_column, select, text
+from sqlalchemy import Integer, Select, case, column, func, literal_column, or_, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from helpdesk_core.errors import ConfigurationError
 from helpdesk_core.models import (
-    Direction, Role, Ticket, TicketMessage, TicketPriority, TicketStatus, TicketTag, User,
+    Direction, Ticket, TicketMessage, TicketPriority, TicketStatus, TicketTag, User,
 )
 from helpdesk_core.models.search import FTS_TABLE, PG_DOCUMENT
 from helpdesk_core.services.departments import get_department
-from helpdesk_core.services.permissions import Actor, is_global_admin, visible_tickets
+from helpdesk_core.services.permissions import Actor, staff_department_ids, visible_tickets
 from helpdesk_core.services.tickets import ticket_summary
 
 #: ``--sort`` values: newest/oldest by creation, by last update, by priority (most urgent first)
@@ -32,9 +32,11 @@ def _fts5_query(words: str) -> str:
     return " ".join('"' + term.replace('"', '""') + '"' for term in words.split())
 
 
-def matching_ticket_ids(session: Session, words: str, *, include_notes: bool = True) -> Select[tuple[int]]:
+def matching_ticket_ids(session: Session, words: str, *, include_notes: bool = True,
+                        notes_of: set[int] | None = None) -> Select[tuple[int]]:
     """A query of the ids of tickets with a message whose subject, text body, sender or Cc
-    addresses contain all of ``words`` (whole words, case-insensitive)."""
+    addresses contain all of ``words`` (whole words, case-insensitive). Internal notes count only
+    with ``include_notes``, and then (``notes_of`` given) only in those departments."""
     query = select(TicketMessage.ticket_id)
     if session.get_bind().dialect.name == "sqlite":
         matched = (text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts_query")
@@ -44,6 +46,9 @@ def matching_ticket_ids(session: Session, words: str, *, include_notes: bool = T
         query = query.where(literal_column(PG_DOCUMENT).op("@@")(func.plainto_tsquery("simple", words)))
     if not include_notes:
         query = query.where(TicketMessage.direction != Direction.NOTE)
+    elif notes_of is not None:
+        query = query.where(or_(TicketMessage.direction != Direction.NOTE,
+                                TicketMessage.department_id.in_(notes_of or {-1})))
     return query
 
 
@@ -86,8 +91,8 @@ def search_tickets(session: Session, *, actor: Actor, department: str | None = N
     if since is not None:
         q = q.where(Ticket.updated_at >= since)
     if query and query.strip():
-        staff = is_global_admin(actor) or (isinstance(actor, User) and actor.role != Role.REQUESTER)
-        q = q.where(Ticket.id.in_(matching_ticket_ids(session, query.strip(), include_notes=staff)))
+        q = q.where(Ticket.id.in_(matching_ticket_ids(session, query.strip(),
+                                                      notes_of=staff_department_ids(actor))))
     order = {"number": (Ticket.department_id, Ticket.number), "created": (Ticket.created_at, Ticket.id),
              "-created": (Ticket.created_at.desc(), Ticket.id.desc()), "updated": (Ticket.updated_at, Ticket.id),
              "-updated": (Ticket.updated_at.desc(), Ticket.id.desc()),

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, object_session, selectinload
 
 from helpdesk_core.errors import NotFoundError
-from helpdesk_core.models import Department, Ticket, TicketEvent, TicketMessage, TicketPriority
+from helpdesk_core.models import Department, Direction, Ticket, TicketEvent, TicketMessage, TicketPriority
 from helpdesk_core.services.departments import get_department
-from helpdesk_core.services.permissions import Actor, require_ticket_visible, visible_tickets
+from helpdesk_core.services.permissions import (
+    Actor, require_ticket_visible, sees_internal, staff_department_ids, visible_tickets,
+)
 
 
 def _addr(email: str | None, name: str | None) -> dict[str, str] | None:
@@ -55,18 +57,25 @@ def message_json(m: TicketMessage) -> dict[str, Any]:
     }
 
 
-def ticket_json(ticket: Ticket) -> dict[str, Any]:
-    data = ticket_summary(ticket, len(ticket.messages))
+def ticket_json(ticket: Ticket, *, internal: bool = True) -> dict[str, Any]:
+    """The whole ticket; without its internal notes unless ``internal`` (callers decide with
+    :func:`~helpdesk_core.services.permissions.sees_internal`, as :func:`show_ticket` does)."""
+    messages = [m for m in ticket.messages if internal or m.direction != Direction.NOTE]
+    data = ticket_summary(ticket, len(messages))
     data["participants"] = ticket.participants
-    data["messages"] = [message_json(m) for m in ticket.messages]
+    data["messages"] = [message_json(m) for m in messages]
     session = object_session(ticket)
     data["events"] = [event_json(e) for e in ticket_events(session, ticket)] if session is not None else []
     return data
 
 
 def list_tickets(session: Session, *, actor: Actor, department: str | None = None) -> list[dict[str, Any]]:
-    counts = (select(TicketMessage.ticket_id, func.count(TicketMessage.id).label("n"))
-              .group_by(TicketMessage.ticket_id).subquery())
+    counted = select(TicketMessage.ticket_id, func.count(TicketMessage.id).label("n"))
+    staff_of = staff_department_ids(actor)
+    if staff_of is not None:  # internal notes are counted only for the department's staff
+        counted = counted.where(or_(TicketMessage.direction != Direction.NOTE,
+                                    TicketMessage.department_id.in_(staff_of or {-1})))
+    counts = counted.group_by(TicketMessage.ticket_id).subquery()
     query = (select(Ticket, func.coalesce(counts.c.n, 0))
              .outerjoin(counts, counts.c.ticket_id == Ticket.id)
              .options(selectinload(Ticket.requester), selectinload(Ticket.department),
@@ -84,6 +93,12 @@ def get_ticket(session: Session, *, actor: Actor, ticket_id: int) -> Ticket:
         raise NotFoundError(f"No ticket {ticket_id}.", details={"hint": "list_tickets"})
     require_ticket_visible(actor, ticket)
     return ticket
+
+
+def show_ticket(session: Session, *, actor: Actor, ticket_id: int) -> dict[str, Any]:
+    """:func:`ticket_json` of a ticket ``actor`` may see, internal notes only for its staff."""
+    ticket = get_ticket(session, actor=actor, ticket_id=ticket_id)
+    return ticket_json(ticket, internal=sees_internal(actor, ticket))
 
 
 def find_ticket_by_number(session: Session, *, actor: Actor, department: str, number: int) -> Ticket:
@@ -109,6 +124,6 @@ def export_tickets(session: Session, *, actor: Actor, department: str | None = N
         if not rows:
             return
         for t in rows:
-            yield ticket_json(t)
+            yield ticket_json(t, internal=sees_internal(actor, t))
         last = rows[-1].id
         session.expunge_all()
