@@ -21,7 +21,7 @@ from helpdesk_core.models import (
 from helpdesk_core.models.search import FTS_TABLE, PG_DOCUMENT
 from helpdesk_core.services.departments import get_department
 from helpdesk_core.services.permissions import Actor, staff_department_ids, visible_tickets
-from helpdesk_core.services.tickets import ticket_summary
+from helpdesk_core.services.tickets import message_counts, ticket_summary
 
 #: ``--sort`` values: newest/oldest by creation, by last update, by priority (most urgent first)
 SORTS = ("number", "created", "-created", "updated", "-updated", "priority")
@@ -63,8 +63,7 @@ def search_tickets(session: Session, *, actor: Actor, department: str | None = N
     """Tickets ``actor`` may see, filtered; each as ``ticket list --json`` shows it (the existing
     keys plus ``assignee``, ``priority``, ``tags``). ``assignee``: ``me``, ``none`` or an address;
     ``since``: updated at or after; ``status``: one status or several separated by commas."""
-    counts = (select(TicketMessage.ticket_id, func.count(TicketMessage.id).label("n"))
-              .group_by(TicketMessage.ticket_id).subquery())
+    counts = message_counts(actor)
     q = (select(Ticket, func.coalesce(counts.c.n, 0)).outerjoin(counts, counts.c.ticket_id == Ticket.id)
          .options(selectinload(Ticket.requester), selectinload(Ticket.department),
                   selectinload(Ticket.assignee), selectinload(Ticket.tag_rows)))

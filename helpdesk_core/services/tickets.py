@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Subquery, func, or_, select
 from sqlalchemy.orm import Session, object_session, selectinload
 
 from helpdesk_core.errors import NotFoundError
@@ -69,13 +69,18 @@ def ticket_json(ticket: Ticket, *, internal: bool = True) -> dict[str, Any]:
     return data
 
 
-def list_tickets(session: Session, *, actor: Actor, department: str | None = None) -> list[dict[str, Any]]:
+def message_counts(actor: Actor) -> Subquery:
+    """``(ticket_id, n)``: the messages per ticket ``actor`` sees (notes only for the staff)."""
     counted = select(TicketMessage.ticket_id, func.count(TicketMessage.id).label("n"))
     staff_of = staff_department_ids(actor)
-    if staff_of is not None:  # internal notes are counted only for the department's staff
+    if staff_of is not None:
         counted = counted.where(or_(TicketMessage.direction != Direction.NOTE,
                                     TicketMessage.department_id.in_(staff_of or {-1})))
-    counts = counted.group_by(TicketMessage.ticket_id).subquery()
+    return counted.group_by(TicketMessage.ticket_id).subquery()
+
+
+def list_tickets(session: Session, *, actor: Actor, department: str | None = None) -> list[dict[str, Any]]:
+    counts = message_counts(actor)
     query = (select(Ticket, func.coalesce(counts.c.n, 0))
              .outerjoin(counts, counts.c.ticket_id == Ticket.id)
              .options(selectinload(Ticket.requester), selectinload(Ticket.department),
