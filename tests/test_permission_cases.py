@@ -74,10 +74,10 @@ def test_case1_internal_notes_never_reach_requesters(desk):
 def test_case2_department_admin_cannot_escalate(desk):
     # granting admin of IT to HR's agent makes them admin of IT only, never of HR
     desk("--as", "itadmin@school.test", "user", "add", "hragent@school.test", "--role", "admin", "--department", "IT")
+    assert "Manage Settings" in _fails(desk, "--as", "hragent@school.test", "department", "clear-mailbox", "HR")
     users = {u["email"]: u for u in desk.json("user", "list", "--json")}
     roles = {m["role"] for m in users["hragent@school.test"]["memberships"]}
     assert roles == {"admin", "agent"}
-    assert "Manage Settings" in _fails(desk, "--as", "hragent@school.test", "department", "clear-mailbox", "HR")
     # the global admin cannot be demoted (nor given a membership) by a department admin
     assert "global admin" in _fails(desk, "--as", "itadmin@school.test", "user", "add", "root@school.test",
                                     "--role", "requester", "--department", "IT")
