@@ -92,8 +92,9 @@ def _require_user_admin(session: Session, actor: Actor, user: User) -> None:
         return
     departments = [session.get(Department, m.department_id) for m in user.memberships]
     if user.global_admin or not departments or not all(can_manage_settings(actor, d) for d in departments):
-        raise PermissionDenied(f"{actor.email} cannot change {user.email}: only a global admin can change "
-                               "a global admin or a member of departments you do not administer.",
+        raise PermissionDenied(f"{actor.email} cannot change {user.email}: that needs the Manage Settings "
+                               "permission for every department of the user (and a global admin is changed "
+                               "only by a global admin).",
                                details={"hint": "ask_admin", "permission": "manage_users"})
 
 

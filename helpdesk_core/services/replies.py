@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from helpdesk_core.app import Helpdesk
 from helpdesk_core.errors import NotFoundError, PermissionDenied
-from helpdesk_core.models import OutboxMessage, Ticket, User
+from helpdesk_core.models import Department, OutboxMessage, Ticket, User
 from helpdesk_core.outbound.outbox import flush_outbox
 from helpdesk_core.outbound.replies import ReplyResult, cc_addresses, store_reply  # noqa: F401 - re-exported
 from helpdesk_core.services.permissions import Actor, is_staff
@@ -58,10 +58,10 @@ class DeliveryState:
 
 def send_now(app: Helpdesk, *, actor: Actor, outbox_id: int) -> DeliveryState:
     """Deliver a just-stored reply (``outbox_id``) now, with the rest of its department's due mail,
-    after the caller committed it. The permission to reply was checked when the reply was stored."""
+    after the caller committed it. For the staff of that department (who may reply there)."""
     with app.session() as session:
         row = session.get(OutboxMessage, outbox_id)
-        if row is None:
+        if row is None or not is_staff(actor, session.get(Department, row.department_id)):
             raise NotFoundError(f"No outbox message {outbox_id}.", details={"hint": "list_outbox"})
         department_id = row.department_id
     flush_outbox(app, department=department_id)

@@ -78,7 +78,10 @@ def remove_template(session: Session, *, actor: Actor, department: str, name: st
 
 
 def render_template(session: Session, *, actor: Actor, ticket: Ticket, name: str) -> str:
-    """The text of canned reply ``name`` of the ticket's department, for ``ticket``."""
+    """The text of canned reply ``name`` of the ticket's department, for ``ticket``. For the
+    department's staff (templates are replies)."""
+    if not is_staff(actor, ticket.department):
+        raise NotFoundError(f"No templates for {actor.email} in {ticket.department.name!r}: only its staff use them.")
     row = session.scalar(select(ReplyTemplate).where(ReplyTemplate.department_id == ticket.department_id,
                                                      ReplyTemplate.name == name))
     if row is None:

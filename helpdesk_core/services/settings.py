@@ -7,12 +7,13 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from helpdesk_core.app import Helpdesk
-from helpdesk_core.services.permissions import Actor, require_manage_settings
+from helpdesk_core.services.permissions import Actor, require_manage_settings, require_signed_in
 from helpdesk_core.settings import GeneralSettings, set_setting
 
 
 def show_settings(session: Session, *, actor: Actor) -> dict[str, Any]:
-    """Every setting with its current value (each user may read them)."""
+    """Every setting with its current value (each signed-in user may read them)."""
+    require_signed_in(actor)
     return GeneralSettings.load(session).as_dict()
 
 
