@@ -70,6 +70,6 @@ class Membership(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"), index=True)
     role: Mapped[Role] = mapped_column(Enum(Role, name="membership_role", native_enum=False, length=20),
-                                       default=Role.AGENT, server_default=Role.AGENT.value)
+                                       default=Role.AGENT, server_default=Role.AGENT.name)
 
     user: Mapped[User] = relationship(back_populates="memberships")

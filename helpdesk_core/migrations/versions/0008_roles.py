@@ -23,12 +23,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('memberships') as batch:
-        batch.add_column(sa.Column('role', sa.Enum('admin', 'agent', 'requester', name='membership_role',
-                                                    native_enum=False, length=20),
-                                   server_default='agent', nullable=False))
-    with op.batch_alter_table('users') as batch:
-        batch.add_column(sa.Column('global_admin', sa.Boolean(), server_default=sa.false(), nullable=False))
+    # plain ADD COLUMN (SQLite too): a batch table copy of ``users`` would cascade-delete memberships
+    op.add_column('memberships', sa.Column('role', sa.Enum('ADMIN', 'AGENT', 'REQUESTER', name='membership_role',
+                                                           native_enum=False, length=20),
+                                           server_default='AGENT', nullable=False))
+    op.add_column('users', sa.Column('global_admin', sa.Boolean(), server_default=sa.false(), nullable=False))
 
     bind = op.get_bind()
     users = sa.table('users', sa.column('id', sa.Integer), sa.column('role', sa.String),
@@ -38,7 +37,7 @@ def upgrade() -> None:
         has_memberships = bind.execute(sa.select(sa.func.count()).select_from(memberships)
                                        .where(memberships.c.user_id == user.id)).scalar_one() > 0
         bind.execute(sa.update(memberships).where(memberships.c.user_id == user.id).values(role=user.role))
-        if user.role == 'admin' and not has_memberships:
+        if user.role == 'ADMIN' and not has_memberships:
             bind.execute(sa.update(users).where(users.c.id == user.id).values(global_admin=True))
 
 
@@ -51,7 +50,6 @@ def downgrade() -> None:
     memberships = sa.table('memberships', sa.column('user_id', sa.Integer), sa.column('role', sa.String))
     bind.execute(sa.delete(memberships).where(memberships.c.user_id.in_(
         sa.select(users.c.id).where(users.c.global_admin.is_(True)))))
-    with op.batch_alter_table('users') as batch:
-        batch.drop_column('global_admin')
-    with op.batch_alter_table('memberships') as batch:
-        batch.drop_column('role')
+    # ALTER TABLE DROP COLUMN in place (SQLite >= 3.35 too): a table copy would cascade
+    op.execute('ALTER TABLE users DROP COLUMN global_admin')
+    op.execute('ALTER TABLE memberships DROP COLUMN role')
