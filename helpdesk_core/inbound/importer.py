@@ -375,7 +375,7 @@ def _import_one(ctx: HelpdeskContext, department: Department, mail: _Mail, parse
         reason = f"already {same.outcome}"
         _log_alone(ctx, department, mail, "duplicate", reason)
         return Outcome("duplicate", ticket_message_id=same.ticket_message_id, reason=same.outcome)
-    if not mail.raw.strip():
+    if not mail.raw or mail.raw.isspace():  # as `not raw.strip()`, without a copy of a big message
         if not from_mailbox:
             _log_alone(ctx, department, mail, "refused", "empty message")
             return Outcome("refused", reason="empty message")
