@@ -92,7 +92,8 @@ def child_floor(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def child_import(args: dict[str, Any]) -> dict[str, Any]:
-    """(b)/(c) ``helpdesk import --json``: the click command called in this process."""
+    """(b)/(c) ``helpdesk import --json`` (or ``argv``, e.g. ``ingest``): the click command called
+    in this process."""
     import contextlib
     import io
 
@@ -118,7 +119,7 @@ def child_import(args: dict[str, Any]) -> dict[str, Any]:
         if profiler:
             profiler.enable()
         try:
-            cli.main(["import", "--json"], standalone_mode=False)
+            cli.main(args.get("argv") or ["import", "--json"], standalone_mode=False)
         except SystemExit as exc:
             code = int(exc.code or 0)
         finally:
@@ -133,7 +134,7 @@ def child_import(args: dict[str, Any]) -> dict[str, Any]:
         profiler.dump_stats(args["profile"])
     text = out.getvalue()
     try:
-        counts = json.loads(text).get(DEPARTMENT, {})
+        counts = json.loads(text).get(DEPARTMENT, {}) if not args.get("argv") else {"exit": code}
     except ValueError:
         counts = {"error": text[-2000:]}
     return {"seconds": elapsed, "cpu": cpu, "peak_rss_kib": vm["VmHWM"], "baseline_rss_kib": baseline,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -84,11 +87,10 @@ def ingest(state: CliState, department: str, files: tuple[str, ...]) -> None:
     mail.max_message_size_mb: the mail server bounces it to the sender), 67 for an unknown
     department, 75 when the database is unavailable (the mail server should retry).
     """
-    raws = [open(f, "rb").read() for f in files] if files else [sys.stdin.buffer.read()]
     refused: list[str] = []
     try:
         with state.session() as (app, session, actor):
-            for raw in raws:
+            for raw in _read_messages(files):
                 outcome = ingest_raw(app, session, actor=actor, department=department, raw=raw)
                 if outcome.status == "refused":
                     refused.append(outcome.reason)
@@ -105,6 +107,21 @@ def ingest(state: CliState, department: str, files: tuple[str, ...]) -> None:
         fail(f"Temporary failure: {type(exc).__name__}: {_one_line(exc)}", EX_TEMPFAIL)
     if refused:
         fail("message refused: " + "; ".join(refused), EX_DATAERR)
+
+
+def _read_messages(files: tuple[str, ...]) -> Iterator[bytes]:
+    """The raw messages one at a time, each read as a single ``bytes`` of its size: a file is
+    sized by ``fstat``; standard input (a pipe, size unknown) is first copied to a temporary file
+    in 1 MiB steps, so a big message is never held as read chunks plus their join."""
+    if files:
+        for name in files:
+            with open(name, "rb", buffering=0) as f:
+                yield f.readall()
+        return
+    with tempfile.TemporaryFile(buffering=0) as spool:
+        shutil.copyfileobj(sys.stdin.buffer, spool, 1024 * 1024)
+        spool.seek(0)
+        yield spool.readall()
 
 
 def _one_line(exc: BaseException) -> str:

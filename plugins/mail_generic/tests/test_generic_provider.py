@@ -368,3 +368,41 @@ def test_imapclient_debug_logging_untouched(dovecot: Any, mail_user: Any) -> Non
     with open_session(dovecot, mail_user, "imap", "ssl") as session:
         assert len(fetch_all(session)[0]) == 1
     assert {name: logging.getLogger(name).level for name in names} == before
+
+
+def big_message(mb: int = 3) -> bytes:
+    """Over :data:`~helpdesk_mail_generic.pop3.SPOOL_BYTES`: base64 lines, dot-stuffed lines, a lone
+    dot, a double dot and a line as long as the line limit allows."""
+    import base64
+    import random
+
+    body = base64.encodebytes(random.Random(16).randbytes(mb * 1024 * 1024)).replace(b"\n", b"\r\n")
+    return (b"From: Big <big@example.test>\r\nTo: help@district.test\r\nSubject: big\r\n"
+            b"Message-ID: <big@example.test>\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\n"
+            b"Content-Type: text/plain\r\n\r\n.\r\n..\r\n.. two dots\r\n.one dot\r\n" + b"y" * 500_000 + b"\r\n"
+            b"--b1\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+            + body + b"--b1--\r\n")
+
+
+def test_pop3_big_message_is_spooled_byte_identical(dovecot: Any, mail_user: Any,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A message over SPOOL_BYTES goes through the temporary file: the same bytes as poplib's RETR."""
+    from helpdesk_mail_generic import pop3
+
+    big = big_message()
+    assert len(big) > pop3.SPOOL_BYTES
+    for raw in (message(1), big, message(2)):
+        mail_user.deliver(raw)
+    spooled: list[bytes] = []
+    real_retr = pop3._retr
+    monkeypatch.setattr(pop3, "_retr", lambda pop, entry: spooled.append(entry.number) or real_retr(pop, entry))
+    with open_session(dovecot, mail_user, "pop3", "ssl") as session:
+        streamed = [m for b in fetch_all(session, batch_size=10) for m in b]
+    monkeypatch.setattr(pop3, "SPOOL_BYTES", 1 << 40)  # poplib's RETR for every message
+    with open_session(dovecot, mail_user, "pop3", "none") as session:
+        plain = [m for b in fetch_all(session, batch_size=10) for m in b]
+    assert [m.raw for m in streamed] == [m.raw for m in plain]
+    assert [lf(m.raw) for m in streamed] == [lf(message(1)), lf(big), lf(message(2))]
+    assert [m.size for m in streamed] == [len(m.raw) for m in streamed]
+    assert type(streamed[1].raw) is bytes
