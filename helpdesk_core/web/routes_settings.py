@@ -102,7 +102,8 @@ def department_mailbox(p: Page) -> Response:
         p.session.rollback()  # Test connection saves nothing
         dept = _department(p)
         return _provider_form(p, dept, name, config, notice=f"Connection OK{detail}. Nothing was saved.")
-    return _provider_form(p, dept, name, None, notice=f"Saved: the mailbox works{detail}.")
+    p.session.expire_all()  # the department's new mailbox row (flushed) is loaded again
+    return _provider_form(p, _department(p), name, None, notice=f"Saved: the mailbox works{detail}.")
 
 
 @page()
