@@ -233,3 +233,23 @@ def test_hook_helpdesk_register_routes(hd_env):
 
     with pytest.raises(ValueError, match="/login"):
         create_app(installation(hd_env, Clash(), departments={"X": "x@school.test"}))
+
+
+def test_general_settings_validated_all_or_nothing(hd):
+    from helpdesk_core.services.settings import show_settings
+
+    assert signed_in(hd, "techadmin@school.test").get("/settings/general").status_code == 403
+    c = signed_in(hd, "root@school.test")
+    page = c.get("/settings/general").text
+    assert "attachments.max_size_mb" in page and "Largest attachment kept" in page
+    token = csrf(c, "/settings/general")
+    form = dict(re.findall(r'<input name="([^"]+)" value="([^"]*)"', page))
+    bad = {**form, "attachments.max_size_mb": "25", "mail.ticket_reference_format": "no number here", "csrf": token}
+    r = c.post("/settings/general", data=bad)
+    assert r.status_code == 400 and "Nothing was saved" in r.text
+    with hd.session() as s:
+        assert show_settings(s, actor=SYSTEM)["attachments.max_size_mb"] == 10.0
+    r = c.post("/settings/general", data={**form, "attachments.max_size_mb": "25", "csrf": token})
+    assert r.status_code == 200 and "Saved 1 setting(s)" in r.text
+    with hd.session() as s:
+        assert show_settings(s, actor=SYSTEM)["attachments.max_size_mb"] == 25.0

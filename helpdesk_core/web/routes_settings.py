@@ -13,6 +13,8 @@ from helpdesk_core.providers.base import MailboxProvider
 from helpdesk_core.services import departments as depts
 from helpdesk_core.services.imports import import_targets, run_import
 from helpdesk_core.services.permissions import require_manage_settings
+from helpdesk_core.services.settings import change_setting, show_settings
+from helpdesk_core.settings import SETTINGS
 from helpdesk_core.web.pages import Page, page, redirect
 
 
@@ -139,3 +141,36 @@ routes = [
     Route("/settings/departments/{dept_id:int}/clear-mailbox", department_clear, methods=["POST"]),
     Route("/settings/departments/{dept_id:int}/import", department_import, methods=["POST"]),
 ]
+
+
+def _shown(value: Any) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list) else "" if value is None else str(value)
+
+
+def _general(p: Page, error: str | None = None, notice: str | None = None, status_code: int = 200,
+             typed: dict[str, str] | None = None) -> Response:
+    values = show_settings(p.session, actor=p.user)
+    rows = [(d, (typed or {}).get(key, _shown(values.get(key, d.default)))) for key, d in SETTINGS.items()]
+    return p.render("general.html", status_code=status_code, rows=rows, error=error, notice=notice)
+
+
+@page()
+def general_settings(p: Page) -> Response:
+    """Settings → General: every setting with its help text, validated as the CLI validates;
+    saving is all or nothing."""
+    require_manage_settings(p.user)
+    if p.request.method == "GET":
+        return _general(p)
+    current = {k: _shown(v) for k, v in show_settings(p.session, actor=p.user).items()}
+    typed = {key: p.field(key) for key in SETTINGS}
+    changed = [key for key, value in typed.items() if value.strip() != current.get(key, "").strip()]
+    try:
+        for key in changed:
+            change_setting(p.helpdesk, p.session, actor=p.user, key=key, value=typed[key])
+    except HelpdeskError as exc:
+        p.session.rollback()
+        return _general(p, error=f"{key}: {exc} Nothing was saved.", status_code=400, typed=typed)
+    return _general(p, notice=f"Saved {len(changed)} setting(s)." if changed else "Nothing changed.")
+
+
+routes.append(Route("/settings/general", general_settings, methods=["GET", "POST"]))
