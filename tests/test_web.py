@@ -253,3 +253,12 @@ def test_general_settings_validated_all_or_nothing(hd):
     assert r.status_code == 200 and "Saved 1 setting(s)" in r.text
     with hd.session() as s:
         assert show_settings(s, actor=SYSTEM)["attachments.max_size_mb"] == 25.0
+
+
+@pytest.mark.parametrize("view", ["log", "failed", "held", "outbox", "users"])
+def test_admin_lists(hd, view):
+    assert signed_in(hd, "agent@school.test").get(f"/admin/{view}").status_code == 403
+    r = signed_in(hd, "root@school.test").get(f"/admin/{view}")
+    assert r.status_code == 200, r.text
+    if view == "users":
+        assert "techadmin@school.test" in r.text

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from helpdesk_core.app import Helpdesk
-from helpdesk_core.web import routes_auth, routes_desk, routes_settings
+from helpdesk_core.web import routes_admin, routes_auth, routes_desk, routes_settings
 from helpdesk_core.web.pages import HERE
 from helpdesk_core.web.security import LoginThrottle, SecurityHeaders
 
@@ -37,7 +37,7 @@ def create_app(helpdesk: Helpdesk, *, https: bool = False,
     """The ASGI app over ``helpdesk``: the core's pages plus those plugins add through
     ``helpdesk_register_routes``. ``https=True`` marks the session cookie Secure."""
     routes: list[BaseRoute] = [Route("/healthz", healthz), *routes_auth.routes, *routes_settings.routes,
-                               *routes_desk.routes]
+                               *routes_desk.routes, *routes_admin.routes]
 
     def register(path: str, endpoint: Callable[..., Any], *, methods: Sequence[str] = ("GET",),
                  name: str | None = None) -> None:
