@@ -1,6 +1,6 @@
 # helpdesk-core developer and CI entry points.
 #
-#   make deps    install missing Debian packages (dovecot, postgresql, openssl, redis-server); needs root or sudo
+#   make deps    install missing Debian packages (dovecot, postgresql, openssl, redis-server, chromium); needs root or sudo
 #   make venv    create .venv and install the project + plugins in editable mode with test extras
 #   make test    deps + venv, then run the whole pytest suite (PYTEST_ARGS=... to narrow it)
 #   make demo    run demo/run.sh with the venv on PATH
@@ -20,7 +20,7 @@ VENV        ?= .venv
 PY          := $(VENV)/bin/python
 PYTEST_ARGS ?=
 BENCH_ARGS  ?=
-APT_PACKAGES := dovecot-core dovecot-imapd dovecot-pop3d postgresql openssl redis-server
+APT_PACKAGES := dovecot-core dovecot-imapd dovecot-pop3d postgresql openssl redis-server chromium fonts-dejavu-core
 
 # Editable installs: the core with test extras, plus every plugin that has a pyproject.toml.
 PLUGIN_DIRS  := $(patsubst %/pyproject.toml,%,$(wildcard plugins/mail_generic/pyproject.toml plugins/mail_google_oauth/pyproject.toml plugins/mail_microsoft_oauth/pyproject.toml))
@@ -36,8 +36,9 @@ deps:
 	compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=("PostgreSQL initdb")
 	command -v openssl >/dev/null 2>&1 || missing+=("openssl")
 	command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=("redis-server")
+	[ -x /usr/bin/chromium ] || missing+=("chromium (browser tests)")
 	if [ $${#missing[@]} -eq 0 ]; then
-	  echo "deps: dovecot (imap, pop3), postgresql, openssl and redis-server are installed"
+	  echo "deps: dovecot (imap, pop3), postgresql, openssl, redis-server and chromium are installed"
 	  exit 0
 	fi
 	echo "deps: missing: $${missing[*]}"

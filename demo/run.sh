@@ -27,3 +27,13 @@ step helpdesk ticket show 1
 step helpdesk department status "Tech Help"
 printf '\nMailbox now holds %s messages (all imported and removed).\n' "$(find "$STATE/Maildir/new" "$STATE/Maildir/cur" -type f | wc -l)"
 printf 'Try: HELPDESK_HOME=%s helpdesk ticket show 5 --json\n' "$STATE"
+
+# The web app on the same demo data, with a demo admin; Ctrl-C stops it. DEMO_WEB=0 skips it
+# (e.g. in scripts that only want the import output above).
+if [ "${DEMO_WEB:-1}" != "0" ]; then
+  DEMO_PORT="${DEMO_PORT:-8080}"
+  helpdesk user add admin@district.example --role admin --name "Demo Admin" >/dev/null
+  printf 'demo-admin-password\n' | helpdesk user set-password admin@district.example --password-stdin >/dev/null
+  printf '\n\033[1mWeb app: http://127.0.0.1:%s/  sign in as admin@district.example / demo-admin-password  (Ctrl-C stops it)\033[0m\n' "$DEMO_PORT"
+  exec helpdesk web --host 127.0.0.1 --port "$DEMO_PORT"
+fi

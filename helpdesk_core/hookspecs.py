@@ -211,3 +211,21 @@ def helpdesk_register_commands(cli: click.Group) -> None:
 
     :param cli: the top-level ``helpdesk`` click group
     """
+
+
+# ---------------------------------------------------------------------------------------------
+# Web app
+# ---------------------------------------------------------------------------------------------
+
+@hookspec
+def helpdesk_register_routes(register: Callable[..., None]) -> None:
+    """Add pages to the web app (``helpdesk web``), e.g. an OAuth consent callback.
+
+    Called once per web app, from :func:`helpdesk_core.web.app.create_app`. Call
+    ``register(path, endpoint, methods=("GET",), name=None)`` with a Starlette endpoint (``def
+    endpoint(request) -> Response``; ``request.app.state.helpdesk`` is the application); a path
+    the core or another plugin has already is refused with a ``ValueError``. Keep the logic in
+    service functions; the core's security headers apply to these pages too.
+
+    :param register: callback taking a path, an endpoint and optional ``methods`` and ``name``
+    """

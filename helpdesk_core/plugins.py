@@ -175,6 +175,10 @@ class Hooks:
         _register_each(self.pm.hook.helpdesk_register_template_folders, register_for)
         return tuple(folders)
 
+    def register_routes(self, *, register: Callable[..., None]) -> None:
+        """Let plugins add web pages (``helpdesk_register_routes``); called by ``create_app``."""
+        self.pm.hook.helpdesk_register_routes(register=register)
+
     def register_commands(self, cli: click.Group) -> None:
         """Let plugins add commands to the ``helpdesk`` group (``helpdesk_register_commands``)."""
         self.pm.hook.helpdesk_register_commands(cli=cli)

@@ -16,7 +16,7 @@ import logging
 import click
 
 from helpdesk_core.cli import (
-    departments, failed, held, imports, lifecycle, log, outbox, scale, settings, tickets, users,
+    departments, failed, held, imports, lifecycle, log, outbox, scale, settings, tickets, users, web,
 )
 from helpdesk_core.cli.common import (  # noqa: F401 - re-exported for plugins written against cli.main
     EX_NOUSER,
@@ -94,7 +94,7 @@ def plugins(state: CliState, as_json: bool) -> None:
 
 
 for command in (departments.department, settings.settings, users.user, imports.import_, imports.worker,
-                imports.ingest, tickets.ticket, failed.failed, log.log_, held.held, outbox.outbox):
+                imports.ingest, tickets.ticket, failed.failed, log.log_, held.held, outbox.outbox, web.web):
     main.add_command(command)
 lifecycle.register(main)                        # ticket set/create/move …, reply-template
 scale.register(main)                            # helpdesk status, watch, department push

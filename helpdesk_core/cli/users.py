@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from helpdesk_core.cli.common import CliState, emit, handle_errors
+from helpdesk_core.services.auth import set_password
 from helpdesk_core.services.users import add_user, list_users
 
 
@@ -36,3 +37,19 @@ def user_list(state: CliState, as_json: bool) -> None:
     with state.session(commit=False) as (_app, session, actor):
         data = list_users(session, actor=actor)
     emit(data, as_json, lambda u: f"{u['email']}  {u['role']}  {u['name']}")
+
+
+@user.command("set-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (one line).")
+@click.pass_obj
+@handle_errors
+def user_set_password(state: CliState, email: str, password_stdin: bool) -> None:
+    """Set a user's web sign-in password (from standard input, or prompted for hidden)."""
+    if password_stdin:
+        password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with state.session() as (_app, session, actor):
+        u = set_password(session, actor=actor, email=email, password=password)
+        click.echo(f"Password of {u.email} set: they can sign in to the web app.")

@@ -41,6 +41,8 @@ class User(Base):
     active: Mapped[bool] = mapped_column(default=True)
     #: staff notifications (new ticket, requester reply, assignment); the user's own opt-out
     notifications: Mapped[bool] = mapped_column(default=True)
+    #: argon2 hash for signing in to the web app; None = no password set (``user set-password``)
+    password_hash: Mapped[str | None] = mapped_column(String(200), default=None)
     created_at: Mapped[created_at]
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="user", cascade="all, delete-orphan")

@@ -1,0 +1,63 @@
+"""Passwords and signing in (the web app). Passwords are hashed with argon2 (argon2-cffi)."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from helpdesk_core.errors import ConfigurationError, PermissionDenied
+from helpdesk_core.models import User
+from helpdesk_core.services.permissions import Actor, SystemActor, require_manage_settings
+
+_hasher = PasswordHasher()
+#: the shortest password accepted
+MIN_PASSWORD_LENGTH = 10
+#: verified against when the account does not exist, so both cases take as long
+_DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+
+class SignInFailed(PermissionDenied):
+    """Wrong email or password (never says which), or the account is deactivated."""
+
+
+def set_password(session: Session, *, actor: Actor, email: str, password: str) -> User:
+    """Set ``email``'s web password. The user themself, or someone with Manage Settings."""
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise ConfigurationError(f"No user {email!r}: add them first ('helpdesk user add {email} --role …').")
+    if not (isinstance(actor, User) and actor.id == user.id):
+        require_manage_settings(actor)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ConfigurationError(f"A password needs at least {MIN_PASSWORD_LENGTH} characters.",
+                                 details={"field": "password"})
+    user.password_hash = _hasher.hash(password)
+    session.flush()
+    return user
+
+
+def authenticate(session: Session, *, email: str, password: str) -> User:
+    """The active user with this email and password; :class:`SignInFailed` otherwise."""
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    try:
+        _hasher.verify(stored, password)
+        ok = user is not None and bool(user.password_hash)
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok or user is None or not user.active:
+        raise SignInFailed("Wrong email or password. Try again, or ask an admin to set your password.")
+    if _hasher.check_needs_rehash(stored):
+        user.password_hash = _hasher.hash(password)
+    return user
+
+
+def user_by_id(session: Session, user_id: int) -> User | None:
+    """The active user of a signed-in session, or None (deleted or deactivated since)."""
+    user = session.get(User, user_id)
+    return user if user is not None and user.active else None
+
+
+def is_system(actor: Actor) -> bool:
+    return isinstance(actor, SystemActor)

@@ -1,0 +1,113 @@
+"""The staff desk and the requester portal: ticket list, ticket page, reply, internal note, and
+attachments through the one safe-download helper."""
+
+from __future__ import annotations
+
+from starlette.datastructures import UploadFile
+from starlette.responses import Response
+from starlette.routing import Route
+
+from helpdesk_core.errors import HelpdeskError, NotFoundError, PermissionDenied
+from helpdesk_core.services.attachments import get_attachment, ticket_attachments
+from helpdesk_core.services.replies import reply_to_ticket, send_now
+from helpdesk_core.services.tickets import get_ticket, list_tickets
+from helpdesk_core.web.pages import Page, page, redirect
+from helpdesk_core.web.security import MAIL_CSP
+
+
+def _is_staff(p: Page) -> bool:
+    return str(p.user.role) in ("admin", "agent")
+
+
+@page()
+def home(p: Page) -> Response:
+    return redirect("/tickets")
+
+
+@page()
+def ticket_list(p: Page) -> Response:
+    tickets = list_tickets(p.session, actor=p.user)
+    mine = p.request.query_params.get("view")
+    if mine == "mine":
+        tickets = [t for t in tickets if t["assignee"] == p.user.email]
+    elif mine == "unassigned":
+        tickets = [t for t in tickets if t["assignee"] is None]
+    tickets.sort(key=lambda t: t["updated_at"], reverse=True)
+    return p.render("tickets.html", tickets=tickets, view=mine)
+
+
+def _mail_srcdoc(html: str) -> str:
+    """A message's sanitised HTML as an ``<iframe sandbox srcdoc>`` document with its own CSP."""
+    return (f'<!doctype html><meta http-equiv="Content-Security-Policy" content="{MAIL_CSP}">'
+            f"<base target=\"_blank\">{html}")
+
+
+def _ticket_page(p: Page, ticket_id: int, error: str | None = None, notice: str | None = None,
+                 status_code: int = 200) -> Response:
+    ticket = get_ticket(p.session, actor=p.user, ticket_id=ticket_id)
+    staff = _is_staff(p)
+    messages = [m for m in ticket.messages if staff or str(m.direction) != "note"]
+    index = {a.id: i for i, a in enumerate(ticket_attachments(p.session, actor=p.user, ticket_id=ticket.id), 1)}
+    return p.render("ticket.html", status_code=status_code, ticket=ticket, messages=messages, staff=staff,
+                    attachment_index=index,
+                    srcdoc=_mail_srcdoc, error=error, notice=notice)
+
+
+@page()
+def ticket_page(p: Page) -> Response:
+    return _ticket_page(p, int(p.request.path_params["ticket_id"]))
+
+
+@page()
+def ticket_reply(p: Page) -> Response:
+    """A reply is committed, then sent through the outbox exactly as ``helpdesk ticket reply`` does."""
+    ticket_id = int(p.request.path_params["ticket_id"])
+    internal = p.field("kind") == "note"
+    files: list[tuple[str, bytes]] = []
+    assert p.form is not None
+    for upload in p.form.getlist("attachment"):
+        if isinstance(upload, UploadFile) and upload.filename:
+            files.append((upload.filename, upload.file.read()))
+    body = p.field("body")
+    if not body.strip():
+        return _ticket_page(p, ticket_id, error="Write the reply's text first.", status_code=400)
+    try:
+        result = reply_to_ticket(p.helpdesk, p.session, actor=p.user, ticket_id=ticket_id, body=body,
+                                 attachments=files, internal=internal)
+    except (NotFoundError, PermissionDenied):
+        raise
+    except HelpdeskError as exc:
+        p.session.rollback()
+        return _ticket_page(p, ticket_id, error=str(exc), status_code=400)
+    if result.outbox is not None:
+        outbox_id, helpdesk, actor = result.outbox.id, p.helpdesk, p.user
+        p.after_commit.append(lambda: send_now(helpdesk, actor=actor, outbox_id=outbox_id))
+    return redirect(f"/tickets/{ticket_id}")
+
+
+@page()
+def attachment(p: Page) -> Response:
+    """An attachment (1-based index in message order, as ``helpdesk ticket attachment``), served
+    by :func:`safe_download`."""
+    found = get_attachment(p.helpdesk, p.session, actor=p.user, ticket_id=int(p.request.path_params["ticket_id"]),
+                           name_or_index=str(int(p.request.path_params["index"])))
+    return safe_download(found.data, found.attachment.filename or "attachment")
+
+
+def safe_download(data: bytes, filename: str) -> Response:
+    """Serve bytes only as a download, never rendered by the browser."""
+    from urllib.parse import quote
+
+    ascii_name = "".join(c if c.isascii() and c.isprintable() and c not in '"\\;' else "_" for c in filename)
+    return Response(data, media_type="application/octet-stream", headers={
+        "content-disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}",
+        "x-content-type-options": "nosniff", "cache-control": "private, no-store"})
+
+
+routes = [
+    Route("/", home),
+    Route("/tickets", ticket_list),
+    Route("/tickets/{ticket_id:int}", ticket_page),
+    Route("/tickets/{ticket_id:int}/reply", ticket_reply, methods=["POST"]),
+    Route("/tickets/{ticket_id:int}/attachments/{index:int}", attachment),
+]

@@ -1,0 +1,264 @@
+"""The web app through Starlette's TestClient: sign-in and its throttle, security headers, CSRF,
+Settings → Departments (Mail Server Configuration from the provider's fields, validated before
+saving), the desk and the portal, each page against each role."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from starlette.testclient import TestClient
+
+from helpdesk_core import hookimpl
+from helpdesk_core.services.auth import set_password
+from helpdesk_core.services.permissions import SYSTEM
+from helpdesk_core.services.replies import reply_to_ticket
+from helpdesk_core.services.users import add_user
+from helpdesk_core.testing.apps import ingest, installation
+from helpdesk_core.web.app import create_app
+from mailfactory import html_and_text, plain
+
+PASSWORD = "correct horse battery"
+USERS = {  # email → (role, department)
+    "root@school.test": ("admin", None),
+    "techadmin@school.test": ("admin", "Tech"),
+    "agent@school.test": ("agent", "Tech"),
+    "office@school.test": ("agent", "Office"),
+    "alice@example.test": ("requester", None),
+    "zoe@example.test": ("requester", None),
+}
+
+
+@pytest.fixture
+def hd(hd_env):
+    app = installation(hd_env, departments={"Tech": "tech@school.test", "Office": "office@school.test"})
+    with app.session() as s:
+        for email, (role, dept) in USERS.items():
+            add_user(s, actor=SYSTEM, email=email, role=role, department=dept)
+            set_password(s, actor=SYSTEM, email=email, password=PASSWORD)
+        s.commit()
+    out = ingest(app, plain(sender="Alice <alice@example.test>"), department="Tech")
+    app.ticket_id = out.ticket_id
+    with app.session() as s:
+        reply_to_ticket(app, s, actor=SYSTEM, ticket_id=out.ticket_id, body="staff only secret note",
+                        internal=True)
+        s.commit()
+    yield app
+    app.engine.dispose()
+
+
+def client(app, **kw) -> TestClient:
+    return TestClient(create_app(app, **kw), follow_redirects=False)
+
+
+def csrf(c: TestClient, url: str = "/login") -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', c.get(url).text).group(1)
+
+
+def signed_in(app, email: str) -> TestClient:
+    c = client(app)
+    r = c.post("/login", data={"email": email, "password": PASSWORD, "csrf": csrf(c)})
+    assert r.status_code == 303, r.text
+    return c
+
+
+def test_healthz_and_security_headers(hd):
+    c = client(hd)
+    r = c.get("/healthz")
+    assert r.status_code == 200 and r.text == "ok"
+    r = c.get("/login")
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers["referrer-policy"] == "no-referrer"
+    csp = r.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+    assert "<script" not in r.text
+
+
+def test_sign_in_wrong_password_and_throttle(hd):
+    c = client(hd)
+    token = csrf(c)
+    assert c.get("/tickets").status_code == 303  # to /login
+    r = c.post("/login", data={"email": "agent@school.test", "password": "nope", "csrf": token})
+    assert r.status_code == 401 and "Wrong email or password" in r.text
+    r = c.post("/login", data={"email": "nobody@school.test", "password": "nope", "csrf": token})
+    assert r.status_code == 401 and "Wrong email or password" in r.text  # same answer
+    for _ in range(4):
+        c.post("/login", data={"email": "agent@school.test", "password": "nope", "csrf": token})
+    r = c.post("/login", data={"email": "agent@school.test", "password": PASSWORD, "csrf": token})
+    assert r.status_code == 429 and "Too many failed sign-ins" in r.text
+    # another account from the same address still works (the per-address limit is higher)
+    r = c.post("/login", data={"email": "root@school.test", "password": PASSWORD, "csrf": token})
+    assert r.status_code == 303
+
+
+def test_unsafe_request_without_csrf_token_is_refused(hd):
+    c = signed_in(hd, "agent@school.test")
+    r = c.post(f"/tickets/{hd.ticket_id}/reply", data={"body": "hi", "kind": "note"})
+    assert r.status_code == 403
+    c2 = client(hd)
+    assert c2.post("/login", data={"email": "agent@school.test", "password": PASSWORD}).status_code == 403
+
+
+def test_logout(hd):
+    c = signed_in(hd, "agent@school.test")
+    token = csrf(c, "/tickets")
+    assert c.post("/logout", data={"csrf": token}).status_code == 303
+    assert c.get("/tickets").status_code == 303
+
+
+# each role against each page: allowed (200) or refused (403 / 404 that reveals nothing)
+MATRIX = [
+    ("/settings/departments", {"root@school.test": 200, "techadmin@school.test": 403, "agent@school.test": 403,
+                               "alice@example.test": 403}),
+    ("/settings/departments/{tech}", {"root@school.test": 200, "techadmin@school.test": 200,
+                                      "agent@school.test": 403, "alice@example.test": 403}),
+    ("/settings/departments/{office}", {"root@school.test": 200, "techadmin@school.test": 403}),
+    ("/tickets", {"root@school.test": 200, "agent@school.test": 200, "alice@example.test": 200,
+                  "zoe@example.test": 200}),
+    ("/tickets/{ticket}", {"root@school.test": 200, "techadmin@school.test": 200, "agent@school.test": 200,
+                           "office@school.test": 404, "alice@example.test": 200, "zoe@example.test": 404}),
+    ("/tickets/999999", {"root@school.test": 404, "zoe@example.test": 404}),
+]
+
+
+@pytest.mark.parametrize("url,expected", MATRIX)
+def test_permission_matrix(hd, url, expected):
+    from helpdesk_core.services.departments import get_department
+
+    with hd.session() as s:
+        ids = {"tech": get_department(s, "Tech").id, "office": get_department(s, "Office").id,
+               "ticket": hd.ticket_id}
+    for email, status in expected.items():
+        r = signed_in(hd, email).get(url.format(**ids))
+        assert r.status_code == status, (email, url, r.text[:300])
+        if status == 404:
+            assert "Not found." in r.text and "Printer" not in r.text
+
+
+def test_portal_hides_internal_notes_and_reply_form(hd):
+    c = signed_in(hd, "alice@example.test")
+    page = c.get(f"/tickets/{hd.ticket_id}").text
+    assert "Printer broken" in page and "staff only secret note" not in page and "reply-form" not in page
+    staff = signed_in(hd, "agent@school.test").get(f"/tickets/{hd.ticket_id}").text
+    assert "staff only secret note" in staff and "reply-form" in staff
+    r = c.post(f"/tickets/{hd.ticket_id}/reply", data={"body": "x", "kind": "note", "csrf": csrf(c, "/tickets")})
+    assert r.status_code == 403
+
+
+def test_reply_with_attachment_and_safe_download(hd):
+    c = signed_in(hd, "agent@school.test")
+    token = csrf(c, "/tickets")
+    r = c.post(f"/tickets/{hd.ticket_id}/reply", data={"body": "Here is the manual", "kind": "note", "csrf": token},
+               files={"attachment": ("manual<script>.html", b"<script>alert(1)</script>", "text/html")})
+    assert r.status_code == 303, r.text
+    page = c.get(f"/tickets/{hd.ticket_id}").text
+    assert "Here is the manual" in page and "manual&lt;script&gt;.html" in page
+    href = re.search(r'href="(/tickets/\d+/attachments/\d+)"', page).group(1)
+    r = c.get(href)
+    assert r.content == b"<script>alert(1)</script>"
+    assert r.headers["content-disposition"].startswith("attachment;")
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["content-type"] == "application/octet-stream"
+    # the requester cannot fetch the note's attachment
+    assert signed_in(hd, "alice@example.test").get(href).status_code == 404
+
+
+def test_html_mail_is_shown_in_a_sandboxed_iframe(hd):
+    out = ingest(hd, html_and_text(sender="alice@example.test"), department="Tech")
+    page = signed_in(hd, "agent@school.test").get(f"/tickets/{out.ticket_id}").text
+    frame = re.search(r"<iframe ([^>]*)>", page).group(1)
+    assert 'sandbox=""' in frame and "srcdoc=" in frame
+    assert "default-src &#39;none&#39;" in frame or "default-src 'none'" in frame
+
+
+def test_department_mail_server_form_is_rendered_from_provider_fields(hd):
+    from helpdesk_core.services.departments import get_department
+
+    c = signed_in(hd, "root@school.test")
+    with hd.session() as s:
+        tech = get_department(s, "Tech").id
+    page = c.get(f"/settings/departments/{tech}?provider=generic").text
+    prov = hd.providers.get("generic")
+    for f in prov.fields:
+        assert f'name="f_{f.name}"' in page
+        if f.secret:
+            assert re.search(rf'type="password" name="f_{f.name}"', page)
+    assert "not configured" in c.get("/settings/departments").text
+
+
+def test_department_save_refuses_bad_settings_and_saves_nothing(hd):
+    from helpdesk_core.services.departments import get_department
+
+    c = signed_in(hd, "root@school.test")
+    with hd.session() as s:
+        tech = get_department(s, "Tech").id
+    token = csrf(c, "/tickets")
+    r = c.post(f"/settings/departments/{tech}/mailbox", data={
+        "csrf": token, "provider": "generic", "action": "save", "f_protocol": "imap", "f_host": "nonexistent.invalid",
+        "f_email": "tech@school.test", "f_password": "pw", "f_timeout": "5", "f_security": "ssl"})
+    assert r.status_code == 400 and "nonexistent.invalid" in r.text and 'data-kind="unknown_host"' in r.text
+    assert 'value="pw"' not in r.text
+    with hd.session() as s:
+        assert get_department(s, "Tech").mailbox is None
+
+
+def test_add_department(hd):
+    c = signed_in(hd, "root@school.test")
+    token = csrf(c, "/tickets")
+    r = c.post("/settings/departments", data={"csrf": token, "name": "Library", "sender": "not-an-address"})
+    assert r.status_code == 400 and "email address" in r.text
+    r = c.post("/settings/departments", data={"csrf": token, "name": "Library", "sender": "lib@school.test"})
+    assert r.status_code == 303
+    assert "Library" in c.get("/settings/departments").text
+
+
+class RoutePlugin:
+    @hookimpl
+    def helpdesk_register_routes(self, register):
+        from starlette.responses import PlainTextResponse
+
+        register("/plugins/hello", lambda request: PlainTextResponse("hello from a plugin"))
+
+
+def test_hook_helpdesk_register_routes(hd_env):
+    app = installation(hd_env, RoutePlugin(), departments={})
+    c = client(app)
+    r = c.get("/plugins/hello")
+    assert r.text == "hello from a plugin" and r.headers["x-frame-options"] == "DENY"
+
+    class Clash:
+        @hookimpl
+        def helpdesk_register_routes(self, register):
+            register("/login", lambda request: None)
+
+    with pytest.raises(ValueError, match="/login"):
+        create_app(installation(hd_env, Clash(), departments={"X": "x@school.test"}))
+
+
+def test_general_settings_validated_all_or_nothing(hd):
+    from helpdesk_core.services.settings import show_settings
+
+    assert signed_in(hd, "techadmin@school.test").get("/settings/general").status_code == 403
+    c = signed_in(hd, "root@school.test")
+    page = c.get("/settings/general").text
+    assert "attachments.max_size_mb" in page and "Largest attachment kept" in page
+    token = csrf(c, "/settings/general")
+    form = dict(re.findall(r'<input name="([^"]+)" value="([^"]*)"', page))
+    bad = {**form, "attachments.max_size_mb": "25", "mail.ticket_reference_format": "no number here", "csrf": token}
+    r = c.post("/settings/general", data=bad)
+    assert r.status_code == 400 and "Nothing was saved" in r.text
+    with hd.session() as s:
+        assert show_settings(s, actor=SYSTEM)["attachments.max_size_mb"] == 10.0
+    r = c.post("/settings/general", data={**form, "attachments.max_size_mb": "25", "csrf": token})
+    assert r.status_code == 200 and "Saved 1 setting(s)" in r.text
+    with hd.session() as s:
+        assert show_settings(s, actor=SYSTEM)["attachments.max_size_mb"] == 25.0
+
+
+@pytest.mark.parametrize("view", ["log", "failed", "held", "outbox", "users"])
+def test_admin_lists(hd, view):
+    assert signed_in(hd, "agent@school.test").get(f"/admin/{view}").status_code == 403
+    r = signed_in(hd, "root@school.test").get(f"/admin/{view}")
+    assert r.status_code == 200, r.text
+    if view == "users":
+        assert "techadmin@school.test" in r.text
