@@ -10,9 +10,10 @@ once per application, into a :class:`MatcherRegistry`, and run in the order of t
 
 * only tickets of the receiving department count (another department's ticket → a new ticket here),
   and tickets moved away from it (``ticket move``: their old reference keeps threading);
-* a match that is not trusted (anything but signed/stored Message-IDs, e.g. a subject reference) is
-  accepted only from the requester, a participant or staff of the department; otherwise the claimed
-  reference is kept in :attr:`ThreadMatch.mentions` for the new ticket;
+* a match that is not trusted (anything but the signed Message-IDs we issue: a stored Message-ID of
+  someone else's mail, which anyone Cc'd once has seen, or a subject reference) is accepted only from
+  the requester, a participant or staff of the department; otherwise the claimed reference is kept
+  in :attr:`ThreadMatch.mentions` for the new ticket;
 * a reply to a closed ticket reopens it, unless the department option ``reopen_closed`` is false:
   then a new ticket linked to the closed one is opened (:attr:`ThreadMatch.linked_ticket_id`).
 """
@@ -168,12 +169,16 @@ def find_thread(message: ParsedMessage, department: Department, classification: 
     mentions: str | None = None
     for name in configured_order(context, registry):
         matcher = registry.matchers[name]
-        ticket = matcher(message=message, department=department, classification=classification,
-                         context=context)
-        if ticket is None:
+        found = matcher(message=message, department=department, classification=classification,
+                        context=context)
+        if found is None or (isinstance(found, ThreadMatch) and found.ticket is None):
             continue
-        match = settle(ThreadMatch(ticket=ticket, matched_by=name, trusted=is_trusted(matcher),
-                                   mentions=mentions), message, department, classification, context)
+        if isinstance(found, ThreadMatch):  # the matcher judged this match's trust itself
+            candidate = replace(found, matched_by=found.matched_by or name,
+                                trusted=found.trusted or is_trusted(matcher), mentions=found.mentions or mentions)
+        else:
+            candidate = ThreadMatch(ticket=found, matched_by=name, trusted=is_trusted(matcher), mentions=mentions)
+        match = settle(candidate, message, department, classification, context)
         if match.ticket is not None or match.linked_ticket_id is not None:
             return match
         mentions = match.mentions
