@@ -298,3 +298,19 @@ def test_database_and_attachment_store_are_private(tmp_path, db_url) -> None:
         assert oct(mode(db)) == "0o600" and oct(mode(db.parent)) == "0o700"
         for extra in (db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
             assert not extra.exists() or oct(mode(extra)) == "0o600"
+
+
+def test_nothing_the_cli_prints_carries_a_terminal_escape(cli) -> None:
+    import json
+
+    cli("department", "add", DEPARTMENT, "--sender", "techhelp@district.test")
+    body = "Look:\x1b]0;owned\x07 \x1b[2Jgone \x9b31m red \u202eevil\r\n"
+    cli("ingest", "--department", DEPARTMENT, input=raw_mail("Ann\u202e <ann@school.test>", body=body).decode()
+        .encode("utf-8"))
+    for args in (("ticket", "show", "1"), ("ticket", "show", "1", "--json"), ("ticket", "export"),
+                 ("ticket", "list", "--json")):
+        out = cli(*args).output
+        assert not any(c in out for c in "\x1b\x07\x9b\u202e"), (args, out)
+    shown = json.loads(cli("ticket", "show", "1", "--json").output)
+    bodies = [m.get("body_text") or "" for m in shown["messages"]]
+    assert any("\x1b]0;owned\x07 \x1b[2Jgone \x9b31m" in b for b in bodies)  # the JSON keeps it, escaped
