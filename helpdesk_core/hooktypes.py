@@ -96,6 +96,9 @@ class ThreadMatch:
     mentions: str | None = None
     #: the closed ticket a new ticket follows (department option ``reopen_closed`` false)
     linked_ticket_id: int | None = None
+    #: the receiving server's DKIM/DMARC verdict on the sender: True pass, False fail, None unknown
+    #: (:mod:`helpdesk_core.mail.authentication`); a failed sender never joins an existing ticket
+    sender_verified: bool | None = None
 
 
 class Matcher(Protocol):

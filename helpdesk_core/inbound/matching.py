@@ -14,6 +14,9 @@ once per application, into a :class:`MatcherRegistry`, and run in the order of t
   someone else's mail, which anyone Cc'd once has seen, or a subject reference) is accepted only from
   the requester, a participant or staff of the department; otherwise the claimed reference is kept
   in :attr:`ThreadMatch.mentions` for the new ticket;
+* a sender the receiving server failed (DKIM/DMARC in ``Authentication-Results`` of the mailbox's
+  ``authserv_id``, :mod:`helpdesk_core.mail.authentication`) never joins a ticket: new ticket with
+  ``sender_verified`` False (or held, General setting ``mail.unverified_followups``);
 * a reply to a closed ticket reopens it, unless the department option ``reopen_closed`` is false:
   then a new ticket linked to the closed one is opened (:attr:`ThreadMatch.linked_ticket_id`).
 """
@@ -30,6 +33,7 @@ from sqlalchemy import select
 
 from helpdesk_core.errors import ConfigurationError, PluginError
 from helpdesk_core.hooktypes import Matcher, ThreadMatch
+from helpdesk_core.mail.authentication import sender_verdict
 from helpdesk_core.models import Membership, Ticket, TicketStatus, User
 
 if TYPE_CHECKING:
@@ -117,6 +121,13 @@ def sender_may_use(ticket: Ticket, message: ParsedMessage, context: HelpdeskCont
     return staff is not None
 
 
+def authserv_id(department: Department) -> str | None:
+    """The receiving server whose Authentication-Results count: the mailbox setting ``authserv_id``."""
+    mailbox = department.mailbox
+    value = (mailbox.config or {}).get("authserv_id") if mailbox is not None else None
+    return str(value) if value else None
+
+
 def belongs_to(ticket: Ticket, department: Department) -> bool:
     """Is ``ticket`` one of ``department``'s: it is there, or was moved away from it ('ticket move')."""
     return ticket.department_id == department.id or any(a.department_id == department.id for a in ticket.aliases)
@@ -145,6 +156,10 @@ def settle(match: ThreadMatch, message: ParsedMessage, department: Department,
     ``linked_ticket_id`` set. An accepted match comes back ``trusted``, so settling it again changes
     nothing.
     """
+    if match.sender_verified is None:
+        verdict = sender_verdict(message.headers, authserv_id(department))
+        if verdict != "none":
+            match = replace(match, sender_verified=verdict == "pass")
     ticket = match.ticket
     if ticket is None:
         return match
@@ -152,6 +167,10 @@ def settle(match: ThreadMatch, message: ParsedMessage, department: Department,
     if not belongs_to(ticket, department):
         log.info("%s: %s matched a ticket of another department; ignored", department.name, found_by)
         return replace(match, ticket=None, trusted=False)
+    if match.sender_verified is False:
+        log.info("%s: %s matched #%s but the receiving server failed the sender's DKIM/DMARC; new ticket",
+                 department.name, found_by, ticket.number)
+        return replace(match, ticket=None, trusted=False, mentions=match.mentions or f"#{ticket.number}")
     if not match.trusted and not sender_may_use(ticket, message, context):
         log.info("%s: %s matched #%s but the sender is not on the ticket; new ticket",
                  department.name, found_by, ticket.number)
