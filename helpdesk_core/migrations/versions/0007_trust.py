@@ -17,8 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('tickets') as batch:
-        batch.add_column(sa.Column('sender_verified', sa.Boolean(), server_default=sa.true(), nullable=False))
+    # a plain ADD COLUMN (SQLite allows it with a constant default): no table copy
+    op.add_column('tickets', sa.Column('sender_verified', sa.Boolean(), server_default=sa.true(), nullable=False))
 
 
 def downgrade() -> None:
