@@ -224,3 +224,14 @@ def test_new_participants_come_only_from_trusted_follow_ups(hd_env):
     assert ticket(app, first.ticket_id).participants == ["alice@example.test"]
     ingest(app, plain(subject="Re: [Ticket #1]", cc="Carol <carol@example.test>"))
     assert "carol@example.test" in ticket(app, first.ticket_id).participants
+
+
+@pytest.mark.parametrize("sender", ["Alice <alice@example.test>, mallory@evil.test",
+                                    "alice@example.test <mallory@evil.test>"])
+def test_a_suspicious_from_is_unverified_for_threading(hd_env, sender):
+    """issue 10 case 5: several From addresses, or a display name that is another address."""
+    app = setup(hd_env)
+    first = ingest(app, plain(subject="Printer", sender="Alice <alice@example.test>"))
+    other = ingest(app, plain(subject="Re: [Ticket #1] Printer", sender=sender))
+    assert other.status == "created" and other.ticket_id != first.ticket_id
+    assert ticket(app, other.ticket_id).mentions == "#1"

@@ -109,7 +109,7 @@ def sender_may_use(ticket: Ticket, message: ParsedMessage, context: HelpdeskCont
     """May the sender of ``message`` add to ``ticket``: its requester, a participant (To/Cc of its
     earlier messages) or staff (a membership) of its department."""
     sender = (message.from_.email if message.from_ else "").lower()
-    if not sender:
+    if not sender or message.from_suspicious:  # several From addresses, or a name that is another address
         return False
     if ticket.requester is not None and ticket.requester.email.lower() == sender:
         return True
