@@ -259,6 +259,7 @@ def child_lookup(args: dict[str, Any]) -> dict[str, Any]:
             t = time.perf_counter_ns()
             ticket = fn(message, department, ctx)
             dt = time.perf_counter_ns() - t
+            ticket = getattr(ticket, "ticket", ticket)  # message_id returns a ThreadMatch
             if ticket is None or ticket.id != i:
                 raise SystemExit(f"lookup {name} of ticket {i} returned {ticket!r}")
             if k >= 20:  # warm-up

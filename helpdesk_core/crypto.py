@@ -25,7 +25,7 @@ def load_or_create_key(path: Path, *, create: bool) -> str:
     if not create:
         raise ConfigurationError(
             f"No secret key at {path}: run 'helpdesk init' first, or set HELPDESK_SECRET_KEY.")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = generate_key()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:

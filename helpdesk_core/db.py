@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,15 @@ def _parses(url: str) -> bool:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout."""
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout, and its file (it holds
+    mail) is made readable by its owner only (0600; folders it creates 0700): SQLite gives its WAL
+    and shared-memory files the mode of the database file."""
+    db_file: Path | None = None
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path and path != ":memory:" and not path.startswith("file:"):
+            db_file = Path(path.split("?", 1)[0])
+            db_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         kwargs.setdefault("connect_args", {"timeout": 30})
     try:
         engine = create_engine(url, **kwargs)
@@ -41,6 +46,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            if db_file is not None:
+                private_file(db_file)  # created by this connect (SQLite uses the umask's 0644)
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
@@ -59,6 +66,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             if not dbapi_conn.in_transaction:
                 dbapi_conn.execute("BEGIN IMMEDIATE")
     return engine
+
+
+def private_file(path: Path) -> None:
+    """Make an existing file we own readable by its owner only (0600); others' files are left."""
+    try:
+        st = path.stat()
+        if st.st_mode & 0o077 and st.st_uid == os.getuid():
+            os.chmod(path, 0o600)
+    except OSError:
+        pass
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

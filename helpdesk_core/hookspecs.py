@@ -99,12 +99,14 @@ def helpdesk_register_thread_matchers(register: Callable[[str, Matcher], None]) 
 
     Called once per application. Call ``register(name, matcher)`` with a
     :class:`~helpdesk_core.hooktypes.Matcher`: a callable taking the keyword arguments
-    ``message``, ``department``, ``classification`` and ``context`` and returning a ticket or None.
+    ``message``, ``department``, ``classification`` and ``context`` and returning a ticket, a
+    :class:`~helpdesk_core.hooktypes.ThreadMatch` (to say per match whether it is ``trusted``) or None.
     General setting ``mail.thread_matchers`` names which run, in which order (core:
     ``message_id``, ``subject_reference``); a bad or duplicate name is refused with a
     :class:`~helpdesk_core.errors.PluginError` naming the plugin. The core drops tickets of other
     departments and, unless the matcher is marked with
-    :func:`helpdesk_core.inbound.matching.trusted_matcher`, matches from senders not on the ticket.
+    :func:`helpdesk_core.inbound.matching.trusted_matcher` or returned a trusted ``ThreadMatch``,
+    matches from senders not on the ticket.
 
     :param register: callback taking a strategy name and a matcher
     """

@@ -96,6 +96,9 @@ class ThreadMatch:
     mentions: str | None = None
     #: the closed ticket a new ticket follows (department option ``reopen_closed`` false)
     linked_ticket_id: int | None = None
+    #: the receiving server's DKIM/DMARC verdict on the sender: True pass, False fail, None unknown
+    #: (:mod:`helpdesk_core.mail.authentication`); a failed sender never joins an existing ticket
+    sender_verified: bool | None = None
 
 
 class Matcher(Protocol):
@@ -103,12 +106,14 @@ class Matcher(Protocol):
 
     Called with keyword arguments; returns a ticket of ``department`` or None. The default
     ``helpdesk_find_ticket`` runs the matchers named by ``mail.thread_matchers`` in order. Mark a
-    matcher whose match is proof on its own with
-    :func:`helpdesk_core.inbound.matching.trusted_matcher`.
+    matcher whose match is always proof on its own with
+    :func:`helpdesk_core.inbound.matching.trusted_matcher`; a matcher whose evidence is sometimes
+    proof and sometimes not (``message_id``: our signed Message-IDs versus any stored one) returns a
+    :class:`ThreadMatch` with ``trusted`` set per match instead of a bare ticket.
     """
 
     def __call__(self, *, message: ParsedMessage, department: Department,
-                 classification: Classification, context: HelpdeskContext) -> Ticket | None: ...
+                 classification: Classification, context: HelpdeskContext) -> Ticket | ThreadMatch | None: ...
 
 
 @dataclass

@@ -10,7 +10,8 @@ one method per hook, and each hook is called from that method only, with keyword
 (:attr:`Hooks.providers`, :attr:`Hooks.thread_matchers`, :attr:`Hooks.template_folders`).
 
 Environment: ``HELPDESK_DISABLE_PLUGINS=name1,name2`` blocks entry-point plugins by name;
-``HELPDESK_TRACE_HOOKS=1`` logs every hook call at DEBUG level (logger ``helpdesk.hooks``).
+``HELPDESK_TRACE_HOOKS=1`` logs every hook call at DEBUG level (logger ``helpdesk.hooks``): the hook, the
+shape of its arguments (names and types, never values: hooks are handed secrets) and who answered.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import importlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import pluggy
 
@@ -74,9 +75,30 @@ def get_plugin_manager(
         pm.register(plugin)
     pm.check_pending()
     if os.environ.get("HELPDESK_TRACE_HOOKS"):
-        pm.trace.root.setwriter(log.debug)
-        pm.enable_tracing()
+        pm.add_hookcall_monitoring(_trace_before, _trace_after)
     return pm
+
+
+def _shape(value: Any) -> str:
+    """What a traced argument or result is, never what it holds: hooks are handed mailbox secrets,
+    raw mail and sessions, and a trace line goes to logs (``docs/hooks.md``: tracing)."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple, set, frozenset, dict)):
+        return f"{type(value).__name__}[{len(value)}]"
+    return type(value).__name__
+
+
+def _trace_before(hook_name: str, hook_impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
+    log.debug("call %s(%s) -> %s", hook_name, ", ".join(f"{k}={_shape(v)}" for k, v in kwargs.items()),
+              ", ".join(impl.plugin_name for impl in reversed(hook_impls)))
+
+
+def _trace_after(outcome: pluggy.Result[Any], hook_name: str, hook_impls: Sequence[pluggy.HookImpl],
+                 kwargs: Mapping[str, Any]) -> None:
+    error = outcome.exception
+    log.debug("done %s: %s", hook_name, f"raised {type(error).__name__}" if error is not None
+              else _shape(outcome.get_result()))
 
 
 class _once(Generic[T]):  # noqa: N801 - used like @cached_property

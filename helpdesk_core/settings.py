@@ -41,6 +41,9 @@ SETTINGS: dict[str, SettingDef] = {s.key: s for s in [
                "How the ticket reference is written in subjects; {number} is the ticket number."),
     SettingDef("mail.rate_limit_per_hour", "int", 20,
                "New tickets per sender per department per hour; beyond it mail is held (0: no limit)."),
+    SettingDef("mail.unverified_followups", "str", "new_ticket",
+               "A follow-up whose sender failed DKIM/DMARC at the receiving server: new_ticket (flagged "
+               "sender_verified false) or hold (see docs/threading.md)."),
     SettingDef("mail.thread_matchers", "list", ["message_id", "subject_reference"],
                "Thread-matching strategies in the order they run (see docs/threading.md)."),
     SettingDef("mail.acknowledgements_per_hour", "int", 3,
@@ -158,6 +161,9 @@ def set_setting(session: Session, key: str, value: Any, *, hooks: Hooks | None =
     coerced = _coerce(defn, value)
     if key == "mail.ticket_reference_format":
         coerced = check_reference_format(coerced)
+    if key == "mail.unverified_followups" and coerced not in ("new_ticket", "hold"):
+        raise ConfigurationError("mail.unverified_followups is new_ticket (a new ticket flagged "
+                                 "sender_verified false) or hold (kept in 'helpdesk held list').")
     if key == "mail.thread_matchers":
         from helpdesk_core.inbound.matching import check_matcher_names
 

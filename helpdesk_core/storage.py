@@ -64,8 +64,19 @@ class AttachmentStorage:
         return key, size, key
 
     def _dir(self, path: Path) -> Path:
+        """``path``, created with its missing parents readable by the owner only (0700: the blobs
+        are mail); the storage root itself is made 0700 when it is ours."""
         if path not in self._made:
-            path.mkdir(parents=True, exist_ok=True)
+            if self.root not in self._made:
+                self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+                st = self.root.stat()
+                if st.st_mode & 0o077 and st.st_uid == os.getuid():
+                    os.chmod(self.root, 0o700)
+                self._made.add(self.root)
+            missing = [p for p in [path, *path.parents] if p != self.root and self.root in p.parents
+                       and not p.exists()]
+            for folder in reversed(missing):
+                folder.mkdir(mode=0o700, exist_ok=True)
             self._made.add(path)
         return path
 
@@ -76,7 +87,7 @@ class AttachmentStorage:
         folder = self._dir(self.path(key).parent if key else self.root)
         tmp = folder / f".tmp-{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex}"
         try:
-            with open(tmp, "wb") as fh:
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fh:
                 write(fh)
             key = key or digest.hexdigest()
             dest = self.path(key)

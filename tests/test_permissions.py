@@ -23,9 +23,10 @@ def _maildir(path):
 
 
 @pytest.fixture
-def world(app, tmp_path):
+def world(app, tmp_path, monkeypatch):
     """Tech and Facilities; a requester with tickets in both, another requester, an agent and a
-    department admin of Tech, a global admin."""
+    department admin of Tech, a global admin. Maildirs under tmp_path, the operator's Maildir root."""
+    monkeypatch.setenv("HELPDESK_MAILDIR_ROOT", str(tmp_path))
     with app.session() as s:
         for name in ("Tech", "Facilities"):
             dsvc.add_department(s, actor=SYSTEM, name=name, sender=f"{name.lower()}@district.test")

@@ -194,3 +194,44 @@ def test_thread_matched_message_is_stored_on_the_ticket(hd_env):
     with app.session() as s:
         bodies = [m.body_text for m in s.scalars(select(TicketMessage).where(TicketMessage.ticket_id == first.ticket_id))]
     assert len(bodies) == 2 and bodies[1].startswith("Still broken")
+
+
+# ---- issue 10 case 4: only our signed Message-IDs are proof on their own -------------------------
+
+
+def test_stranger_replying_to_the_requesters_own_message_id_gets_a_new_ticket(hd_env):
+    app = setup(hd_env)
+    first = ingest(app, plain(subject="Printer", msgid="<alice-1@example.test>",
+                              to="techhelp@district.test, Bob <bob@example.test>"))
+    hijack = ingest(app, plain(subject="Re: Printer", sender="mallory@evil.test",
+                               cc="eve@evil.test", In_Reply_To="<alice-1@example.test>"))
+    assert hijack.status == "created" and hijack.ticket_id != first.ticket_id
+    assert ticket(app, hijack.ticket_id).mentions == "#1"
+    original = ticket(app, first.ticket_id)
+    assert "mallory@evil.test" not in original.participants and "eve@evil.test" not in original.participants
+    # the requester and a participant still thread by the same stored id, and so does staff
+    assert ingest(app, plain(subject="Re: Printer", In_Reply_To="<alice-1@example.test>")).ticket_id == first.ticket_id
+    assert ingest(app, plain(subject="x", sender="bob@example.test",
+                             References="<alice-1@example.test>")).ticket_id == first.ticket_id
+
+
+def test_new_participants_come_only_from_trusted_follow_ups(hd_env):
+    app = setup(hd_env)
+    first = ingest(app, plain(subject="Printer", msgid="<alice-2@example.test>"))
+    ingest(app, plain(subject="Re: [Ticket #1]", sender="mallory@evil.test", cc="eve@evil.test"))
+    ingest(app, plain(subject="Re", sender="mallory@evil.test", cc="eve@evil.test",
+                      References="<alice-2@example.test>"))
+    assert ticket(app, first.ticket_id).participants == ["alice@example.test"]
+    ingest(app, plain(subject="Re: [Ticket #1]", cc="Carol <carol@example.test>"))
+    assert "carol@example.test" in ticket(app, first.ticket_id).participants
+
+
+@pytest.mark.parametrize("sender", ["Alice <alice@example.test>, mallory@evil.test",
+                                    "alice@example.test <mallory@evil.test>"])
+def test_a_suspicious_from_is_unverified_for_threading(hd_env, sender):
+    """issue 10 case 5: several From addresses, or a display name that is another address."""
+    app = setup(hd_env)
+    first = ingest(app, plain(subject="Printer", sender="Alice <alice@example.test>"))
+    other = ingest(app, plain(subject="Re: [Ticket #1] Printer", sender=sender))
+    assert other.status == "created" and other.ticket_id != first.ticket_id
+    assert ticket(app, other.ticket_id).mentions == "#1"

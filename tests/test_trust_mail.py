@@ -264,3 +264,53 @@ def test_ticket_list_prints_no_escape_sequence_from_a_subject(cli) -> None:
     cli("ingest", "--department", DEPARTMENT, input=raw)
     out = cli("ticket", "list").output
     assert "Printer]0;owned [2Jbroken" in out and not any(c in out for c in "\x1b\x07\x9b")
+
+
+# ---- case 12 (second half): files that hold mail are the owner's only ---------------------------
+
+
+def test_database_and_attachment_store_are_private(tmp_path, db_url) -> None:
+    import os
+    import stat
+
+    from helpdesk_core.testing.apps import Cli, environment
+
+    old = os.umask(0o022)  # the usual umask: what SQLite and mkdir would give 0644/0755 under
+    try:
+        env = environment(tmp_path / "home", db_url if not db_url.startswith("sqlite")
+                          else f"sqlite:///{tmp_path / 'new' / 'helpdesk.db'}")
+        env["HELPDESK_ATTACHMENTS"] = str(tmp_path / "store")
+        cli = Cli(env)
+        cli("init")
+        cli("department", "add", DEPARTMENT, "--sender", "techhelp@district.test")
+        cli("ingest", "--department", DEPARTMENT, input=_with_attachment("r.pdf", "application/pdf", PDF))
+    finally:
+        os.umask(old)
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    store = tmp_path / "store"
+    folders = [store, *(p for p in store.rglob("*") if p.is_dir())]
+    files = [p for p in store.rglob("*") if p.is_file()]
+    assert len(folders) > 1 and files
+    assert {oct(mode(p)) for p in folders} == {"0o700"}
+    assert {oct(mode(p)) for p in files} == {"0o600"}
+    if db_url.startswith("sqlite"):
+        db = tmp_path / "new" / "helpdesk.db"
+        assert oct(mode(db)) == "0o600" and oct(mode(db.parent)) == "0o700"
+        for extra in (db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            assert not extra.exists() or oct(mode(extra)) == "0o600"
+
+
+def test_nothing_the_cli_prints_carries_a_terminal_escape(cli) -> None:
+    import json
+
+    cli("department", "add", DEPARTMENT, "--sender", "techhelp@district.test")
+    body = "Look:\x1b]0;owned\x07 \x1b[2Jgone \x9b31m red \u202eevil\r\n"
+    cli("ingest", "--department", DEPARTMENT, input=raw_mail("Ann\u202e <ann@school.test>", body=body).decode()
+        .encode("utf-8"))
+    for args in (("ticket", "show", "1"), ("ticket", "show", "1", "--json"), ("ticket", "export"),
+                 ("ticket", "list", "--json")):
+        out = cli(*args).output
+        assert not any(c in out for c in "\x1b\x07\x9b\u202e"), (args, out)
+    shown = json.loads(cli("ticket", "show", "1", "--json").output)
+    bodies = [m.get("body_text") or "" for m in shown["messages"]]
+    assert any("\x1b]0;owned\x07 \x1b[2Jgone \x9b31m" in b for b in bodies)  # the JSON keeps it, escaped

@@ -26,6 +26,7 @@ from helpdesk_core.config import Config
 from helpdesk_core.errors import DatabaseUnavailable, HelpdeskError
 from helpdesk_core.plugins import Hooks
 from helpdesk_core.db import is_initialised
+from helpdesk_core.mail.controls import escape_controls, terminal_safe
 from helpdesk_core.services.permissions import Actor, resolve_actor
 
 #: exit codes from sysexits.h: bad usage, unknown addressee, temporary failure (the MTA retries)
@@ -60,8 +61,49 @@ class CliState:
                 session.commit()
 
 
+def json_line(data: Any, **kwargs: Any) -> str:
+    """``data`` as JSON text that prints safely: control characters escaped, not raw."""
+    return escape_controls(json.dumps(data, ensure_ascii=False, default=str, **kwargs))
+
+
 def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    click.echo(json_line(data, indent=2))
+
+
+class TerminalSafeStream:
+    """A text stream that removes terminal escape sequences and control characters (but newline
+    and tab) from everything written to it (:func:`~helpdesk_core.mail.controls.terminal_safe`):
+    subjects, names and bodies come from strangers' mail, and an OSC or CSI sequence in them would
+    retitle, recolour or rewrite the operator's terminal. Bytes written to ``.buffer`` (raw mail or
+    attachment exports, meant for a file) pass unchanged. Installed by ``helpdesk`` around every
+    command for stdout and stderr (:func:`install_terminal_safe_output`)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError("write() argument must be str, not bytes")  # so click sees a text stream
+        self._stream.write(terminal_safe(text))
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def install_terminal_safe_output(ctx: click.Context) -> None:
+    """Filter ``sys.stdout``/``sys.stderr`` through :class:`TerminalSafeStream` until ``ctx`` closes."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = TerminalSafeStream(saved[0]), TerminalSafeStream(saved[1])
+
+    def restore() -> None:
+        sys.stdout, sys.stderr = saved
+
+    ctx.call_on_close(restore)
 
 
 def emit(data: Any, as_json: bool, line: Callable[[Any], str | Iterable[str]], nothing: str | None = None,

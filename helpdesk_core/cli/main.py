@@ -19,6 +19,7 @@ from helpdesk_core.cli import (
     departments, failed, held, imports, lifecycle, log, outbox, scale, settings, tickets, users, web,
 )
 from helpdesk_core.cli.common import (  # noqa: F401 - re-exported for plugins written against cli.main
+    install_terminal_safe_output,
     EX_NOUSER,
     EX_TEMPFAIL,
     EX_USAGE,
@@ -52,6 +53,7 @@ class HelpdeskGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None, actor_email: str | None, verbose: int) -> None:
     """Help-desk email importer: department mailboxes become tickets."""
+    install_terminal_safe_output(ctx)  # text from mail never drives the terminal (logs included)
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("imapclient").setLevel(max(level, logging.INFO))  # protocol debug costs 7x

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -11,7 +10,7 @@ from typing import Any
 
 import click
 
-from helpdesk_core.cli.common import CliState, emit, fail, handle_errors
+from helpdesk_core.cli.common import CliState, emit, fail, handle_errors, json_line
 from helpdesk_core.services import tickets as svc
 from helpdesk_core.services.search import SORTS, search_tickets
 from helpdesk_core.services.replies import reply_to_ticket, send_now
@@ -89,7 +88,7 @@ def ticket_export(state: CliState, department: str | None) -> None:
     """Export tickets as JSON Lines (one full ticket per line, same shape as 'show --json')."""
     with state.session(commit=False) as (_app, session, actor):
         for data in svc.export_tickets(session, actor=actor, department=department):
-            sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+            sys.stdout.write(json_line(data) + "\n")
 
 
 @ticket.command("reply")

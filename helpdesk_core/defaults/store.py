@@ -101,6 +101,7 @@ def helpdesk_message_to_ticket(message: ParsedMessage, department: Department, t
                         subject=message.subject or "(no subject)", status=TicketStatus.OPEN,
                         requester=requester, participants=participants_of(message, department),
                         mentions=match.mentions,  # a reference the sender may not use
+                        sender_verified=match.sender_verified is not False,
                         linked_ticket_id=match.linked_ticket_id)  # closed, not reopened
         session.add(ticket)
     else:

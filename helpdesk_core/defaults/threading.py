@@ -9,18 +9,21 @@ from sqlalchemy import select
 
 from helpdesk_core import hookimpl
 from helpdesk_core.hooktypes import Classification, HelpdeskContext, Matcher, ThreadMatch
-from helpdesk_core.inbound.matching import belongs_to, find_thread, trusted_matcher
+from helpdesk_core.inbound.matching import belongs_to, find_thread
 from helpdesk_core.mail.message import ParsedMessage
 from helpdesk_core.models import Department, OutboxMessage, Ticket, TicketAlias, TicketMessage
 from helpdesk_core.mail.references import find_references, verify_message_id
 
 
-@trusted_matcher
 def match_by_message_ids(message: ParsedMessage, department: Department,
                          classification: Classification | None = None,
-                         context: HelpdeskContext | None = None) -> Ticket | None:
+                         context: HelpdeskContext | None = None) -> ThreadMatch | None:
     """``In-Reply-To``/``References`` (newest first) against our signed Message-IDs, the ids of the
     mail we sent (outbox) and the ids of mail we imported, all within ``department``.
+
+    Only a signed Message-ID we issued is proof on its own (``trusted``): anyone Cc'd once has seen
+    the requester's own Message-ID, and a printer's may be guessed, so a match by any other stored
+    id counts only from a sender on the ticket (:func:`~helpdesk_core.inbound.matching.settle`).
 
     For a bounce, the classification's ``returned_message_ids`` (the Message-IDs of our mail that
     the bounce returns) are used instead: a bounce threads only to mail we sent.
@@ -39,7 +42,7 @@ def match_by_message_ids(message: ParsedMessage, department: Department,
         if ticket_id is not None:
             ticket = session.get(Ticket, ticket_id)
             if ticket is not None and belongs_to(ticket, department):
-                return ticket
+                return ThreadMatch(ticket=ticket, trusted=True)
     rank = {mid: i for i, mid in enumerate(ids)}
     rows: list[tuple[int | None, str]] = [
         (r.ticket_id, r.message_id) for r in session.execute(
@@ -53,7 +56,8 @@ def match_by_message_ids(message: ParsedMessage, department: Department,
     if not rows:
         return None
     best = min(rows, key=lambda r: rank.get(r[1], len(ids)))
-    return session.get(Ticket, best[0])
+    ticket = session.get(Ticket, best[0])
+    return ThreadMatch(ticket=ticket, trusted=False) if ticket is not None else None
 
 
 def match_by_subject(message: ParsedMessage, department: Department,

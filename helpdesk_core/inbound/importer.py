@@ -246,6 +246,12 @@ def _store(ctx: HelpdeskContext, department: Department, mail: _Mail, note: str 
                                      classification=classification, context=ctx),
                    message, department, classification, ctx)
     ticket = match.ticket
+    if (ticket is None and match.sender_verified is False and match.mentions
+            and ctx.settings.get("mail.unverified_followups") == "hold"):
+        reason = f"sender not verified (DKIM/DMARC failed), follow-up to {match.mentions}"
+        _keep_failed(ctx, department, mail, reason, 0, status="held")
+        _event(ctx, department, mail, "held", reason, classification.kind)
+        return Outcome("skipped", reason=reason, kind=classification.kind, held=True)
     if ticket is None and not classification.may_create:
         return _skip(ctx, department, mail, classification.reason or f"{classification.kind} does not open tickets",
                      classification.kind)

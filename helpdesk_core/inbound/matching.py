@@ -10,9 +10,13 @@ once per application, into a :class:`MatcherRegistry`, and run in the order of t
 
 * only tickets of the receiving department count (another department's ticket → a new ticket here),
   and tickets moved away from it (``ticket move``: their old reference keeps threading);
-* a match that is not trusted (anything but signed/stored Message-IDs, e.g. a subject reference) is
-  accepted only from the requester, a participant or staff of the department; otherwise the claimed
-  reference is kept in :attr:`ThreadMatch.mentions` for the new ticket;
+* a match that is not trusted (anything but the signed Message-IDs we issue: a stored Message-ID of
+  someone else's mail, which anyone Cc'd once has seen, or a subject reference) is accepted only from
+  the requester, a participant or staff of the department; otherwise the claimed reference is kept
+  in :attr:`ThreadMatch.mentions` for the new ticket;
+* a sender the receiving server failed (DKIM/DMARC in ``Authentication-Results`` of the mailbox's
+  ``authserv_id``, :mod:`helpdesk_core.mail.authentication`) never joins a ticket: new ticket with
+  ``sender_verified`` False (or held, General setting ``mail.unverified_followups``);
 * a reply to a closed ticket reopens it, unless the department option ``reopen_closed`` is false:
   then a new ticket linked to the closed one is opened (:attr:`ThreadMatch.linked_ticket_id`).
 """
@@ -29,6 +33,7 @@ from sqlalchemy import select
 
 from helpdesk_core.errors import ConfigurationError, PluginError
 from helpdesk_core.hooktypes import Matcher, ThreadMatch
+from helpdesk_core.mail.authentication import sender_verdict
 from helpdesk_core.models import Membership, Ticket, TicketStatus, User
 
 if TYPE_CHECKING:
@@ -104,7 +109,7 @@ def sender_may_use(ticket: Ticket, message: ParsedMessage, context: HelpdeskCont
     """May the sender of ``message`` add to ``ticket``: its requester, a participant (To/Cc of its
     earlier messages) or staff (a membership) of its department."""
     sender = (message.from_.email if message.from_ else "").lower()
-    if not sender:
+    if not sender or message.from_suspicious:  # several From addresses, or a name that is another address
         return False
     if ticket.requester is not None and ticket.requester.email.lower() == sender:
         return True
@@ -114,6 +119,13 @@ def sender_may_use(ticket: Ticket, message: ParsedMessage, context: HelpdeskCont
         select(Membership.id).join(User, Membership.user_id == User.id)
         .where(User.email == sender, Membership.department_id == ticket.department_id))
     return staff is not None
+
+
+def authserv_id(department: Department) -> str | None:
+    """The receiving server whose Authentication-Results count: the mailbox setting ``authserv_id``."""
+    mailbox = department.mailbox
+    value = (mailbox.config or {}).get("authserv_id") if mailbox is not None else None
+    return str(value) if value else None
 
 
 def belongs_to(ticket: Ticket, department: Department) -> bool:
@@ -144,6 +156,10 @@ def settle(match: ThreadMatch, message: ParsedMessage, department: Department,
     ``linked_ticket_id`` set. An accepted match comes back ``trusted``, so settling it again changes
     nothing.
     """
+    if match.sender_verified is None:
+        verdict = sender_verdict(message.headers, authserv_id(department))
+        if verdict != "none":
+            match = replace(match, sender_verified=verdict == "pass")
     ticket = match.ticket
     if ticket is None:
         return match
@@ -151,6 +167,10 @@ def settle(match: ThreadMatch, message: ParsedMessage, department: Department,
     if not belongs_to(ticket, department):
         log.info("%s: %s matched a ticket of another department; ignored", department.name, found_by)
         return replace(match, ticket=None, trusted=False)
+    if match.sender_verified is False:
+        log.info("%s: %s matched #%s but the receiving server failed the sender's DKIM/DMARC; new ticket",
+                 department.name, found_by, ticket.number)
+        return replace(match, ticket=None, trusted=False, mentions=match.mentions or f"#{ticket.number}")
     if not match.trusted and not sender_may_use(ticket, message, context):
         log.info("%s: %s matched #%s but the sender is not on the ticket; new ticket",
                  department.name, found_by, ticket.number)
@@ -168,12 +188,16 @@ def find_thread(message: ParsedMessage, department: Department, classification: 
     mentions: str | None = None
     for name in configured_order(context, registry):
         matcher = registry.matchers[name]
-        ticket = matcher(message=message, department=department, classification=classification,
-                         context=context)
-        if ticket is None:
+        found = matcher(message=message, department=department, classification=classification,
+                        context=context)
+        if found is None or (isinstance(found, ThreadMatch) and found.ticket is None):
             continue
-        match = settle(ThreadMatch(ticket=ticket, matched_by=name, trusted=is_trusted(matcher),
-                                   mentions=mentions), message, department, classification, context)
+        if isinstance(found, ThreadMatch):  # the matcher judged this match's trust itself
+            candidate = replace(found, matched_by=found.matched_by or name,
+                                trusted=found.trusted or is_trusted(matcher), mentions=found.mentions or mentions)
+        else:
+            candidate = ThreadMatch(ticket=found, matched_by=name, trusted=is_trusted(matcher), mentions=mentions)
+        match = settle(candidate, message, department, classification, context)
         if match.ticket is not None or match.linked_ticket_id is not None:
             return match
         mentions = match.mentions

@@ -4,6 +4,9 @@
   Unicode line/paragraph separators become one space, every other C0/C1 control character, DEL and
   the bidirectional overrides (which make a name read differently from what it is) are removed.
   Such text can then go into an outgoing header and a log line without starting a new one.
+* :func:`escape_controls` is for JSON a terminal prints: the control characters that ``json.dumps``
+  (``ensure_ascii=False``) leaves raw (C1, DEL, bidirectional overrides) become ``\\uXXXX`` escapes,
+  so the JSON means the same and prints nothing a terminal obeys.
 * :func:`terminal_safe` is for text a terminal prints (the CLI): whole escape sequences (CSI, OSC
   such as a window-title change, DCS/PM/APC strings, C1 CSI) are removed first, then every control
   character but newline and tab, and the bidirectional overrides.
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["strip_controls", "terminal_safe"]
+__all__ = ["escape_controls", "strip_controls", "terminal_safe"]
 
 _BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 _LINE_BREAKS_RE = re.compile(r"[\t\n\v\f\r\u2028\u2029]+")
@@ -44,3 +47,9 @@ def terminal_safe(text: str) -> str:
     if not text:
         return ""
     return _TERMINAL_CONTROLS_RE.sub("", _ESCAPE_RE.sub("", text))
+
+
+def escape_controls(json_text: str) -> str:
+    """``json_text`` (the output of ``json.dumps``) with every control character written as a JSON
+    ``\\uXXXX`` escape: outside strings JSON has none but newline and tab, which are kept."""
+    return _TERMINAL_CONTROLS_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", json_text)

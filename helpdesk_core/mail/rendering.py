@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from helpdesk_core.errors import ConfigurationError
@@ -55,7 +56,9 @@ def template_folders(registered: Sequence[Path], department: Department | None =
 
 @lru_cache(maxsize=32)
 def _environment(folders: tuple[str, ...]) -> jinja2.Environment:
-    return jinja2.Environment(
+    # sandboxed: a department's templates are written by its admin, who must not reach Python
+    # (``self.__init__.__globals__`` …) and so the server through them
+    return SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(list(folders)),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "htm"), default_for_string=False,
                                             default=False),

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from helpdesk_core.models.base import Base, created_at, email_str, intpk, utcnow
@@ -60,6 +60,9 @@ class Ticket(Base):
     #: a ticket reference the first mail claimed but was not allowed to use ("mentions #123")
     mentions: Mapped[str | None] = mapped_column(String(100))
     linked_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    #: False when the receiving server reported the first mail's sender as failing DKIM/DMARC
+    #: (``docs/threading.md``, sender authentication)
+    sender_verified: Mapped[bool] = mapped_column(default=True, server_default=true())
     priority: Mapped[TicketPriority] = mapped_column(
         Enum(TicketPriority, name="ticket_priority", native_enum=False, length=20), default=TicketPriority.NORMAL)
     #: the staff member working the ticket (an agent or admin of its department); no ON DELETE

@@ -15,6 +15,7 @@ from helpdesk_core.models import (
     Department, FailedImport, ImportCycle, ImportEvent, LedgerEntry, Mailbox, OutboxMessage,
 )
 from helpdesk_core.providers.secrets import stored_secrets  # noqa: F401 - re-exported for callers of services
+from helpdesk_core.services.operator_roots import MAILDIR_ROOT, TEMPLATE_ROOT, require_under_root
 from helpdesk_core.services.permissions import (
     Actor, can_manage_settings, require_department_staff, require_manage_settings, require_signed_in,
 )
@@ -90,6 +91,9 @@ def set_mailbox(app: Helpdesk, session: Session, *, actor: Actor, department: st
     require_manage_settings(actor, dept)
     prov = app.providers.get(provider)
     normalized = prov.normalize_config(config)
+    for f in prov.fields:  # folders and files on the server: only under the operator's root
+        if f.type == "path" and normalized.get(f.name):
+            require_under_root(actor, str(normalized[f.name]), MAILDIR_ROOT, f"Setting {f.name!r}")
     identity = prov.identity(normalized)
     other = _mailbox_with_identity(app, session, identity, dept.id)
     if other is not None:
@@ -165,6 +169,7 @@ def set_department_options(session: Session, *, actor: Actor, department: str, a
     if templates_dir is not None:
         if templates_dir.strip():
             path = os.path.abspath(os.path.expanduser(templates_dir.strip()))
+            require_under_root(actor, path, TEMPLATE_ROOT, "Templates folder")
             if not os.path.isdir(path):
                 raise ConfigurationError(f"Templates folder {path!r} does not exist: create it with reply/ "
                                          "and/or acknowledgement/ subfolders (see docs/configuration.md).")

@@ -28,6 +28,7 @@ def ticket_summary(ticket: Ticket, message_count: int) -> dict[str, Any]:
         "message_count": message_count,
         "created_at": ticket.created_at.isoformat(), "updated_at": ticket.updated_at.isoformat(),
         "mentions": ticket.mentions,
+        "sender_verified": ticket.sender_verified,
         "assignee": ticket.assignee.email if ticket.assignee else None,
         "priority": str(ticket.priority or TicketPriority.NORMAL), "tags": ticket.tags,
     }

@@ -87,6 +87,9 @@ class GenericProvider(MailboxProvider):
         ConfigField("ca_file", "CA certificate (PEM)", type="path",
                     help="Trust this certificate file instead of the system CAs, e.g. for a self-signed server."),
         ConfigField("path", "Maildir path", type="path", help="Maildir only: the folder holding cur/, new/, tmp/."),
+        ConfigField("authserv_id", "Receiving server's authserv-id",
+                    help="The name your receiving mail server writes first in Authentication-Results "
+                         "(e.g. mx.school.test): only its DKIM/DMARC results are read. Unset: none are."),
         ConfigField("timeout", "Network timeout (seconds)", type="int", default=30,
                     help="Waiting longer than this for the server is an error."),
         ConfigField("password", "Password", secret=True, help="IMAP/POP3 password."),
