@@ -25,7 +25,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from helpdesk_core.app import Helpdesk
 from helpdesk_core.errors import NotFoundError, PermissionDenied
 from helpdesk_core.services.auth import user_by_id
-from helpdesk_core.services.permissions import can_manage_settings, is_global_admin
+from helpdesk_core.services.permissions import admin_department_ids, is_global_admin, staff_department_ids
 from helpdesk_core.web.security import check_csrf, csrf_token
 
 HERE = Path(__file__).parent
@@ -49,9 +49,9 @@ class Page:
         user = self.user
         html = templates.get_template(template).render(
             user=user, csrf=csrf_token(self.request), request=self.request,
-            is_admin=user is not None and can_manage_settings(user),
+            is_admin=user is not None and admin_department_ids(user) != set(),
             is_global_admin=user is not None and is_global_admin(user),
-            is_staff=user is not None and str(user.role) in ("admin", "agent"), **values)
+            is_staff=user is not None and staff_department_ids(user) != set(), **values)
         return HTMLResponse(html, status_code=status_code)
 
     def field(self, name: str, default: str = "") -> str:

@@ -9,14 +9,11 @@ from starlette.routing import Route
 
 from helpdesk_core.errors import HelpdeskError, NotFoundError, PermissionDenied
 from helpdesk_core.services.attachments import get_attachment, ticket_attachments
+from helpdesk_core.services.permissions import sees_internal
 from helpdesk_core.services.replies import reply_to_ticket, send_now
 from helpdesk_core.services.tickets import get_ticket, list_tickets
 from helpdesk_core.web.pages import Page, page, redirect
 from helpdesk_core.web.security import MAIL_CSP
-
-
-def _is_staff(p: Page) -> bool:
-    return str(p.user.role) in ("admin", "agent")
 
 
 @page()
@@ -45,7 +42,7 @@ def _mail_srcdoc(html: str) -> str:
 def _ticket_page(p: Page, ticket_id: int, error: str | None = None, notice: str | None = None,
                  status_code: int = 200) -> Response:
     ticket = get_ticket(p.session, actor=p.user, ticket_id=ticket_id)
-    staff = _is_staff(p)
+    staff = sees_internal(p.user, ticket)  # staff of this ticket's department
     messages = [m for m in ticket.messages if staff or str(m.direction) != "note"]
     index = {a.id: i for i, a in enumerate(ticket_attachments(p.session, actor=p.user, ticket_id=ticket.id), 1)}
     return p.render("ticket.html", status_code=status_code, ticket=ticket, messages=messages, staff=staff,
