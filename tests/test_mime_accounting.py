@@ -5,7 +5,6 @@ reason -- and the cost of a mail is bounded by ``max_parts``."""
 from __future__ import annotations
 
 import binascii
-import resource
 import time
 import tracemalloc
 from pathlib import Path
