@@ -28,7 +28,7 @@ from helpdesk_core.errors import NotFoundError, PermissionDenied
 from helpdesk_core.models import FailedImport, ImportEvent, OutboxMessage, Ticket, User
 from helpdesk_core.services import administration, attachments, departments, failed, held, imports
 from helpdesk_core.services import lifecycle, outbox, reply_templates, replies, scale, search, settings
-from helpdesk_core.services import tickets, users
+from helpdesk_core.services import auth, tickets, users
 from helpdesk_core.services.permissions import ANONYMOUS, SYSTEM
 
 from mailfactory import plain, with_attachments
@@ -77,7 +77,9 @@ def public_service_functions() -> set[str]:
 
 
 @pytest.fixture
-def world(app, tmp_path):
+def world(app, tmp_path, monkeypatch):
+    # department admins may name Maildir paths only under the operator's root (issue 10, case 7)
+    monkeypatch.setenv("HELPDESK_MAILDIR_ROOT", str(tmp_path))
     maildir = tmp_path / "it-mail"
     for sub in ("cur", "new", "tmp"):
         (maildir / sub).mkdir(parents=True)
@@ -153,6 +155,10 @@ RUNNERS: dict[str, Callable[..., Any]] = {
         s, actor=u, email="x@school.test", role="admin", department="IT"),
     "users.add_user: change a global admin": lambda a, s, u, w: users.add_user(
         s, actor=u, email="root@school.test", role="requester", department="IT"),
+    "auth.set_password": lambda a, s, u, w: auth.set_password(s, actor=u, email="x@school.test",
+                                                              password="a long new password"),
+    "auth.set_password: own": lambda a, s, u, w: auth.set_password(
+        s, actor=u, email=u.email if isinstance(u, User) else "x@school.test", password="a long new password"),
     "users.list_users": lambda a, s, u, w: "agent@school.test" in {r["email"] for r in users.list_users(s, actor=u)},
     "administration.update_department": lambda a, s, u, w: administration.update_department(
         s, actor=u, department="IT", interval_minutes=7),

@@ -106,8 +106,12 @@ HTML_MAIL = (
     "</body></html>\r\n")
 
 
-def test_admin_configures_imports_replies_and_requester_reads(live, page, dovecot, mail_user, smtp_sink):
+def test_admin_configures_imports_replies_and_requester_reads(live, page, dovecot, mail_user, smtp_sink,
+                                                              monkeypatch):
     SHOTS.mkdir(exist_ok=True)
+    # the test server's CA file is a path setting: a signed-in admin may name it only under the
+    # operator's root (issue 10, case 7)
+    monkeypatch.setenv("HELPDESK_MAILDIR_ROOT", str(dovecot.ca_file.parent))
     base = live.url
     requester = dovecot._hd_pool.take()
     smtp_sink.deliver_to = lambda rcpt, raw: dovecot.deliver(rcpt, raw)

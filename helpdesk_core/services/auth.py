@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from helpdesk_core.errors import ConfigurationError, PermissionDenied
 from helpdesk_core.models import User
-from helpdesk_core.services.permissions import Actor, SystemActor, require_manage_settings
+from helpdesk_core.services.permissions import Actor, SystemActor, require_manage_settings, require_signed_in
 
 _hasher = PasswordHasher()
 #: the shortest password accepted
@@ -23,7 +23,9 @@ class SignInFailed(PermissionDenied):
 
 
 def set_password(session: Session, *, actor: Actor, email: str, password: str) -> User:
-    """Set ``email``'s web password. The user themself, or someone with Manage Settings."""
+    """Set ``email``'s web password. The user themself, or a global admin (a department admin could
+    otherwise take over an account that is admin elsewhere)."""
+    require_signed_in(actor)
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:
         raise ConfigurationError(f"No user {email!r}: add them first ('helpdesk user add {email} --role …').")
