@@ -259,7 +259,8 @@ def test_empty_ingest_is_refused_with_65(cli, hd_env):
     ("mail.max_message_size_mb", "-1"), ("attachments.max_size_mb", "1e400"),
     ("mail.ticket_reference_format", "{foo}"), ("mail.ticket_reference_format", "[Ticket]"),
     ("mail.ticket_reference_format", "[#{number} {foo}]"), ("mail.ticket_reference_format", "{number"),
-    ("mail.rate_limit_per_hour", "2.5"),
+    ("mail.rate_limit_per_hour", "2.5"), ("mail.max_parts", "-1"), ("mail.max_parts", "2.5"),
+    ("mail.max_parts", "many"),
 ])
 def test_settings_are_validated_by_meaning(cli, key, value):
     result = cli("settings", "set", "--", key, value, ok=False)
