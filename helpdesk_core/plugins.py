@@ -226,6 +226,11 @@ class Hooks:
             mails=mails, department=department, mailbox=mailbox, secrets=secrets)
         return result
 
+    def delivers_without_mailbox(self) -> bool:
+        """Whether a plugin implements ``helpdesk_deliver_reply`` (it may send the mail of a
+        department without a mailbox); without one, such a department's mail cannot be sent."""
+        return bool(self.pm.hook.helpdesk_deliver_reply.get_hookimpls())
+
 
 def _typed(result: object, kind: type[T], hook: str) -> T | None:
     """``result`` when it is None or a ``kind``; a PluginError telling the plugin author what to return."""
