@@ -226,10 +226,13 @@ class Hooks:
             mails=mails, department=department, mailbox=mailbox, secrets=secrets)
         return result
 
-    def delivers_without_mailbox(self) -> bool:
-        """Whether a plugin implements ``helpdesk_deliver_reply`` (it may send the mail of a
-        department without a mailbox); without one, such a department's mail cannot be sent."""
-        return bool(self.pm.hook.helpdesk_deliver_reply.get_hookimpls())
+    # -- introspection ------------------------------------------------------------------------
+
+    def implemented(self, hook: str) -> bool:
+        """Whether any registered plugin implements the hook named ``hook`` (e.g.
+        ``"helpdesk_deliver_reply"``: then a department without a mailbox may still send mail)."""
+        caller = getattr(self.pm.hook, hook, None)
+        return caller is not None and bool(caller.get_hookimpls())
 
 
 def _typed(result: object, kind: type[T], hook: str) -> T | None:

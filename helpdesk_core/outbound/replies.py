@@ -89,7 +89,8 @@ def store_reply(app: Any, session: Session, *, ticket: Ticket, author: User | No
     if ticket.requester is not None and not ticket.requester.active:
         raise ConfigurationError(f"{ticket.requester.email} is deactivated and gets no mail.",
                                  details={"hint": "deactivated_requester", "email": ticket.requester.email})
-    if department.mailbox is None and not app.hooks.delivers_without_mailbox():
+    # no mailbox and no plugin implementing the helpdesk_deliver_reply override: nothing can send it
+    if department.mailbox is None and not app.hooks.implemented("helpdesk_deliver_reply"):
         return _store_unmailed(session, ticket=ticket, author=author, body=body, stored=stored, now=now)
     if ticket.requester is None:
         raise ConfigurationError(f"Ticket {ticket.id} has no requester to mail the reply to.",
