@@ -252,6 +252,14 @@ class Hooks:
             mails=mails, department=department, mailbox=mailbox, secrets=secrets)
         return result
 
+    # -- introspection ------------------------------------------------------------------------
+
+    def implemented(self, hook: str) -> bool:
+        """Whether any registered plugin implements the hook named ``hook`` (e.g.
+        ``"helpdesk_deliver_reply"``: then a department without a mailbox may still send mail)."""
+        caller = getattr(self.pm.hook, hook, None)
+        return caller is not None and bool(caller.get_hookimpls())
+
 
 def _typed(result: object, kind: type[T], hook: str) -> T | None:
     """``result`` when it is None or a ``kind``; a PluginError telling the plugin author what to return."""

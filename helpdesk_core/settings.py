@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from helpdesk_core.errors import ConfigurationError
+from helpdesk_core.mail.parsing import MAX_PARTS
 from helpdesk_core.models import Setting
 
 if TYPE_CHECKING:
@@ -37,6 +38,9 @@ SETTINGS: dict[str, SettingDef] = {s.key: s for s in [
                "Largest attachment kept, in MB; larger ones are removed and noted."),
     SettingDef("mail.max_message_size_mb", "float", 50.0,
                "Largest message imported, in MB; larger ones are recorded as skipped and left a note."),
+    SettingDef("mail.max_parts", "int", MAX_PARTS,
+               "Most MIME parts decoded per message (0: no limit); the parts beyond it stay in the kept "
+               "original and are listed as removed."),
     SettingDef("mail.ticket_reference_format", "str", "[Ticket #{number}]",
                "How the ticket reference is written in subjects; {number} is the ticket number."),
     SettingDef("mail.rate_limit_per_hour", "int", 20,
@@ -147,6 +151,11 @@ class GeneralSettings:
     @property
     def max_message_bytes(self) -> int:
         return int(float(self._values["mail.max_message_size_mb"]) * 1024 * 1024)
+
+    @property
+    def max_parts(self) -> int:
+        """``mail.max_parts``: leaf MIME parts decoded per message, 0 for no limit."""
+        return int(self._values["mail.max_parts"])
 
 
 def set_setting(session: Session, key: str, value: Any, *, hooks: Hooks | None = None) -> Any:

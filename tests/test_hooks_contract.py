@@ -19,7 +19,7 @@ from helpdesk_core import hookimpl, hookspecs
 from helpdesk_core.hooktypes import HelpdeskContext
 from helpdesk_core.models import OutboxMessage
 from helpdesk_core.plugins import DEFAULT_PLUGINS, Hooks, get_plugin_manager
-from helpdesk_core.services.departments import set_department_options
+from helpdesk_core.services.departments import set_department_options, set_mailbox
 from helpdesk_core.services.permissions import SYSTEM
 from helpdesk_core.services.replies import reply_to_ticket
 from helpdesk_core.testing.apps import ingest, installation, make_app
@@ -176,6 +176,8 @@ def test_registration_hooks_run_once_per_application(hd_env, tmp_path):
     app = installation(hd_env, counter, departments={"Tech": "techhelp@district.test"})
     with app.session() as s:
         set_department_options(s, actor=SYSTEM, department="Tech", acknowledge=True)
+        set_mailbox(app, s, actor=SYSTEM, department="Tech", provider="generic", validate=False, secrets={},
+                    config={"protocol": "maildir", "path": str(tmp_path / "Maildir"), "email": "techhelp@district.test"})
         s.commit()
     for i in range(3):  # three new tickets, three acknowledgements rendered
         raw = plain(subject=f"Printer {i}", sender=f"p{i}@example.test")

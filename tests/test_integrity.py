@@ -12,7 +12,7 @@ from sqlalchemy.exc import DataError
 
 from helpdesk_core import hookimpl
 from helpdesk_core.inbound.cycle import run_cycle
-from helpdesk_core.models import FailedImport, ImportAttempt, LedgerEntry, Mailbox, TicketMessage
+from helpdesk_core.models import FailedImport, ImportAttempt, LedgerEntry, Mailbox, Ticket, TicketMessage
 from helpdesk_core.services.departments import add_department, department_status, set_mailbox
 from helpdesk_core.services.held import import_log
 from helpdesk_core.services.imports import ingest_raw
@@ -84,6 +84,31 @@ def test_poison_message_id_never_blocks_later_mail(fake_app, msgid):
         failed = list(s.scalars(select(FailedImport)))
         assert imported != bool(failed), "the poison mail must end imported or kept as failed"
         assert all(f.raw == raw for f in failed)
+
+
+@pytest.mark.parametrize("msgid", ["<" + "y" * 1500 + "@printer.local>", "z" * 1200 + "@printer.local",
+                                   "<nul\x00byte@printer.local>"], ids=["1500-chars", "no-brackets", "nul"])
+def test_an_overlong_or_nul_message_id_is_imported_and_threads(fake_app, msgid):
+    """PostgreSQL: a Message-ID longer than ``ticket_messages.message_id`` (998) -- or holding a
+    NUL -- failed the store step three times and ended as a failed import. The store step keeps a
+    normalised id; a reply naming the original id (In-Reply-To / References) finds the ticket by
+    the same normalisation, and the same mail again is a duplicate."""
+    first = plain(subject="scanner job", body="first\n", msgid="<placeholder@x>").replace(
+        b"<placeholder@x>", msgid.encode(), 1)
+    fake_app.box.deliver(first)
+    assert _cycle(fake_app).created == 1
+    bare = msgid.strip("<>")
+    reply = plain(subject="Re: scanner job", body="second\n", In_Reply_To="<placeholder@x>",
+                  References="<other@x.test> <placeholder@x>").replace(b"<placeholder@x>", b"<" + bare.encode() + b">")
+    fake_app.box.deliver(reply)
+    fake_app.box.deliver(first)
+    result = _cycle(fake_app)
+    assert (result.updated, result.duplicates, result.failed) == (1, 1, 0)
+    with fake_app.session() as s:
+        assert list(s.scalars(select(FailedImport))) == []
+        assert len(list(s.scalars(select(Ticket)))) == 1
+        stored = [m.message_id for m in s.scalars(select(TicketMessage).order_by(TicketMessage.id))]
+    assert len(stored) == 2 and len(stored[0]) <= 998 and "\x00" not in stored[0]
 
 
 class Poison:
@@ -234,7 +259,8 @@ def test_empty_ingest_is_refused_with_65(cli, hd_env):
     ("mail.max_message_size_mb", "-1"), ("attachments.max_size_mb", "1e400"),
     ("mail.ticket_reference_format", "{foo}"), ("mail.ticket_reference_format", "[Ticket]"),
     ("mail.ticket_reference_format", "[#{number} {foo}]"), ("mail.ticket_reference_format", "{number"),
-    ("mail.rate_limit_per_hour", "2.5"),
+    ("mail.rate_limit_per_hour", "2.5"), ("mail.max_parts", "-1"), ("mail.max_parts", "2.5"),
+    ("mail.max_parts", "many"),
 ])
 def test_settings_are_validated_by_meaning(cli, key, value):
     result = cli("settings", "set", "--", key, value, ok=False)

@@ -127,6 +127,41 @@ def test_a_requester_without_mailbox_opens_a_ticket_and_an_agent_answers_it(desk
     assert mine["events"][0]["kind"] == "created" and mine["events"][0]["actor"] == "carl@example.test"
 
 
+def test_a_reply_in_a_department_without_mailbox_is_stored_and_says_it_was_not_mailed(desk, tmp_path):
+    """Nothing can send the mail of a department without a mailbox: the reply used to be queued
+    in the outbox, where it failed for ever with 'no_delivery'. It is stored on the ticket (the
+    requester reads it in the help desk), nothing is queued, and the answer says so."""
+    desk("department", "add", "Library", "--sender", "library@district.test")
+    desk("user", "add", "lea@district.test", "--role", "agent", "--department", "Library")
+    desk("user", "add", "carl@example.test", "--role", "requester", "--department", "Library")
+    body = str(tmp_path / "body.txt")
+    out = desk.json("--as", "carl@example.test", "ticket", "create", "--department", "Library", "--subject",
+                    "Beamer flickers", "--body-file", body, "--json")
+    (tmp_path / "answer.txt").write_text("We will replace the lamp tomorrow.\n")
+    answer = str(tmp_path / "answer.txt")
+    text = desk("--as", "lea@district.test", "ticket", "reply", str(out["id"]), "--body-file", answer).output
+    assert "not mailed" in text and "'Library' has no mailbox" in text and "set-mailbox" in text
+    data = desk.json("--as", "lea@district.test", "ticket", "reply", str(out["id"]), "--body-file", answer,
+                     "--queue-only", "--json")
+    assert (data["status"], data["mailed"], data["outbox"]) == ("not_mailed", False, None)
+    assert "no mailbox" in data["reason"] and data["ticket_message"] > 0
+    assert desk.json("outbox", "list", "--json") == []
+    mine = show(desk, out["id"], "--as", "carl@example.test")
+    assert [m["direction"] for m in mine["messages"]] == ["inbound", "outbound", "outbound"]
+    assert "replace the lamp" in mine["messages"][1]["body_text"]
+    note = desk.json("--as", "lea@district.test", "ticket", "reply", str(out["id"]), "--body-file", answer,
+                     "--internal", "--json")
+    assert (note["status"], note["mailed"], note["outbox"]) == ("note", False, None)
+
+
+def test_a_reply_in_a_department_with_a_mailbox_is_still_queued(desk, tmp_path):
+    desk("department", "set-mailbox", "Tech", "--protocol", "maildir", "--path", str(tmp_path / "Maildir"),
+         "--email", "techhelp@district.test", "--no-validate")
+    data = desk.json("ticket", "reply", "1", "--body-file", str(tmp_path / "body.txt"), "--queue-only", "--json")
+    assert (data["status"], data["mailed"], data["reason"]) == ("queued", True, None)
+    assert [r["id"] for r in desk.json("outbox", "list", "--json")] == [data["outbox"]]
+
+
 def test_staff_open_a_ticket_for_a_caller_with_an_attachment(desk, tmp_path):
     (tmp_path / "photo.png").write_bytes(PNG)
     out = desk.json("--as", "ann@district.test", "ticket", "create", "--department", "Tech", "--requester",

@@ -21,7 +21,7 @@ from helpdesk_core.errors import DeliveryError, NotFoundError, PermissionDenied
 from helpdesk_core.models import Direction, OutboxMessage, Ticket, TicketMessage
 from helpdesk_core.outbound.outbox import STUCK_AFTER, backoff, flush_outbox
 from helpdesk_core.mail.quotes import REPLY_ABOVE_MARKER
-from helpdesk_core.services.departments import add_department, set_department_options
+from helpdesk_core.services.departments import add_department, set_department_options, set_mailbox
 from helpdesk_core.services.permissions import SYSTEM
 from helpdesk_core.services.replies import reply_to_ticket
 from helpdesk_core.services.users import add_user
@@ -94,7 +94,7 @@ def test_subject_prefixes_and_references_never_stack(subject, expected):
 # ---- replies ---------------------------------------------------------------------------------
 
 def test_reply_is_stored_with_outbox_row_and_proper_headers(hd_env, tmp_path):
-    app = setup(hd_env)
+    app = setup(hd_env, FakeDelivery())  # a department that can send mail
     first = plain(subject="Printer broken", cc="Bob Teacher <bob@example.test>, techhelp@district.test",
                   msgid="<first@example.test>", references="<older@example.test>")
     assert ingest(app, first).status == "created"
@@ -134,7 +134,7 @@ def test_reply_is_stored_with_outbox_row_and_proper_headers(hd_env, tmp_path):
 
 
 def test_no_cc_and_references_trimmed(hd_env):
-    app = setup(hd_env)
+    app = setup(hd_env, FakeDelivery())  # a department that can send mail
     refs = " ".join(f"<r{i}@example.test>" for i in range(30))
     ingest(app, plain(cc="bob@example.test", references=refs, msgid="<last@example.test>"))
     _, outbox_id = reply(app, cc=False)
@@ -155,7 +155,7 @@ def test_internal_note_is_never_mailed(hd_env):
 
 
 def test_only_department_staff_may_reply(hd_env):
-    app = setup(hd_env)
+    app = setup(hd_env, FakeDelivery())  # a department that can send mail
     with app.session() as s:
         add_department(s, actor=SYSTEM, name="Facilities", sender="facilities@district.test")
         agent = add_user(s, actor=SYSTEM, email="agent@district.test", role="agent",
@@ -231,10 +231,28 @@ def test_crashing_plugin_and_missing_delivery_keep_mail_queued(hd_env):
 
     app2 = setup(hd_env, name="Library", sender="library@district.test")  # no delivery plugin applies
     ingest(app2, plain(subject="Book"), department="Library")
+    with app2.session() as s:  # a mailbox without outgoing mail settings: queued until they are set
+        set_mailbox(app2, s, actor=SYSTEM, department="Library", provider="generic", validate=False,
+                    config={"protocol": "maildir", "path": str(hd_env["HELPDESK_HOME"]) + "/Maildir",
+                            "email": "library@district.test"}, secrets={})
+        s.commit()
     reply(app2, 2)
     flush_outbox(app2, department="Library", now=datetime.now(UTC) + timedelta(minutes=5))
     row = outbox_rows(app2)[-1]
     assert row.status == "queued" and "configure the department's mailbox" in row.last_error
+
+
+def test_a_reply_without_mailbox_nor_delivery_plugin_is_stored_not_queued(hd_env):
+    """Nothing could ever send it: queueing it only left a mail failing for ever ('no_delivery')."""
+    app = setup(hd_env)
+    ingest(app, plain())
+    with app.session() as s:
+        result = reply_to_ticket(app, s, actor=SYSTEM, ticket_id=1, body="Fixed it.")
+        s.commit()
+        assert result.outbox is None and "has no mailbox" in (result.not_mailed or "")
+        assert (result.ticket_message.direction, result.ticket_message.subject) == (
+            Direction.OUTBOUND, "Re: [Ticket #1] Printer broken")
+    assert outbox_rows(app) == []
 
 
 def test_stuck_sending_rows_are_requeued(hd_env):
@@ -276,7 +294,7 @@ def test_template_folders_from_plugins_and_department_override(hd_env, tmp_path)
     (plugin_dir / "reply").mkdir(parents=True)
     (plugin_dir / "reply" / "subject.txt").write_text("{{ reference }} Answer: {{ subject }}")
     (plugin_dir / "reply" / "body.html").write_text("<p>{{ marker }}</p><pre>{{ body }}</pre>")
-    app = setup(hd_env, TemplateFolders(plugin_dir))
+    app = setup(hd_env, TemplateFolders(plugin_dir), FakeDelivery())
     ingest(app, plain(subject="Re: Printer"))
     reply(app, body="a < b & c")
     msg = parse(outbox_rows(app)[0].raw)
@@ -386,6 +404,8 @@ def test_acknowledgement_respects_classification_option_and_rate_limit(hd_env):
 
 def test_cli_department_set_reply_and_outbox_list(cli, tmp_path):
     cli("department", "add", "Tech", "--sender", "techhelp@district.test")
+    cli("department", "set-mailbox", "Tech", "--protocol", "maildir", "--path", str(tmp_path / "Maildir"),
+        "--email", "techhelp@district.test", "--no-validate")  # no SMTP: replies stay queued
     out = cli("department", "set", "Tech", "--acknowledge", "--new-ticket-on-closed").output
     assert "acknowledge=True" in out and "reopen_closed=False" in out
     cli("user", "add", "agent@district.test", "--role", "agent", "--department", "Tech")

@@ -10,6 +10,8 @@ names and subjects, and what that must not make a browser, a reply or a terminal
 
 from __future__ import annotations
 
+from helpdesk_core.services.departments import set_mailbox
+
 import email
 import email.policy
 from datetime import UTC, datetime
@@ -234,6 +236,11 @@ def test_any_stored_name_or_subject_makes_a_sendable_mail(name: str, subject: st
 
 def test_reply_to_requester_and_cc_with_crlf_names(hd_env) -> None:
     app = installation(hd_env, departments={DEPARTMENT: "techhelp@district.test"})
+    with app.session() as s:  # a mailbox (no SMTP): the reply is queued, not only stored
+        set_mailbox(app, s, actor=SYSTEM, department=DEPARTMENT, provider="generic", validate=False, secrets={},
+                    config={"protocol": "maildir", "path": hd_env["HELPDESK_HOME"] + "/Maildir",
+                            "email": "techhelp@district.test"})
+        s.commit()
     raw = raw_mail(f"{EVIL_NAME} <ann@school.test>", cc=f"{EVIL_NAME} <cara@school.test>")
     assert ingest(app, raw, department=DEPARTMENT).status == "created"
     with app.session() as s:

@@ -196,6 +196,8 @@ def department_set_mailbox(state: CliState, name: str, provider: str, extra: tup
         extra_info = f" ({waiting} messages waiting)" if waiting is not None else ""
         if facts.get("smtp"):
             extra_info += f"; outgoing mail via {facts['smtp']} checked"
+        if facts.get("move_to_folder"):
+            extra_info += f"; imported mail is moved to folder {facts['move_to_folder']!r}"
         done = "saved without checking the connection" if no_validate else "checked and saved"
         click.echo(f"Mailbox of {name!r} {done}{extra_info}.")
 

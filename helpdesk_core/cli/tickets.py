@@ -104,12 +104,17 @@ def ticket_export(state: CliState, department: str | None) -> None:
 @click.option("--internal", is_flag=True, help="An internal note for staff: stored, never mailed.")
 @click.option("--no-cc", is_flag=True, help="Send only to the requester, not to the other participants.")
 @click.option("--queue-only", is_flag=True, help="Only queue the mail; the worker or 'outbox flush' sends it.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print {ticket_message, outbox, status, mailed, recipients, reason}; status is note, "
+                   "not_mailed (no mailbox: stored only), queued, sent or failed.")
 @click.pass_obj
 @handle_errors
 def ticket_reply(state: CliState, ticket_id: int, body_file: click.utils.LazyFile | None, as_email: str | None,
                  attach: tuple[str, ...], internal: bool, no_cc: bool, queue_only: bool,
-                 template: str | None = None) -> None:
-    """Reply to a ticket: stored on the ticket, then mailed to the requester from the department's address."""
+                 template: str | None = None, as_json: bool = False) -> None:
+    """Reply to a ticket: stored on the ticket, then mailed to the requester from the department's
+    address. In a department without a mailbox the reply is only stored (the requester reads it in
+    the help desk) and nothing is mailed."""
     if as_email:
         state.actor_email = as_email
     if (body_file is None) == (template is None):
@@ -124,16 +129,37 @@ def ticket_reply(state: CliState, ticket_id: int, body_file: click.utils.LazyFil
                                  attachments=files, internal=internal, cc=not no_cc)
         ticket_message_id = result.ticket_message.id
         outbox_id = result.outbox.id if result.outbox else None
-        recipients = ", ".join(result.outbox.recipients) if result.outbox else ""
+        recipients = list(result.outbox.recipients) if result.outbox else []
+        department = result.ticket_message.ticket.department.name
+    answer: dict[str, Any] = {"ticket_message": ticket_message_id, "outbox": outbox_id, "status": "queued",
+                              "mailed": outbox_id is not None, "recipients": recipients,
+                              "reason": result.not_mailed}
     if outbox_id is None:
-        click.echo(f"Internal note {ticket_message_id} added to ticket {ticket_id}.")
+        answer["status"] = "not_mailed" if result.not_mailed else "note"
+        if as_json:
+            emit(answer, True, str)
+        elif result.not_mailed:
+            click.echo(f"Reply {ticket_message_id} stored on ticket {ticket_id}, but not mailed: "
+                       f"{result.not_mailed}. The requester sees it in the help desk; to mail replies, "
+                       f"configure the mailbox with 'helpdesk department set-mailbox {department!r} ...'.")
+        else:
+            click.echo(f"Internal note {ticket_message_id} added to ticket {ticket_id}.")
         return
+    who = ", ".join(recipients)
     if queue_only:
-        click.echo(f"Reply {ticket_message_id} queued for {recipients} (outbox {outbox_id}).")
+        if as_json:
+            emit(answer, True, str)
+        else:
+            click.echo(f"Reply {ticket_message_id} queued for {who} (outbox {outbox_id}).")
         return
     state_now = send_now(app, actor=actor, outbox_id=outbox_id)
-    if state_now.status == "sent":
-        click.echo(f"Reply {ticket_message_id} sent to {recipients}.")
+    answer["status"], answer["reason"] = state_now.status, state_now.error
+    if as_json:
+        emit(answer, True, str)
+        if state_now.status == "failed":
+            raise SystemExit(1)
+    elif state_now.status == "sent":
+        click.echo(f"Reply {ticket_message_id} sent to {who}.")
     elif state_now.status == "failed":
         fail(f"Reply {ticket_message_id} is stored on the ticket but could not be sent: {state_now.error} "
              f"(outbox {outbox_id}).")

@@ -12,6 +12,7 @@ from helpdesk_core.hooktypes import Classification, HelpdeskContext, ThreadMatch
 from helpdesk_core.mail.message import ParsedAttachment, ParsedMessage
 from helpdesk_core.mail.mimeparts import content_was_lost
 from helpdesk_core.models.events import ticket_event
+from helpdesk_core.models.ticket import stored_message_id
 from helpdesk_core.models import (
     Attachment, Department, Direction, Role, Ticket, TicketMessage, TicketStatus, User,
 )
@@ -122,8 +123,10 @@ def helpdesk_message_to_ticket(message: ParsedMessage, department: Department, t
         ticket=ticket, department_id=department.id,
         direction=Direction.NOTE if classification.action == "note" else Direction.INBOUND,
         kind="message" if classification.kind == "normal" else classification.kind,
-        message_id=message.message_id, in_reply_to=message.in_reply_to,
-        references=message.references[-50:],
+        # bounded and cleaned the way thread lookups compare ids (a 1,000+ character or NUL id)
+        message_id=stored_message_id(message.message_id),
+        in_reply_to=[stored_message_id(i) for i in message.in_reply_to],
+        references=[stored_message_id(i) for i in message.references[-50:]],
         from_email=sender.email if sender else None, from_name=sender.name if sender else "",
         to=[a.as_dict() for a in message.to], cc=[a.as_dict() for a in message.cc],
         subject=message.subject, date=message.date, body_text=message.body_text,

@@ -12,6 +12,7 @@ from helpdesk_core.hooktypes import Classification, HelpdeskContext, Matcher, Th
 from helpdesk_core.inbound.matching import belongs_to, find_thread
 from helpdesk_core.mail.message import ParsedMessage
 from helpdesk_core.models import Department, OutboxMessage, Ticket, TicketAlias, TicketMessage
+from helpdesk_core.models.ticket import stored_message_id
 from helpdesk_core.mail.references import find_references, verify_message_id
 
 
@@ -34,6 +35,7 @@ def match_by_message_ids(message: ParsedMessage, department: Department,
         ids = list(details.get("returned_message_ids") or [])[:50]
     else:
         ids = list(dict.fromkeys([*reversed(message.in_reply_to), *reversed(message.references)]))[:50]
+    ids = list(dict.fromkeys(stored_message_id(i) for i in ids))  # as ticket_messages stores them
     if not ids:
         return None
     session = context.session

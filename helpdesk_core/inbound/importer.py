@@ -317,7 +317,8 @@ def import_batch(ctx: HelpdeskContext, department: Department, raws: list[bytes]
     outcomes: list[Outcome] = []
     limit = ctx.settings.max_message_bytes
     offset = 0
-    for parsed in parse_chunks([raw if len(raw) <= limit else _header_only(raw) for raw in raws], ctx.storage):
+    for parsed in parse_chunks([raw if len(raw) <= limit else _header_only(raw) for raw in raws], ctx.storage,
+                               max_parts=ctx.settings.max_parts):
         mails = []
         for message, parse_error in parsed:
             raw = raws[offset + len(mails)]

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from helpdesk_core.mail.message import ParsedMessage
-from helpdesk_core.mail.parsing import parse_message
+from helpdesk_core.mail.parsing import MAX_PARTS, parse_message
 from helpdesk_core.storage import AttachmentStorage
 
 log = logging.getLogger("helpdesk.parsepool")
@@ -42,20 +42,21 @@ Parsed = tuple[ParsedMessage, Exception | None]
 _Wire = list[tuple[ParsedMessage | None, str | None]]
 
 
-def parse_local(raw: bytes, storage: AttachmentStorage | None = None) -> Parsed:
+def parse_local(raw: bytes, storage: AttachmentStorage | None = None, max_parts: int = MAX_PARTS) -> Parsed:
     """Parse in this process; a crash of the parser (it must never raise) becomes the error.
-    With ``storage``, large attachments are streamed into it instead of held in memory."""
+    With ``storage``, large attachments are streamed into it instead of held in memory;
+    ``max_parts`` is ``mail.max_parts`` (0: no limit)."""
     try:
-        return parse_message(raw, storage=storage), None
+        return parse_message(raw, storage=storage, max_parts=max_parts), None
     except Exception as exc:  # noqa: BLE001
         return ParsedMessage(raw=raw, defects=[f"parser crashed: {type(exc).__name__}: {exc}"]), exc
 
 
-def _parse_chunk(raws: list[bytes]) -> _Wire:
+def _parse_chunk(raws: list[bytes], max_parts: int) -> _Wire:
     out: _Wire = []
     for raw in raws:
         try:
-            out.append((parse_message(raw), None))
+            out.append((parse_message(raw, max_parts=max_parts), None))
         except Exception as exc:  # noqa: BLE001 - exceptions may not pickle: send text
             out.append((None, f"{type(exc).__name__}: {exc}"))
     return out
@@ -113,19 +114,24 @@ _helper = _Helper()
 atexit.register(_helper.stop)
 
 
-def parse_chunks(raws: list[bytes], storage: AttachmentStorage | None = None) -> Iterator[list[Parsed]]:
+def parse_chunks(raws: list[bytes], storage: AttachmentStorage | None = None, *,
+                 max_parts: int = MAX_PARTS) -> Iterator[list[Parsed]]:
     """Yield the batch parsed, in order, in chunks; parsed ahead in the helper process when the
-    batch is large enough, so the caller stores one chunk while the next is parsed."""
+    batch is large enough, so the caller stores one chunk while the next is parsed.
+
+    ``max_parts`` (``mail.max_parts`` as the cycle read it) travels with every chunk to the
+    long-lived helper, so a changed setting applies from the next batch on."""
     if len(raws) < MIN_BATCH or not enabled() or not _helper.lock.acquire(blocking=False):
-        yield [parse_local(raw, storage) for raw in raws]
+        yield [parse_local(raw, storage, max_parts) for raw in raws]
         return
     try:
-        yield from _parse_with_helper(raws, storage)
+        yield from _parse_with_helper(raws, storage, max_parts)
     finally:
         _helper.lock.release()
 
 
-def _parse_with_helper(raws: list[bytes], storage: AttachmentStorage | None) -> Iterator[list[Parsed]]:
+def _parse_with_helper(raws: list[bytes], storage: AttachmentStorage | None,
+                       max_parts: int) -> Iterator[list[Parsed]]:
     chunks = [raws[i:i + CHUNK] for i in range(0, len(raws), CHUNK)]
     remote = [all(len(raw) < LOCAL_FROM_BYTES for raw in chunk) for chunk in chunks]
     try:
@@ -133,7 +139,7 @@ def _parse_with_helper(raws: list[bytes], storage: AttachmentStorage | None) -> 
     except OSError as exc:
         log.warning("cannot start the parsing helper (%s); parsing in process", exc)
         for chunk in chunks:
-            yield [parse_local(raw, storage) for raw in chunk]
+            yield [parse_local(raw, storage, max_parts) for raw in chunk]
         return
     failed = threading.Event()
 
@@ -141,7 +147,7 @@ def _parse_with_helper(raws: list[bytes], storage: AttachmentStorage | None) -> 
         try:
             for chunk, send in zip(chunks, remote):
                 if send:
-                    _send(proc.stdin, chunk)  # type: ignore[arg-type]
+                    _send(proc.stdin, (max_parts, chunk))  # type: ignore[arg-type]
         except (OSError, ValueError):
             failed.set()
 
@@ -158,7 +164,7 @@ def _parse_with_helper(raws: list[bytes], storage: AttachmentStorage | None) -> 
                 broken = True
                 _helper.stop()
         if results is None or len(results) != len(chunk):
-            yield [parse_local(raw, storage) for raw in chunk]
+            yield [parse_local(raw, storage, max_parts) for raw in chunk]
             continue
         yield [(msg, None) if msg is not None else
                (ParsedMessage(raw=raw, defects=[f"parser crashed: {err}"]), RuntimeError(err))
@@ -169,15 +175,15 @@ def _parse_with_helper(raws: list[bytes], storage: AttachmentStorage | None) -> 
 
 
 def _serve() -> None:
-    """The helper's loop: read chunks of raw messages, answer with parsed messages."""
+    """The helper's loop: read ``(max_parts, chunk of raw messages)``, answer with parsed messages."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write to the answer stream
     while True:
         try:
-            chunk = _recv(stdin)
+            max_parts, chunk = _recv(stdin)
         except EOFError:
             return
-        _send(stdout, _parse_chunk(chunk))
+        _send(stdout, _parse_chunk(chunk, max_parts))
 
 
 if __name__ == "__main__":

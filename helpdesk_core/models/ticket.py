@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -10,10 +11,37 @@ from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String, Tex
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from helpdesk_core.models.base import Base, created_at, email_str, intpk, utcnow
+from helpdesk_core.models.imports import bounded
 
 if TYPE_CHECKING:
     from helpdesk_core.models.department import Department
     from helpdesk_core.models.user import User
+
+
+#: the size of ``ticket_messages.message_id``: RFC 5322's line limit, which no real id exceeds
+MESSAGE_ID_LENGTH = 998
+#: characters of an over-long Message-ID kept before its digest (900 + "…" + 64 hex < 998)
+_MESSAGE_ID_KEPT = 900
+
+
+def stored_message_id(message_id: str | None) -> str | None:
+    """A Message-ID (without angle brackets) as ``ticket_messages.message_id`` stores it and as
+    thread lookups compare it: a NUL or a lone surrogate becomes U+FFFD, and an id longer than
+    :data:`MESSAGE_ID_LENGTH` becomes its first 900 characters, ``…`` and the sha256 hex of the
+    whole id. Deterministic, so a reply naming the original id finds the stored one; an ordinary
+    id is returned unchanged.
+
+    >>> stored_message_id("abc@example.test")
+    'abc@example.test'
+    >>> len(stored_message_id("x" * 1500 + "@printer.local"))
+    965
+    """
+    if not message_id:
+        return message_id
+    if len(message_id) <= MESSAGE_ID_LENGTH:
+        return bounded(message_id, MESSAGE_ID_LENGTH)
+    digest = hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return bounded(message_id[:_MESSAGE_ID_KEPT], _MESSAGE_ID_KEPT) + "\u2026" + digest
 
 
 class TicketStatus(enum.StrEnum):

@@ -24,6 +24,7 @@ from helpdesk_core.mail.compose import SMTP_POLICY, ComposedMail, build_message,
 from helpdesk_core.mail.message import Address
 from helpdesk_core.mail.references import format_reference, make_message_id
 from helpdesk_core.models import Membership, OutboxMessage, Role, Ticket, TicketMessage, User
+from helpdesk_core.models.ticket import stored_message_id
 from helpdesk_core.outbound.outbox import queue_mail
 from helpdesk_core.settings import GeneralSettings
 
@@ -112,5 +113,7 @@ def notification_ids(session: Session, ids: Sequence[str]) -> set[str]:
     """Which of ``ids`` are Message-IDs of staff notifications we sent."""
     if not ids:
         return set()
-    return set(session.scalars(select(OutboxMessage.message_id).where(
-        OutboxMessage.kind == KIND, OutboxMessage.message_id.in_(list(ids)[:50]))))
+    wanted = {stored_message_id(i): i for i in list(ids)[:50]}  # a NUL id must not fail the query
+    found = session.scalars(select(OutboxMessage.message_id).where(
+        OutboxMessage.kind == KIND, OutboxMessage.message_id.in_(list(wanted))))
+    return {wanted[i] for i in found if i in wanted}

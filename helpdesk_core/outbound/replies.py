@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from helpdesk_core.errors import ConfigurationError, HelpdeskError
 from helpdesk_core.mail.compose import Attachment as OutgoingAttachment
-from helpdesk_core.mail.compose import compose_mail
+from helpdesk_core.mail.compose import compose_mail, reply_subject
 from helpdesk_core.mail.message import Address
 from helpdesk_core.models import Attachment, Direction, OutboxMessage, Ticket, TicketMessage, User
 from helpdesk_core.outbound.addresses import own_addresses
@@ -25,10 +25,14 @@ from helpdesk_core.settings import GeneralSettings
 
 @dataclass
 class ReplyResult:
-    """The stored message and, unless it is an internal note, its outbox row."""
+    """The stored message and, unless it is an internal note or was not mailed, its outbox row.
+
+    ``not_mailed`` says why a reply (not a note) was stored without being queued: its department
+    has no mailbox and no plugin delivers its mail (the requester reads it in the help desk)."""
 
     ticket_message: TicketMessage
     outbox: OutboxMessage | None
+    not_mailed: str | None = None
 
 
 def _last_thread_message(ticket: Ticket) -> TicketMessage | None:
@@ -82,12 +86,15 @@ def store_reply(app: Any, session: Session, *, ticket: Ticket, author: User | No
         session.flush()
         return ReplyResult(tm, None)
 
+    if ticket.requester is not None and not ticket.requester.active:
+        raise ConfigurationError(f"{ticket.requester.email} is deactivated and gets no mail.",
+                                 details={"hint": "deactivated_requester", "email": ticket.requester.email})
+    # no mailbox and no plugin implementing the helpdesk_deliver_reply override: nothing can send it
+    if department.mailbox is None and not app.hooks.implemented("helpdesk_deliver_reply"):
+        return _store_unmailed(session, ticket=ticket, author=author, body=body, stored=stored, now=now)
     if ticket.requester is None:
         raise ConfigurationError(f"Ticket {ticket.id} has no requester to mail the reply to.",
                                  details={"hint": "internal_note"})
-    if not ticket.requester.active:
-        raise ConfigurationError(f"{ticket.requester.email} is deactivated and gets no mail.",
-                                 details={"hint": "deactivated_requester", "email": ticket.requester.email})
     settings = GeneralSettings.load(session)
     to = [Address(ticket.requester.email.lower(), ticket.requester.name or "")]
     copies = cc_addresses(ticket, own_addresses(session)) if cc else []
@@ -113,3 +120,24 @@ def store_reply(app: Any, session: Session, *, ticket: Ticket, author: User | No
     session.flush()
     row = queue_mail(session, composed, department=department, kind="reply", ticket=ticket, ticket_message=tm)
     return ReplyResult(tm, row)
+
+
+def _store_unmailed(session: Session, *, ticket: Ticket, author: User | None, body: str,
+                    stored: list[Attachment], now: datetime) -> ReplyResult:
+    """A reply in a department nothing can send mail for: stored on the ticket as an outbound
+    message (the requester reads it in the help desk: an internal workflow), never queued --
+    an outbox row would only fail with ``no_delivery`` for ever."""
+    department, requester = ticket.department, ticket.requester
+    fmt = GeneralSettings.load(session).get("mail.ticket_reference_format")
+    to = [Address(requester.email.lower(), requester.name or "")] if requester is not None else []
+    tm = TicketMessage(
+        ticket=ticket, department_id=department.id, direction=Direction.OUTBOUND, kind="message",
+        from_email=department.sender_address, from_name=department.name, to=[a.as_dict() for a in to], cc=[],
+        subject=reply_subject(ticket.subject, ticket.number, fmt), date=now, body_text=body, body_display=body,
+        author_id=author.id if author else None, attachments=stored, in_reply_to=[], references=[],
+        removed_attachments=[], defects=[])
+    session.add(tm)
+    ticket.updated_at = now
+    session.flush()
+    return ReplyResult(tm, None, not_mailed=f"department {department.name!r} has no mailbox, so nothing can "
+                                              "send its mail")

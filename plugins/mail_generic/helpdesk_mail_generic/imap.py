@@ -80,7 +80,8 @@ class ImapSession(MailboxSession):
     """One IMAP connection with ``folder`` selected read-write, for one import cycle.
 
     ``config`` keys used: ``host``, ``port``, ``security`` (``ssl``/``starttls``/``none``),
-    ``folder`` (default ``INBOX``), ``ca_file``, ``timeout``, and ``username``/``email`` for messages.
+    ``folder`` (default ``INBOX``), ``ca_file``, ``timeout``, ``after_import`` (``delete``, the
+    default, or ``move`` to ``move_to_folder``), and ``username``/``email`` for messages.
     ``login`` authenticates the connected client. Raises :class:`MailboxError` (see
     :func:`helpdesk_mail_generic.errors.translate`).
 
@@ -91,6 +92,9 @@ class ImapSession(MailboxSession):
     def __init__(self, config: Mapping[str, Any], *, login: ImapLogin) -> None:
         self.config: dict[str, Any] = {"protocol": "imap", "folder": "INBOX", **config}
         self.folder: str = self.config["folder"] or "INBOX"
+        #: where :meth:`delete` moves imported mail (None: it deletes it)
+        self.move_to: str | None = (self.config.get("move_to_folder") or None
+                                    if self.config.get("after_import") == "move" else None)
         self.client: IMAPClient | None = None
         #: UIDVALIDITY of the selected folder
         self.uidvalidity: int | None = None
@@ -189,12 +193,22 @@ class ImapSession(MailboxSession):
         return out
 
     def delete(self, keys: Sequence[str]) -> None:
-        """Flag ``\\Deleted`` and expunge: only these UIDs with UIDPLUS, else the whole folder."""
+        """Remove these messages from the folder read (the core calls this only after their
+        import was committed): flag ``\\Deleted`` and expunge -- only these UIDs with UIDPLUS,
+        else the whole folder. With ``after_import`` ``move`` they are moved to
+        ``move_to_folder`` instead (MOVE, else COPY then delete), the folder created if missing."""
         if not keys:
             return
         client = self._client()
         uids = [int(k) for k in keys]
         try:
+            if self.move_to is not None:
+                self.ensure_folder(self.move_to)
+                if client.has_capability("MOVE"):
+                    client.move(uids, self.move_to)
+                    self._expunged(uids)
+                    return
+                client.copy(uids, self.move_to)
             client.add_flags(uids, [_DELETED], silent=True)
             if client.has_capability("UIDPLUS"):
                 client.uid_expunge(uids)
@@ -202,6 +216,31 @@ class ImapSession(MailboxSession):
                 client.expunge()
         except MAIL_ERRORS as exc:
             raise translate(exc, config=self.config, step="delete") from exc
+        self._expunged(uids)
+
+    def ensure_folder(self, name: str) -> None:
+        """Create the folder ``name`` (and subscribe to it) unless it exists. Raises
+        :class:`MailboxError` (kind ``folder_missing``, not temporary) saying the server refused it."""
+        client = self._client()
+        try:
+            if client.folder_exists(name):
+                return
+        except MAIL_ERRORS as exc:
+            raise translate(exc, config=self.config, step="select") from exc
+        try:
+            client.create_folder(name)
+        except MAIL_ERRORS as exc:
+            reply = " ".join(str(exc).split())[:200]
+            raise MailboxError(f"The IMAP folder {name!r} for imported mail does not exist and could not "
+                               f"be created on {self.config.get('host')} ({reply}): create it in a mail client "
+                               "or choose another folder with move_to_folder.",
+                               kind="folder_missing", temporary=False) from exc
+        try:
+            client.subscribe_folder(name)
+        except MAIL_ERRORS:  # a mail client may not show it; the move still works
+            pass
+
+    def _expunged(self, uids: Sequence[int]) -> None:
         if self._exists is not None:
             self._exists = max(0, self._exists - len(set(uids)))
 

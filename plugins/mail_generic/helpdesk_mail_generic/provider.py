@@ -45,8 +45,10 @@ _DEFAULT_PORTS = {("imap", "ssl"): 993, ("imap", "starttls"): 143, ("imap", "non
 _ONLY_FOR: dict[str, tuple[str, ...]] = {
     "host": ("imap", "pop3"), "port": ("imap", "pop3"), "security": ("imap", "pop3"),
     "username": ("imap", "pop3"), "ca_file": ("imap", "pop3"), "timeout": ("imap", "pop3"),
-    "folder": ("imap",), "path": ("maildir",),
+    "folder": ("imap",), "move_to_folder": ("imap",), "path": ("maildir",),
 }
+#: what ``after_import`` may say: ``delete`` on every protocol, ``move`` on IMAP only
+AFTER_IMPORT = ("delete", "move")
 #: settings of outgoing mail; only with ``smtp_host``
 _SMTP_FIELDS = ("smtp_port", "smtp_security", "smtp_username")
 
@@ -83,7 +85,14 @@ class GenericProvider(MailboxProvider):
         ConfigField("email", "Department address", type="email", required=True,
                     help="The address mail to this department is sent to."),
         ConfigField("username", "Login name", help="Default: the department address."),
-        ConfigField("folder", "IMAP folder", default="INBOX", help="IMAP only."),
+        ConfigField("folder", "IMAP folder", default="INBOX", help="IMAP only: the folder mail is imported from."),
+        ConfigField("after_import", "After import", type="choice", choices=AFTER_IMPORT, default="delete",
+                    help="What happens to a mail once its ticket is committed: delete (the default) removes "
+                         "it from the mailbox; move (IMAP only) moves it to move_to_folder. Either way it is "
+                         "imported once."),
+        ConfigField("move_to_folder", "Folder for imported mail",
+                    help="IMAP with after_import=move: imported mail is moved here (created when the "
+                         "mailbox is saved if it does not exist), e.g. Imported."),
         ConfigField("ca_file", "CA certificate (PEM)", type="path",
                     help="Trust this certificate file instead of the system CAs, e.g. for a self-signed server."),
         ConfigField("path", "Maildir path", type="path", help="Maildir only: the folder holding cur/, new/, tmp/."),
@@ -127,6 +136,7 @@ class GenericProvider(MailboxProvider):
             raise ConfigurationError(f"Setting 'email' must be an email address (got {email!r}).")
         self._normalize_smtp(out)
         if protocol == "maildir":
+            self._normalize_after_import(out, protocol)
             if not out["path"]:
                 raise ConfigurationError("Setting 'path' is required for protocol 'maildir': "
                                          "the Maildir folder holding cur/, new/ and tmp/.")
@@ -150,12 +160,38 @@ class GenericProvider(MailboxProvider):
         if protocol == "imap":
             folder = str(out["folder"] or "INBOX")
             out["folder"] = "INBOX" if folder.upper() == "INBOX" else folder
+        self._normalize_after_import(out, protocol)
         if out["ca_file"]:
             ca_file = os.path.abspath(os.path.expanduser(str(out["ca_file"])))
             if not os.path.isfile(ca_file):
                 raise ConfigurationError(f"Setting 'ca_file': no file {ca_file!r}; give a PEM certificate file.")
             out["ca_file"] = ca_file
         return out
+
+    @staticmethod
+    def _normalize_after_import(out: dict[str, Any], protocol: str) -> None:
+        """Check ``after_import`` and ``move_to_folder`` (in place): ``move`` is IMAP only and
+        needs a folder other than the one read."""
+        action = str(out.get("after_import") or "delete").strip().lower()
+        out["after_import"] = action
+        if action == "delete":
+            if out.get("move_to_folder"):
+                raise ConfigurationError("Setting 'move_to_folder' needs after_import=move; set both, or "
+                                         "remove move_to_folder to delete imported mail.")
+            out["move_to_folder"] = None
+            return
+        if protocol != "imap":
+            raise ConfigurationError(f"after_import=move is for IMAP only; protocol {protocol!r} can only "
+                                     "delete imported mail (after_import=delete).")
+        target = str(out.get("move_to_folder") or "").strip()
+        if not target:
+            raise ConfigurationError("Setting 'move_to_folder' is required with after_import=move: the IMAP "
+                                     "folder imported mail is moved to, e.g. Imported.")
+        target = "INBOX" if target.upper() == "INBOX" else target
+        if target == out["folder"]:
+            raise ConfigurationError(f"Setting 'move_to_folder' must differ from the folder read ({target!r}): "
+                                     "mail moved there would be imported again and again.")
+        out["move_to_folder"] = target
 
     @staticmethod
     def _normalize_smtp(out: dict[str, Any]) -> None:
@@ -213,10 +249,15 @@ class GenericProvider(MailboxProvider):
             return conn.send_all(mails)
 
     def validate(self, config: Mapping[str, Any], secrets: Mapping[str, str]) -> dict[str, Any]:
-        """Check the mailbox (count messages), then, with ``smtp_host``, the outgoing mail server:
-        connect, TLS, EHLO and log in, without sending anything."""
-        facts = super().validate(config, secrets)
+        """Check the mailbox (count messages; with after_import=move, create the folder for
+        imported mail when missing), then, with ``smtp_host``, the outgoing mail server: connect,
+        TLS, EHLO and log in, without sending anything."""
         cfg = self.normalize_config(config)
+        with self.open(cfg, secrets) as session:
+            facts: dict[str, Any] = {"waiting": session.count()}
+            if isinstance(session, ImapSession) and session.move_to is not None:
+                session.ensure_folder(session.move_to)  # created now, or a clear error before saving
+                facts["move_to_folder"] = session.move_to
         settings = smtp.smtp_settings(cfg)
         if settings is not None:
             smtp.check_smtp(settings, smtp_login(cfg, secrets))

@@ -62,3 +62,16 @@ class TestMaildirConformance(ProviderConformance):
                                                      "ca_file": str(dovecot.ca_file)},
                               {"folder_missing": ({"path": str(tmp_path / "missing")}, {})}, deliver, count)
         return box
+
+
+class TestImapMoveConformance(ProviderConformance):
+    """The same contract when imported mail is moved to a folder instead of deleted
+    (``after_import=move``): the folder read empties exactly as with deletion."""
+
+    @pytest.fixture
+    def conformance_mailbox(self, dovecot, mail_user, smtp_sink):
+        failures = {**server_failures(mail_user), "folder_missing": ({"folder": "No such folder"}, {})}
+        return generic_mailbox(mail_user, smtp_sink, {"protocol": "imap", "host": "127.0.0.1", "security": "ssl",
+                                                      "port": dovecot.imaps_port, "ca_file": str(dovecot.ca_file),
+                                                      "after_import": "move", "move_to_folder": "Imported"},
+                               failures)

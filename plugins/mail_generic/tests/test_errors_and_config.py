@@ -122,7 +122,8 @@ def test_fields_describe() -> None:
     described = PROVIDER.describe()
     assert described["name"] == "generic" and described["label"] == "IMAP / POP3 / Maildir (password)"
     names = [f["name"] for f in described["fields"]]
-    assert names == ["protocol", "host", "port", "security", "email", "username", "folder", "ca_file",
+    assert names == ["protocol", "host", "port", "security", "email", "username", "folder", "after_import",
+                     "move_to_folder", "ca_file",
                      "path", "authserv_id", "timeout", "password", "smtp_host", "smtp_port", "smtp_security", "smtp_username",
                      "smtp_password"]
     assert [f["name"] for f in described["fields"] if f["secret"]] == ["password", "smtp_password"]
