@@ -48,6 +48,11 @@ SETTINGS: dict[str, SettingDef] = {s.key: s for s in [
     SettingDef("mail.unverified_followups", "str", "new_ticket",
                "A follow-up whose sender failed DKIM/DMARC at the receiving server: new_ticket (flagged "
                "sender_verified false) or hold (see docs/threading.md)."),
+    SettingDef("mail.verify_dkim", "bool", False,
+               "Check DKIM signatures ourselves (dkimpy, DNS lookups) when no receiving server's "
+               "Authentication-Results (mailbox authserv_id) judged the mail, e.g. Maildir or ingest: "
+               "a valid signature of the From domain verifies the sender, a failing one counts as "
+               "dkim=fail (see docs/threading.md)."),
     SettingDef("mail.thread_matchers", "list", ["message_id", "subject_reference"],
                "Thread-matching strategies in the order they run (see docs/threading.md)."),
     SettingDef("mail.acknowledgements_per_hour", "int", 3,
@@ -61,8 +66,20 @@ REFERENCE_PLACEHOLDERS = ("number",)
 MAX_MB = 1024 * 1024
 
 
+#: how a bool setting may be written (``helpdesk settings set mail.verify_dkim on``)
+_BOOLS = {"true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False, "0": False}
+
+
 def _coerce(defn: SettingDef, value: Any) -> Any:
     try:
+        if defn.type == "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, int) and value in (0, 1):
+                return bool(value)
+            if isinstance(value, str) and value.strip().lower() in _BOOLS:
+                return _BOOLS[value.strip().lower()]
+            raise ValueError
         if defn.type == "list":
             if isinstance(value, str):
                 value = [v.strip().lower().lstrip(".") for v in value.split(",") if v.strip()]
@@ -84,7 +101,8 @@ def _coerce(defn: SettingDef, value: Any) -> Any:
         return str(value)
     except (TypeError, ValueError, OverflowError):
         meaning = {"float": f": a finite number from 0 to {MAX_MB}", "int": ": a whole number, 0 or more",
-                   "list": ": a comma-separated list"}.get(defn.type, "")
+                   "list": ": a comma-separated list",
+                   "bool": ": on or off (true/false, yes/no, 1/0)"}.get(defn.type, "")
         raise ConfigurationError(f"Setting {defn.key} takes a {defn.type}{meaning} (got {value!r}).") from None
 
 
@@ -156,6 +174,11 @@ class GeneralSettings:
     def max_parts(self) -> int:
         """``mail.max_parts``: leaf MIME parts decoded per message, 0 for no limit."""
         return int(self._values["mail.max_parts"])
+
+    @property
+    def verify_dkim(self) -> bool:
+        """``mail.verify_dkim``: check DKIM signatures ourselves where no server's results count."""
+        return bool(self._values["mail.verify_dkim"])
 
 
 def set_setting(session: Session, key: str, value: Any, *, hooks: Hooks | None = None) -> Any:

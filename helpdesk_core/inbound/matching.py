@@ -16,7 +16,9 @@ once per application, into a :class:`MatcherRegistry`, and run in the order of t
   in :attr:`ThreadMatch.mentions` for the new ticket;
 * a sender the receiving server failed (DKIM/DMARC in ``Authentication-Results`` of the mailbox's
   ``authserv_id``, :mod:`helpdesk_core.mail.authentication`) never joins a ticket: new ticket with
-  ``sender_verified`` False (or held, General setting ``mail.unverified_followups``);
+  ``sender_verified`` False (or held, General setting ``mail.unverified_followups``); where that
+  server gave no verdict and the General setting ``mail.verify_dkim`` is on, our own DKIM check
+  (:func:`~helpdesk_core.mail.authentication.dkim_verdict`) decides the same way;
 * a reply to a closed ticket reopens it, unless the department option ``reopen_closed`` is false:
   then a new ticket linked to the closed one is opened (:attr:`ThreadMatch.linked_ticket_id`).
 """
@@ -33,6 +35,7 @@ from sqlalchemy import select
 
 from helpdesk_core.errors import ConfigurationError, PluginError
 from helpdesk_core.hooktypes import Matcher, ThreadMatch
+from helpdesk_core.mail import authentication
 from helpdesk_core.mail.authentication import sender_verdict
 from helpdesk_core.models import Membership, Ticket, TicketStatus, User
 
@@ -128,6 +131,16 @@ def authserv_id(department: Department) -> str | None:
     return str(value) if value else None
 
 
+def own_dkim_verdict(message: ParsedMessage) -> str:
+    """``mail.verify_dkim``: our dkimpy check of the raw message against its From domain."""
+    sender = message.from_.email if message.from_ and not message.from_suspicious else ""
+    domain = sender.rpartition("@")[2] if "@" in sender else None
+    verdict = authentication.dkim_verdict(message.raw, domain)
+    if verdict != "none":
+        log.info("own DKIM check of %s: %s", message.message_id or "a message without Message-ID", verdict)
+    return verdict
+
+
 def belongs_to(ticket: Ticket, department: Department) -> bool:
     """Is ``ticket`` one of ``department``'s: it is there, or was moved away from it ('ticket move')."""
     return ticket.department_id == department.id or any(a.department_id == department.id for a in ticket.aliases)
@@ -158,6 +171,8 @@ def settle(match: ThreadMatch, message: ParsedMessage, department: Department,
     """
     if match.sender_verified is None:
         verdict = sender_verdict(message.headers, authserv_id(department))
+        if verdict == "none" and context.settings.get("mail.verify_dkim"):
+            verdict = own_dkim_verdict(message)
         if verdict != "none":
             match = replace(match, sender_verified=verdict == "pass")
     ticket = match.ticket
