@@ -162,3 +162,14 @@ def test_the_setting_takes_a_bool(cli):
     assert cli("settings", "set", "mail.verify_dkim", "maybe", ok=False).exit_code != 0
     cli("settings", "set", "mail.verify_dkim", "true")
     cli("settings", "set", "mail.verify_dkim", "off")
+
+
+def test_the_key_is_looked_up_once_per_message(cli, tmp_path, monkeypatch, key):
+    _setup(cli, tmp_path, monkeypatch, key)
+    lists = _dns({b"s1._domainkey.lists.test": _txt(key)})
+    monkeypatch.setattr(authentication, "default_dnsfunc", lists)
+    # valid, but for a mailing list's domain: no verdict, so every pass of the thread rules would ask
+    cli("ingest", "--department", "Tech", input=_sign(
+        plain(subject="Re: [Ticket #1] Printer", In_Reply_To="<a1@example.test>"), key, domain=b"lists.test"))
+    assert lists.asked == [b"s1._domainkey.lists.test."]
+    assert len(cli.json("ticket", "show", "1", "--json")["messages"]) == 2  # the requester: joins

@@ -132,13 +132,16 @@ def authserv_id(department: Department) -> str | None:
 
 
 def own_dkim_verdict(message: ParsedMessage) -> str:
-    """``mail.verify_dkim``: our dkimpy check of the raw message against its From domain."""
-    sender = message.from_.email if message.from_ and not message.from_suspicious else ""
-    domain = sender.rpartition("@")[2] if "@" in sender else None
-    verdict = authentication.dkim_verdict(message.raw, domain)
-    if verdict != "none":
-        log.info("own DKIM check of %s: %s", message.message_id or "a message without Message-ID", verdict)
-    return verdict
+    """``mail.verify_dkim``: our dkimpy check of the raw message against its From domain (computed
+    once per message)."""
+    if message.own_dkim_verdict is None:
+        sender = message.from_.email if message.from_ and not message.from_suspicious else ""
+        domain = sender.rpartition("@")[2] if "@" in sender else None
+        message.own_dkim_verdict = authentication.dkim_verdict(message.raw, domain)
+        if message.own_dkim_verdict != "none":
+            log.info("own DKIM check of %s: %s", message.message_id or "a message without Message-ID",
+                     message.own_dkim_verdict)
+    return message.own_dkim_verdict
 
 
 def belongs_to(ticket: Ticket, department: Department) -> bool:

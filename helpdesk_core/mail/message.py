@@ -98,6 +98,9 @@ class ParsedMessage:
     sender_warning: str = ""
 
     _raw_sha256: str | None = field(default=None, repr=False)
+    #: our own DKIM verdict (``mail.verify_dkim``), once computed: the thread rules may run several
+    #: times per message and must not repeat the DNS lookups
+    own_dkim_verdict: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def raw_sha256(self) -> str:
