@@ -26,6 +26,7 @@ USERS = {  # email → (role, department)
     "office@school.test": ("agent", "Office"),
     "alice@example.test": ("requester", None),
     "zoe@example.test": ("requester", None),
+    "pupil@example.test": ("requester", "Tech"),
 }
 
 
@@ -118,6 +119,8 @@ MATRIX = [
     ("/tickets/{ticket}", {"root@school.test": 200, "techadmin@school.test": 200, "agent@school.test": 200,
                            "office@school.test": 404, "alice@example.test": 200, "zoe@example.test": 404}),
     ("/tickets/999999", {"root@school.test": 404, "zoe@example.test": 404}),
+    ("/tickets/new", {"root@school.test": 200, "agent@school.test": 200, "pupil@example.test": 200,
+                      "zoe@example.test": 200}),
 ]
 
 
@@ -262,3 +265,42 @@ def test_admin_lists(hd, view):
     assert r.status_code == 200, r.text
     if view == "users":
         assert "techadmin@school.test" in r.text
+
+
+@pytest.mark.parametrize("email,department,expected", [
+    ("pupil@example.test", "Tech", 303),   # a requester in a department they belong to
+    ("pupil@example.test", "Office", 403),  # not theirs
+    ("zoe@example.test", "Tech", 403),      # belongs to no department
+    ("agent@school.test", "Tech", 303),     # staff, for themselves
+])
+def test_portal_new_ticket(hd, email, department, expected):
+    c = signed_in(hd, email)
+    form = c.get("/tickets/new").text
+    if email == "pupil@example.test":
+        assert '<option value="Tech"' in form and '<option value="Office"' not in form
+    if email == "zoe@example.test":
+        assert "do not belong to any department" in form
+    token = csrf(c, "/tickets")
+    r = c.post("/tickets/new", data={"csrf": token, "department": department, "subject": "Projector <b>dead</b>",
+                                     "body": "It makes no picture."})
+    assert r.status_code == expected, r.text[:300]
+    if expected == 303:
+        page = c.get(r.headers["location"]).text
+        assert "Projector &lt;b&gt;dead&lt;/b&gt;" in page and "It makes no picture." in page
+        assert any(t["subject"] == "Projector <b>dead</b>" for t in _tickets(hd, email))
+
+
+def _tickets(app, email):
+    from helpdesk_core.services.permissions import resolve_actor
+    from helpdesk_core.services.tickets import list_tickets
+
+    with app.session() as s:
+        return list_tickets(s, actor=resolve_actor(s, email))
+
+
+def test_portal_new_ticket_needs_subject_and_text(hd):
+    c = signed_in(hd, "pupil@example.test")
+    r = c.post("/tickets/new", data={"csrf": csrf(c, "/tickets"), "department": "Tech", "subject": "kept",
+                                     "body": "  "})
+    assert r.status_code == 400 and "Write a subject and a description first." in r.text and 'value="kept"' in r.text
+    assert _tickets(hd, "pupil@example.test") == []

@@ -9,7 +9,9 @@ from starlette.routing import Route
 
 from helpdesk_core.errors import HelpdeskError, NotFoundError, PermissionDenied
 from helpdesk_core.services.attachments import get_attachment, ticket_attachments
-from helpdesk_core.services.permissions import sees_internal
+from helpdesk_core.services.departments import list_departments
+from helpdesk_core.services.lifecycle import create_ticket, queued_for, send_queued
+from helpdesk_core.services.permissions import is_global_admin, sees_internal
 from helpdesk_core.services.replies import reply_to_ticket, send_now
 from helpdesk_core.services.tickets import get_ticket, list_tickets
 from helpdesk_core.web.pages import Page, page, redirect
@@ -82,6 +84,37 @@ def ticket_reply(p: Page) -> Response:
     return redirect(f"/tickets/{ticket_id}")
 
 
+def _new_ticket_form(p: Page, error: str | None = None, status_code: int = 200) -> Response:
+    """The departments offered: those the user belongs to (every one for a global admin); the
+    service decides whether the user may open a ticket there."""
+    departments = [d for d in list_departments(p.session, actor=p.user)
+                   if is_global_admin(p.user) or p.user.role_in(d.id) is not None]
+    return p.render("new_ticket.html", status_code=status_code, departments=departments, error=error,
+                    chosen=p.field("department"), subject=p.field("subject"), body=p.field("body"))
+
+
+@page()
+def new_ticket(p: Page) -> Response:
+    """Portal "New ticket": a requester opens a ticket for themselves in a department they belong
+    to (with or without a mailbox), as ``helpdesk ticket create`` does; the department's staff are
+    notified through the outbox after the commit."""
+    if p.request.method != "POST":
+        return _new_ticket_form(p)
+    if not p.field("subject").strip() or not p.field("body").strip():
+        return _new_ticket_form(p, error="Write a subject and a description first.", status_code=400)
+    try:
+        ticket, _row = create_ticket(p.helpdesk, p.session, actor=p.user, department=p.field("department"),
+                                     requester=p.user.email, subject=p.field("subject"), body=p.field("body"))
+    except (NotFoundError, PermissionDenied):
+        raise
+    except HelpdeskError as exc:
+        p.session.rollback()
+        return _new_ticket_form(p, error=str(exc), status_code=400)
+    queued, helpdesk = queued_for(p.session, ticket.id), p.helpdesk
+    p.after_commit.append(lambda: send_queued(helpdesk, queued))
+    return redirect(f"/tickets/{ticket.id}")
+
+
 @page()
 def attachment(p: Page) -> Response:
     """An attachment (1-based index in message order, as ``helpdesk ticket attachment``), served
@@ -104,6 +137,7 @@ def safe_download(data: bytes, filename: str) -> Response:
 routes = [
     Route("/", home),
     Route("/tickets", ticket_list),
+    Route("/tickets/new", new_ticket, methods=["GET", "POST"]),
     Route("/tickets/{ticket_id:int}", ticket_page),
     Route("/tickets/{ticket_id:int}/reply", ticket_reply, methods=["POST"]),
     Route("/tickets/{ticket_id:int}/attachments/{index:int}", attachment),
