@@ -304,3 +304,89 @@ def test_portal_new_ticket_needs_subject_and_text(hd):
                                      "body": "  "})
     assert r.status_code == 400 and "Write a subject and a description first." in r.text and 'value="kept"' in r.text
     assert _tickets(hd, "pupil@example.test") == []
+
+
+def _keep(app, status: str) -> int:
+    """A kept raw mail of Tech (failed or held) whose body carries markup."""
+    import hashlib
+
+    from helpdesk_core.models import FailedImport
+    from helpdesk_core.services.departments import get_department
+
+    raw = plain(sender="Mallory <mallory@example.test>", subject="Kept one",
+                body="<script>alert(1)</script> please help")
+    with app.session() as s:
+        row = FailedImport(department_id=get_department(s, "Tech").id, raw=raw,
+                           raw_sha256=hashlib.sha256(raw).hexdigest(), subject="Kept one",
+                           sender="mallory@example.test", error="boom", status=status)
+        s.add(row)
+        s.commit()
+        return row.id
+
+
+def _kept_status(app, kept_id: int) -> str:
+    from helpdesk_core.models import FailedImport
+
+    with app.session() as s:
+        return s.get(FailedImport, kept_id).status
+
+
+@pytest.mark.parametrize("kind", ["failed", "held"])
+@pytest.mark.parametrize("email,view,act", [
+    ("root@school.test", 200, 200),
+    ("techadmin@school.test", 200, 200),
+    ("agent@school.test", 200, 403),      # staff reads, only Manage Settings acts
+    ("office@school.test", 404, 404),     # another department's: does not exist
+    ("alice@example.test", 403, 403),
+])
+def test_kept_mail_permissions(hd, kind, email, view, act):
+    kept = _keep(hd, kind)
+    c = signed_in(hd, email)
+    assert c.get(f"/admin/{kind}/{kept}").status_code == view
+    assert c.get(f"/admin/{kind}/{kept}/raw").status_code == view
+    action = "retry" if kind == "failed" else "release"
+    token = csrf(c, "/tickets")
+    assert c.post(f"/admin/{kind}/{kept}/{action}", data={"csrf": token}).status_code == act
+    assert _kept_status(hd, kept) == (kind if act != 200 else "retried" if kind == "failed" else "released")
+
+
+@pytest.mark.parametrize("kind", ["failed", "held"])
+def test_kept_mail_shown_escaped_and_downloaded_safely(hd, kind):
+    kept = _keep(hd, kind)
+    c = signed_in(hd, "root@school.test")
+    assert f'href="/admin/{kind}/{kept}"' in c.get(f"/admin/{kind}").text
+    page = c.get(f"/admin/{kind}/{kept}").text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; please help" in page and "<script>alert" not in page
+    r = c.get(f"/admin/{kind}/{kept}/raw")
+    assert b"<script>alert(1)</script>" in r.content
+    assert r.headers["content-disposition"].startswith("attachment;") and f"{kind}-{kept}.eml" in \
+        r.headers["content-disposition"]
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["content-type"] == "application/octet-stream"
+
+
+@pytest.mark.parametrize("kind,action,done", [("failed", "retry", "retried"), ("held", "release", "released")])
+def test_kept_mail_retry_or_release_imports_it(hd, kind, action, done):
+    kept = _keep(hd, kind)
+    c = signed_in(hd, "root@school.test")
+    r = c.post(f"/admin/{kind}/{kept}/{action}", data={"csrf": csrf(c, "/tickets")})
+    assert r.status_code == 200 and "Imported (created" in r.text, r.text[:500]
+    assert _kept_status(hd, kept) == done
+    assert any(t["subject"] == "Kept one" for t in _tickets(hd, "root@school.test"))
+    wrong = "release" if kind == "failed" else "retry"
+    assert c.post(f"/admin/{kind}/{kept}/{wrong}", data={"csrf": csrf(c, "/tickets")}).status_code == 404
+
+
+@pytest.mark.parametrize("kind", ["failed", "held"])
+def test_kept_mail_discard_after_confirmation(hd, kind):
+    kept = _keep(hd, kind)
+    c = signed_in(hd, "root@school.test")
+    confirm = c.get(f"/admin/{kind}/{kept}/discard")
+    assert confirm.status_code == 200 and 'id="confirm-form"' in confirm.text
+    assert _kept_status(hd, kept) == kind  # asking changes nothing
+    assert c.post(f"/admin/{kind}/{kept}/discard", data={}).status_code == 403  # no CSRF token
+    token = re.search(r'name="csrf" value="([^"]+)"', confirm.text).group(1)
+    r = c.post(f"/admin/{kind}/{kept}/discard", data={"csrf": token})
+    assert r.status_code == 303 and r.headers["location"] == f"/admin/{kind}"
+    assert _kept_status(hd, kept) == "discarded"
+    assert f'href="/admin/{kind}/{kept}"' not in c.get(f"/admin/{kind}").text

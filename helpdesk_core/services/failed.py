@@ -1,4 +1,4 @@
-"""Failed imports: list, export the raw mail, retry."""
+"""Failed imports: list, export the raw mail, retry, discard."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from helpdesk_core.app import Helpdesk
-from helpdesk_core.errors import NotFoundError
+from helpdesk_core.errors import ConflictError, NotFoundError
 from helpdesk_core.inbound.importer import Outcome, import_message
 from helpdesk_core.models import Department, FailedImport, ImportAttempt, LedgerEntry
 from helpdesk_core.settings import GeneralSettings
@@ -43,6 +43,23 @@ def retry_failed(app: Helpdesk, session: Session, *, actor: Actor, failed_id: in
     department = session.get(Department, row.department_id)
     require_manage_settings(actor, department)
     return reimport(app, session, row, department, done_status="retried")
+
+
+def discard_failed(session: Session, *, actor: Actor, failed_id: int) -> FailedImport:
+    """Give up on a failed message (Manage Settings of its department): it leaves the list of
+    failed imports as ``discarded``; its raw copy is kept (``helpdesk failed export`` still has it)."""
+    row = get_failed(session, actor=actor, failed_id=failed_id)
+    return discard(session, actor, row, "failed")
+
+
+def discard(session: Session, actor: Actor, row: FailedImport, status: str) -> FailedImport:
+    """Mark a kept raw message (``failed`` or ``held``) ``discarded``; Manage Settings of its department."""
+    require_manage_settings(actor, session.get(Department, row.department_id))
+    if row.status != status:
+        raise ConflictError(f"Import {row.id} is {row.status}, not {status}: nothing to discard.")
+    row.status = "discarded"
+    session.flush()
+    return row
 
 
 def reimport(app: Helpdesk, session: Session, row: FailedImport, department: Department, *,

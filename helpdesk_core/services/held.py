@@ -18,7 +18,7 @@ from helpdesk_core.inbound.importer import Outcome
 from helpdesk_core.models import Department, FailedImport, ImportEvent
 from helpdesk_core.settings import GeneralSettings
 from helpdesk_core.services.departments import get_department
-from helpdesk_core.services.failed import reimport
+from helpdesk_core.services.failed import discard, reimport
 from helpdesk_core.services.permissions import (
     Actor, is_staff, require_department_staff, require_manage_settings, require_staff_somewhere,
 )
@@ -39,12 +39,25 @@ def list_held(session: Session, *, actor: Actor, include_released: bool = False)
             for f, name in session.execute(query).all()]
 
 
-def release_held(app: Helpdesk, session: Session, *, actor: Actor, held_id: int) -> Outcome:
-    """Import a held message now, bypassing the rate limit. Caller commits."""
+def get_held(session: Session, *, actor: Actor, held_id: int) -> FailedImport:
+    """A held message (not yet released or discarded), for the staff of its department only; to
+    others it does not exist."""
     row = session.get(FailedImport, held_id)
     if row is None or row.status != "held" or not is_staff(actor, session.get(Department, row.department_id)):
         require_staff_somewhere(actor, "held mail")
         raise NotFoundError(f"No held import {held_id}.", details={"hint": "list_held"})
+    return row
+
+
+def discard_held(session: Session, *, actor: Actor, held_id: int) -> FailedImport:
+    """Drop a held message without importing it (Manage Settings of its department): it becomes
+    ``discarded``; its raw copy is kept."""
+    return discard(session, actor, get_held(session, actor=actor, held_id=held_id), "held")
+
+
+def release_held(app: Helpdesk, session: Session, *, actor: Actor, held_id: int) -> Outcome:
+    """Import a held message now, bypassing the rate limit. Caller commits."""
+    row = get_held(session, actor=actor, held_id=held_id)
     department = session.get(Department, row.department_id)
     require_manage_settings(actor, department)
     base = GeneralSettings.load(session)

@@ -1,4 +1,6 @@
-"""Admin lists: the import log, failed and held mail, the outbox (with "retry"), users and roles."""
+"""Admin lists: the import log, failed and held mail, the outbox (with "retry"), users and roles;
+a kept raw mail (failed or held) viewed as escaped text, downloaded, retried/released or discarded
+after a confirmation page."""
 
 from __future__ import annotations
 
@@ -8,9 +10,14 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import Route
 
+from helpdesk_core.errors import ConflictError, NotFoundError
 from helpdesk_core.services import failed, held, outbox, users
 from helpdesk_core.services.permissions import require_manage_settings
 from helpdesk_core.web.pages import Page, page, redirect
+from helpdesk_core.web.routes_desk import safe_download
+
+#: a kept raw mail shown on its page up to this size (the download has all of it)
+RAW_SHOWN = 512 * 1024
 
 #: view name → (title, lister)
 VIEWS: dict[str, tuple[str, Callable[[Page], list[dict[str, Any]]]]] = {
@@ -50,7 +57,84 @@ def outbox_retry(p: Page) -> Response:
     return redirect("/admin/outbox")
 
 
+#: kind → (get, act on it ("Retry"/"Release"), discard); every permission is the service's
+KEPT: dict[str, dict[str, Any]] = {
+    "failed": {"title": "Failed mail", "action": "retry", "label": "Retry import",
+               "get": lambda p, i: failed.get_failed(p.session, actor=p.user, failed_id=i),
+               "act": lambda p, i: failed.retry_failed(p.helpdesk, p.session, actor=p.user, failed_id=i),
+               "discard": lambda p, i: failed.discard_failed(p.session, actor=p.user, failed_id=i)},
+    "held": {"title": "Held mail", "action": "release", "label": "Release (import now)",
+             "get": lambda p, i: held.get_held(p.session, actor=p.user, held_id=i),
+             "act": lambda p, i: held.release_held(p.helpdesk, p.session, actor=p.user, held_id=i),
+             "discard": lambda p, i: held.discard_held(p.session, actor=p.user, held_id=i)},
+}
+
+
+def _kept(p: Page) -> tuple[str, dict[str, Any], int, Any]:
+    kind = p.request.path_params["kind"]
+    if kind not in KEPT:
+        raise NotFoundError("Not found.")
+    kept_id = int(p.request.path_params["kept_id"])
+    return kind, KEPT[kind], kept_id, KEPT[kind]["get"](p, kept_id)
+
+
+def _kept_page(p: Page, kind: str, spec: dict[str, Any], row: Any, *, notice: str | None = None,
+               error: str | None = None, status_code: int = 200) -> Response:
+    text = row.raw[:RAW_SHOWN].decode("utf-8", "replace")
+    return p.render("kept_mail.html", status_code=status_code, kind=kind, spec=spec, row=row, raw_text=text,
+                    truncated=len(row.raw) > RAW_SHOWN, notice=notice, error=error)
+
+
+@page()
+def kept_mail(p: Page) -> Response:
+    """A failed or held mail: its details and raw source as escaped text (staff of its department)."""
+    kind, spec, _, row = _kept(p)
+    return _kept_page(p, kind, spec, row)
+
+
+@page()
+def kept_raw(p: Page) -> Response:
+    """The raw mail through the one safe-download helper (never rendered by the browser)."""
+    kind, _, kept_id, row = _kept(p)
+    return safe_download(row.raw, f"{kind}-{kept_id}.eml")
+
+
+@page()
+def kept_act(p: Page) -> Response:
+    """Retry (failed) or release (held): import the kept mail again now; the outcome is shown."""
+    kind, spec, kept_id, row = _kept(p)
+    if p.request.path_params["action"] != spec["action"]:
+        raise NotFoundError("Not found.")
+    outcome = spec["act"](p, kept_id)
+    if outcome.status in ("created", "updated", "duplicate"):
+        notice = f"Imported ({outcome.status}, ticket {outcome.ticket_id})."
+        return _kept_page(p, kind, spec, row, notice=notice)
+    return _kept_page(p, kind, spec, row, error=f"Still not imported ({outcome.status}): {outcome.reason}",
+                      status_code=409)
+
+
+@page()
+def kept_discard(p: Page) -> Response:
+    """GET: the confirmation page; POST (with the CSRF token): discard, back to the list."""
+    kind, spec, kept_id, row = _kept(p)
+    if p.request.method != "POST":
+        return p.render("confirm.html", title=f"Discard {spec['title'].lower()} {kept_id}?",
+                        question=f"Discard {row.subject or '(no subject)'} from {row.sender or 'unknown'}? "
+                                 "It will not be imported; its raw copy is kept for the record.",
+                        action=f"/admin/{kind}/{kept_id}/discard", button="Discard", back=f"/admin/{kind}/{kept_id}")
+    try:
+        spec["discard"](p, kept_id)
+    except ConflictError as exc:
+        p.session.rollback()
+        return _kept_page(p, kind, spec, row, error=str(exc), status_code=409)
+    return redirect(f"/admin/{kind}")
+
+
 routes = [
-    Route("/admin/{view}", admin_list),
     Route("/admin/outbox/{outbox_id:int}/retry", outbox_retry, methods=["POST"]),
+    Route("/admin/{kind}/{kept_id:int}", kept_mail),
+    Route("/admin/{kind}/{kept_id:int}/raw", kept_raw),
+    Route("/admin/{kind}/{kept_id:int}/discard", kept_discard, methods=["GET", "POST"]),
+    Route("/admin/{kind}/{kept_id:int}/{action}", kept_act, methods=["POST"]),
+    Route("/admin/{view}", admin_list),
 ]
