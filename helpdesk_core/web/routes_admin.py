@@ -10,9 +10,10 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import Route
 
-from helpdesk_core.errors import ConflictError, NotFoundError
-from helpdesk_core.services import failed, held, outbox, users
-from helpdesk_core.services.permissions import require_manage_settings
+from helpdesk_core.errors import ConflictError, HelpdeskError, NotFoundError, PermissionDenied
+from helpdesk_core.services import administration, failed, held, outbox, users
+from helpdesk_core.services.departments import list_departments
+from helpdesk_core.services.permissions import admin_department_ids, require_manage_settings
 from helpdesk_core.web.pages import Page, page, redirect
 from helpdesk_core.web.routes_desk import safe_download
 
@@ -26,7 +27,6 @@ VIEWS: dict[str, tuple[str, Callable[[Page], list[dict[str, Any]]]]] = {
     "held": ("Held mail", lambda p: held.list_held(p.session, actor=p.user)),
     "outbox": ("Outbox", lambda p: outbox.list_outbox(p.session, actor=p.user,
                                                       status=p.request.query_params.get("status") or None)),
-    "users": ("Users and roles", lambda p: users.list_users(p.session, actor=p.user)),
 }
 
 
@@ -55,6 +55,50 @@ def admin_list(p: Page) -> Response:
 def outbox_retry(p: Page) -> Response:
     outbox.retry(p.session, actor=p.user, outbox_id=int(p.request.path_params["outbox_id"]))
     return redirect("/admin/outbox")
+
+
+ROLES = ("requester", "agent", "admin")
+
+
+def _users_page(p: Page, *, error: str | None = None, notice: str | None = None,
+                status_code: int = 200) -> Response:
+    """Users with their role per department (whom the actor may see: ``users.list_users``), and the
+    role form with the departments where the actor has Manage Settings."""
+    rows = users.list_users(p.session, actor=p.user)
+    departments = list_departments(p.session, actor=p.user)
+    names = {d.id: d.name for d in departments}
+    managed = admin_department_ids(p.user)
+    choices = [d.name for d in departments if managed is None or d.id in managed]
+    return p.render("users.html", status_code=status_code, users=rows, names=names, departments=choices,
+                    roles=ROLES, error=error, notice=notice, chosen={k: p.field(k) for k in ("email", "department",
+                                                                                            "role")})
+
+
+@page()
+def users_page(p: Page) -> Response:
+    return _users_page(p)
+
+
+@page()
+def users_role(p: Page) -> Response:
+    """Set a user's role in a department (``users.add_user``, as ``helpdesk user add --department``)
+    or take them out of it (``administration.remove_membership``); a refusal shows the service's
+    message and changes nothing."""
+    email, department, role = p.field("email").strip(), p.field("department"), p.field("role")
+    try:
+        if not department:
+            raise HelpdeskError("Choose a department.", kind="invalid")
+        if role == "remove":
+            n = administration.remove_membership(p.session, actor=p.user, email=email, department=department)
+            notice = f"{email} removed from {department!r}" + (f"; {n} tickets unassigned." if n else ".")
+        else:
+            users.add_user(p.session, actor=p.user, email=email, role=role, department=department)
+            notice = f"{email.lower()} is {role} of {department!r}."
+    except HelpdeskError as exc:
+        p.session.rollback()
+        status = 403 if isinstance(exc, PermissionDenied) else 404 if isinstance(exc, NotFoundError) else 400
+        return _users_page(p, error=str(exc), status_code=status)
+    return _users_page(p, notice=notice)
 
 
 #: kind → (get, act on it ("Retry"/"Release"), discard); every permission is the service's
@@ -131,6 +175,8 @@ def kept_discard(p: Page) -> Response:
 
 
 routes = [
+    Route("/admin/users", users_page),
+    Route("/admin/users/role", users_role, methods=["POST"]),
     Route("/admin/outbox/{outbox_id:int}/retry", outbox_retry, methods=["POST"]),
     Route("/admin/{kind}/{kept_id:int}", kept_mail),
     Route("/admin/{kind}/{kept_id:int}/raw", kept_raw),
