@@ -437,3 +437,56 @@ def test_users_change_role_per_department(hd, actor, email, department, role, st
     assert message.replace("'", "&#39;") in r.text, r.text[:800]
     if "@" in email and email != "root@school.test":
         assert _role(hd, email.lower(), department) == after
+
+
+def _state(app):
+    from sqlalchemy import select
+
+    from helpdesk_core.models import Ticket, TicketEvent
+
+    with app.session() as s:
+        t = s.get(Ticket, app.ticket_id)
+        kinds = list(s.scalars(select(TicketEvent.kind).where(TicketEvent.ticket_id == t.id).order_by(TicketEvent.id)))
+        return (str(t.status), t.assignee.email if t.assignee else None, str(t.priority), sorted(t.tags), kinds)
+
+
+def test_ticket_set_form_changes_only_what_differs(hd):
+    c = signed_in(hd, "agent@school.test")
+    page = c.get(f"/tickets/{hd.ticket_id}").text
+    assert 'id="ticket-set-form"' in page
+    assert '<option value="agent@school.test"' in page and '<option value="office@school.test"' not in page
+    token = csrf(c, "/tickets")
+    before = _state(hd)[4]
+    r = c.post(f"/tickets/{hd.ticket_id}/set", data={"csrf": token, "status": "pending", "priority": "high",
+                                                     "assignee": "agent@school.test", "tags": "Printer, room  12"})
+    assert r.status_code == 303, r.text[:500]
+    status, assignee, priority, tags, events = _state(hd)
+    assert (status, assignee, priority, tags) == ("pending", "agent@school.test", "high", ["printer", "room 12"])
+    assert events[len(before):].count("tag_added") == 2
+    page = c.get(f"/tickets/{hd.ticket_id}").text
+    assert '<option value="pending" selected>' in page and 'value="printer, room 12"' in page
+    # the same state again records nothing; then unassign and drop a tag
+    c.post(f"/tickets/{hd.ticket_id}/set", data={"csrf": token, "status": "pending", "priority": "high",
+                                                 "assignee": "agent@school.test", "tags": "printer, room 12"})
+    assert len(_state(hd)[4]) == len(events)
+    c.post(f"/tickets/{hd.ticket_id}/set", data={"csrf": token, "status": "pending", "priority": "high",
+                                                 "assignee": "", "tags": "room 12"})
+    assert _state(hd)[1:4] == (None, "high", ["room 12"])
+
+
+@pytest.mark.parametrize("email,data,status,message", [
+    ("agent@school.test", {"assignee": "office@school.test"}, 400, "cannot be assigned ticket"),
+    ("agent@school.test", {"status": "weird"}, 400, "Unknown status"),
+    ("agent@school.test", {"tags": "x" * 101}, 400, "A tag needs 1 to 100 characters"),
+    ("alice@example.test", {"status": "closed"}, 403, ""),   # the requester sees the ticket, may not set it
+    ("office@school.test", {"status": "closed"}, 404, "Not found."),
+])
+def test_ticket_set_refused(hd, email, data, status, message):
+    c = signed_in(hd, email)
+    before = _state(hd)
+    form = {"status": "open", "priority": "normal", "assignee": "", "tags": "", **data}
+    r = c.post(f"/tickets/{hd.ticket_id}/set", data={"csrf": csrf(c, "/tickets"), **form})
+    assert r.status_code == status and message in r.text, r.text[:500]
+    assert _state(hd) == before
+    if email == "alice@example.test":
+        assert 'id="ticket-set-form"' not in c.get(f"/tickets/{hd.ticket_id}").text

@@ -10,10 +10,11 @@ from starlette.routing import Route
 from helpdesk_core.errors import HelpdeskError, NotFoundError, PermissionDenied
 from helpdesk_core.services.attachments import get_attachment, ticket_attachments
 from helpdesk_core.services.departments import list_departments
-from helpdesk_core.services.lifecycle import create_ticket, queued_for, send_queued
+from helpdesk_core.services.lifecycle import create_ticket, normalize_tag, queued_for, send_queued, set_ticket
 from helpdesk_core.services.permissions import is_global_admin, sees_internal
 from helpdesk_core.services.replies import reply_to_ticket, send_now
 from helpdesk_core.services.tickets import get_ticket, list_tickets
+from helpdesk_core.services.users import list_users
 from helpdesk_core.web.pages import Page, page, redirect
 from helpdesk_core.web.security import MAIL_CSP
 
@@ -47,8 +48,13 @@ def _ticket_page(p: Page, ticket_id: int, error: str | None = None, notice: str 
     staff = sees_internal(p.user, ticket)  # staff of this ticket's department
     messages = [m for m in ticket.messages if staff or str(m.direction) != "note"]
     index = {a.id: i for i, a in enumerate(ticket_attachments(p.session, actor=p.user, ticket_id=ticket.id), 1)}
+    assignable: list[str] = []
+    if staff:  # whom the form offers; set_ticket decides (active staff of the department)
+        assignable = [u["email"] for u in list_users(p.session, actor=p.user) if u["global_admin"] or any(
+            m["department"] == ticket.department_id and m["role"] in ("agent", "admin") for m in u["memberships"])]
     return p.render("ticket.html", status_code=status_code, ticket=ticket, messages=messages, staff=staff,
-                    attachment_index=index,
+                    attachment_index=index, assignable=assignable, statuses=[str(v) for v in type(ticket.status)],
+                    priorities=[str(v) for v in type(ticket.priority)],
                     srcdoc=_mail_srcdoc, error=error, notice=notice)
 
 
@@ -116,6 +122,32 @@ def new_ticket(p: Page) -> Response:
 
 
 @page()
+def ticket_set(p: Page) -> Response:
+    """Status, assignee, priority and tags (``lifecycle.set_ticket``, as ``helpdesk ticket set``): the
+    form carries the whole wanted state; only what differs is changed and recorded in the history.
+    An assignment's notification goes through the outbox after the commit."""
+    ticket_id = int(p.request.path_params["ticket_id"])
+    ticket = get_ticket(p.session, actor=p.user, ticket_id=ticket_id)
+    current = list(ticket.tags)
+    assignee = p.field("assignee").strip()
+    try:
+        wanted = [normalize_tag(t) for t in p.field("tags").split(",") if t.strip()]
+        set_ticket(p.helpdesk, p.session, actor=p.user, ticket_id=ticket_id,
+                   status=p.field("status") or None, priority=p.field("priority") or None,
+                   assign=assignee or None, unassign=not assignee and ticket.assignee is not None,
+                   add_tags=[t for t in wanted if t not in current],
+                   remove_tags=[c for c in current if c not in wanted])
+    except (NotFoundError, PermissionDenied):
+        raise
+    except HelpdeskError as exc:
+        p.session.rollback()
+        return _ticket_page(p, ticket_id, error=str(exc), status_code=400)
+    queued, helpdesk = queued_for(p.session, ticket_id), p.helpdesk
+    p.after_commit.append(lambda: send_queued(helpdesk, queued))
+    return redirect(f"/tickets/{ticket_id}")
+
+
+@page()
 def attachment(p: Page) -> Response:
     """An attachment (1-based index in message order, as ``helpdesk ticket attachment``), served
     by :func:`safe_download`."""
@@ -140,5 +172,6 @@ routes = [
     Route("/tickets/new", new_ticket, methods=["GET", "POST"]),
     Route("/tickets/{ticket_id:int}", ticket_page),
     Route("/tickets/{ticket_id:int}/reply", ticket_reply, methods=["POST"]),
+    Route("/tickets/{ticket_id:int}/set", ticket_set, methods=["POST"]),
     Route("/tickets/{ticket_id:int}/attachments/{index:int}", attachment),
 ]
