@@ -15,6 +15,7 @@ from helpdesk_core.services.permissions import is_global_admin, sees_internal
 from helpdesk_core.services.replies import reply_to_ticket, send_now
 from helpdesk_core.services.tickets import get_ticket, list_tickets
 from helpdesk_core.services.users import list_users
+from helpdesk_core.storage import download_headers
 from helpdesk_core.web.pages import Page, page, redirect
 from helpdesk_core.web.security import MAIL_CSP
 
@@ -157,13 +158,12 @@ def attachment(p: Page) -> Response:
 
 
 def safe_download(data: bytes, filename: str) -> Response:
-    """Serve bytes only as a download, never rendered by the browser."""
-    from urllib.parse import quote
-
-    ascii_name = "".join(c if c.isascii() and c.isprintable() and c not in '"\\;' else "_" for c in filename)
-    return Response(data, media_type="application/octet-stream", headers={
-        "content-disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}",
-        "x-content-type-options": "nosniff", "cache-control": "private, no-store"})
+    """Serve bytes only as a download, never rendered by the browser: the core's
+    :func:`~helpdesk_core.storage.download_headers`, with a type no browser renders."""
+    headers = download_headers(filename, "application/octet-stream")
+    headers["Content-Type"] = "application/octet-stream"
+    headers["Cache-Control"] = "private, no-store"
+    return Response(data, headers=headers)
 
 
 routes = [
