@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from helpdesk_core.errors import ConfigurationError, PermissionDenied
 from helpdesk_core.models import User
-from helpdesk_core.services.permissions import Actor, SystemActor, require_manage_settings, require_signed_in
+from helpdesk_core.services.permissions import Actor, require_manage_settings, require_signed_in
 
 _hasher = PasswordHasher()
 #: the shortest password accepted
@@ -59,7 +59,3 @@ def user_by_id(session: Session, user_id: int) -> User | None:
     """The active user of a signed-in session, or None (deleted or deactivated since)."""
     user = session.get(User, user_id)
     return user if user is not None and user.active else None
-
-
-def is_system(actor: Actor) -> bool:
-    return isinstance(actor, SystemActor)
