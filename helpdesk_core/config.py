@@ -10,9 +10,28 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+log = logging.getLogger("helpdesk.config")
+
+_Number = TypeVar("_Number", int, float)
+
+
+def env_number(name: str, default: _Number, parse: Callable[[str], _Number], minimum: _Number) -> _Number:
+    """The number (``parse``: ``int`` or ``float``) in the environment variable ``name``, at least
+    ``minimum``; ``default`` when it is unset or empty, or (logged as a warning) not a number."""
+    value = os.environ.get(name, "").strip()
+    try:
+        return max(minimum, parse(value)) if value else default
+    except ValueError:
+        log.warning("%s=%r is not a %s; using %s", name, value,
+                    "whole number" if parse is int else "number", default)
+        return default
 
 
 def default_home() -> Path:

@@ -8,6 +8,7 @@ importer passes the :class:`Classification` and the settled :class:`ThreadMatch`
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +23,31 @@ if TYPE_CHECKING:
     from helpdesk_core.plugins import Hooks
     from helpdesk_core.settings import GeneralSettings
     from helpdesk_core.storage import AttachmentStorage
+
+
+class ImportStatus(enum.StrEnum):
+    """What happened to one inbound message (the ``status`` of the importer's outcome)."""
+
+    #: it opened a new ticket
+    CREATED = "created"
+    #: it was added to an existing ticket
+    UPDATED = "updated"
+    #: not stored, by its classification (or held by the rate limit)
+    SKIPPED = "skipped"
+    #: already imported (the ledger knew it)
+    DUPLICATE = "duplicate"
+    #: left in the mailbox for the next cycle (a temporary problem)
+    RETRY = "retry"
+    #: kept raw as a failed import
+    FAILED = "failed"
+    #: left in the mailbox on purpose (e.g. too large)
+    KEPT = "kept"
+    #: handed back to the mail server (``helpdesk ingest`` exits 65)
+    REFUSED = "refused"
+
+
+#: the outcomes after which the mail is on a ticket (new, added, or there already)
+IMPORTED = frozenset({ImportStatus.CREATED, ImportStatus.UPDATED, ImportStatus.DUPLICATE})
 
 
 @dataclass

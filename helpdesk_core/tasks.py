@@ -48,9 +48,9 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from helpdesk_core.app import Helpdesk
-from helpdesk_core.config import Config
+from helpdesk_core.config import Config, env_number
 from helpdesk_core.errors import DatabaseUnavailable, NotFoundError
-from helpdesk_core.models import Department, Mailbox, OutboxMessage
+from helpdesk_core.models import Department, Mailbox, OutboxMessage, OutboxStatus
 
 log = logging.getLogger("helpdesk.tasks")
 
@@ -58,12 +58,7 @@ DEFAULT_QUEUE = "helpdesk"
 
 
 def _env_seconds(name: str, default: float) -> float:
-    value = os.environ.get(name, "").strip()
-    try:
-        return max(0.1, float(value)) if value else default
-    except ValueError:
-        log.warning("%s=%r is not a number; using %s", name, value, default)
-        return default
+    return env_number(name, default, float, 0.1)
 
 
 BROKER_URL = os.environ.get("HELPDESK_BROKER_URL") or "redis://127.0.0.1:6379/0"
@@ -162,7 +157,7 @@ def outbox_departments(application: Helpdesk, now: datetime) -> list[tuple[int, 
         rows = session.execute(
             select(Department.id, Department.options).where(Department.id.in_(
                 select(OutboxMessage.department_id).where(
-                    OutboxMessage.status == "queued",
+                    OutboxMessage.status == OutboxStatus.QUEUED,
                     or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now))
             ))).all()
     return [(r[0], queue_of(r[1])) for r in rows]

@@ -122,6 +122,45 @@ def emit(data: Any, as_json: bool, line: Callable[[Any], str | Iterable[str]], n
         click.echo(nothing)
 
 
+def listing(line: Callable[[Any], str | Iterable[str]], nothing: str | None = None,
+            rows: Callable[[Any], Iterable[Any]] | None = None) -> Callable[[Callable[..., Any]], Callable[..., None]]:
+    """Make a read-only command of a function ``fn(app, session, actor, **options)`` that returns
+    what to show: it gains ``--json``, runs in a session that is never committed, and prints the
+    data with :func:`emit` (``line``, ``nothing``; ``rows(data)`` when the rows are not the data).
+    Put ``@group.command(...)`` and the command's options above it."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., None]:
+        @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON).")
+        @click.pass_obj
+        @handle_errors
+        @functools.wraps(fn)
+        def command(state: CliState, as_json: bool, **options: Any) -> None:
+            with state.session(commit=False) as (app, session, actor):
+                data = fn(app, session, actor, **options)
+            emit(data, as_json, line, nothing, None if rows is None else rows(data))
+
+        return command
+
+    return decorate
+
+
+def action(fn: Callable[..., str]) -> Callable[..., None]:
+    """Make a command of a function ``fn(app, session, actor, **options)`` that changes something
+    through a service and returns the line that says what was done: it runs in one session,
+    committed when ``fn`` returns, and the line is printed after the commit. Put
+    ``@group.command(...)`` and the command's options above it."""
+
+    @click.pass_obj
+    @handle_errors
+    @functools.wraps(fn)
+    def command(state: CliState, **options: Any) -> None:
+        with state.session() as (app, session, actor):
+            done = fn(app, session, actor, **options)
+        click.echo(done)
+
+    return command
+
+
 #: how the command line words a service's ``details["hint"]`` (formatted with the details)
 HINTS: dict[str, str] = {
     "init": "Run 'helpdesk init' first.",

@@ -6,11 +6,14 @@ import sys
 from typing import Any
 
 import click
+from sqlalchemy.orm import Session
 
-from helpdesk_core.cli.common import CliState, emit, fail, handle_errors
+from helpdesk_core.app import Helpdesk
+from helpdesk_core.cli.common import CliState, action, fail, handle_errors, listing
 from helpdesk_core.errors import HelpdeskError, MailboxError
 from helpdesk_core.providers.base import ConfigField, MailboxProvider, ProviderRegistry
 from helpdesk_core.services import departments as svc
+from helpdesk_core.services.permissions import Actor
 
 
 @click.group()
@@ -22,13 +25,11 @@ def department() -> None:
 @click.argument("name")
 @click.option("--sender", required=True, help="The department's address replies are sent From.")
 @click.option("--interval", default=5, show_default=True, type=int, help="Minutes between import cycles.")
-@click.pass_obj
-@handle_errors
-def department_add(state: CliState, name: str, sender: str, interval: int) -> None:
+@action
+def department_add(_app: Helpdesk, session: Session, actor: Actor, name: str, sender: str, interval: int) -> str:
     """Create a department (it works without a mailbox too)."""
-    with state.session() as (_app, session, actor):
-        dept = svc.add_department(session, actor=actor, name=name, sender=sender, interval_minutes=interval)
-        click.echo(f"Department {dept.name!r} created (sender {dept.sender_address}).")
+    dept = svc.add_department(session, actor=actor, name=name, sender=sender, interval_minutes=interval)
+    return f"Department {dept.name!r} created (sender {dept.sender_address})."
 
 
 def _department_line(d: dict[str, Any]) -> str:
@@ -37,14 +38,10 @@ def _department_line(d: dict[str, Any]) -> str:
 
 
 @department.command("list")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_obj
-@handle_errors
-def department_list(state: CliState, as_json: bool) -> None:
+@listing(_department_line)
+def department_list(_app: Helpdesk, session: Session, actor: Actor) -> list[dict[str, Any]]:
     """List departments."""
-    with state.session(commit=False) as (_app, session, actor):
-        data = svc.department_summaries(session, actor=actor)
-    emit(data, as_json, _department_line)
+    return svc.department_summaries(session, actor=actor)
 
 
 # ---- set-mailbox: its options are the installed providers' declared fields ------------------
@@ -216,33 +213,29 @@ def department_set_mailbox(state: CliState, name: str, provider: str, extra: tup
 @click.option("--auto-close-days", type=int, default=None, help="Close resolved tickets after N days (0: never).")
 @click.option("--notify-staff/--no-notify-staff", default=None,
               help="Mail the department's staff about new tickets and requester replies.")
-@click.pass_obj
-@handle_errors
-def department_set(state: CliState, name: str, acknowledge: bool | None, reopen_closed: bool | None,
-                   templates_dir: str | None, rename: str | None = None, sender: str | None = None,
-                   interval: int | None = None, auto_close_days: int | None = None,
-                   notify_staff: bool | None = None) -> None:
+@action
+def department_set(_app: Helpdesk, session: Session, actor: Actor, name: str, acknowledge: bool | None,
+                   reopen_closed: bool | None, templates_dir: str | None, rename: str | None = None,
+                   sender: str | None = None, interval: int | None = None, auto_close_days: int | None = None,
+                   notify_staff: bool | None = None) -> str:
     """Change department options, its name, sender address or import interval."""
     from helpdesk_core.services.administration import update_department
 
-    with state.session() as (_app, session, actor):
-        name = update_department(session, actor=actor, department=name, rename=rename, sender=sender,
-                                 interval_minutes=interval, auto_close_days=auto_close_days,
-                                 notify_staff=notify_staff).name
-        options = svc.set_department_options(session, actor=actor, department=name, acknowledge=acknowledge,
-                                             reopen_closed=reopen_closed, templates_dir=templates_dir)
-    click.echo(f"{name}: " + ", ".join(f"{k}={v}" for k, v in sorted(options.items())))
+    name = update_department(session, actor=actor, department=name, rename=rename, sender=sender,
+                             interval_minutes=interval, auto_close_days=auto_close_days,
+                             notify_staff=notify_staff).name
+    options = svc.set_department_options(session, actor=actor, department=name, acknowledge=acknowledge,
+                                         reopen_closed=reopen_closed, templates_dir=templates_dir)
+    return f"{name}: " + ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
 
 
 @department.command("clear-mailbox")
 @click.argument("name")
-@click.pass_obj
-@handle_errors
-def department_clear_mailbox(state: CliState, name: str) -> None:
+@action
+def department_clear_mailbox(_app: Helpdesk, session: Session, actor: Actor, name: str) -> str:
     """Remove the department's mailbox; it keeps working for internal tickets."""
-    with state.session() as (_app, session, actor):
-        removed = svc.clear_mailbox(session, actor=actor, department=name)
-    click.echo(f"Mailbox of {name!r} removed." if removed else f"{name!r} had no mailbox.")
+    removed = svc.clear_mailbox(session, actor=actor, department=name)
+    return f"Mailbox of {name!r} removed." if removed else f"{name!r} had no mailbox."
 
 
 def _status_line(item: tuple[str, Any]) -> str:
@@ -254,11 +247,7 @@ def _status_line(item: tuple[str, Any]) -> str:
 
 @department.command("status")
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_obj
-@handle_errors
-def department_status(state: CliState, name: str, as_json: bool) -> None:
+@listing(_status_line, rows=dict.items)
+def department_status(_app: Helpdesk, session: Session, actor: Actor, name: str) -> dict[str, Any]:
     """Health of the department's import."""
-    with state.session(commit=False) as (_app, session, actor):
-        data = svc.department_status(session, actor=actor, department=name)
-    emit(data, as_json, _status_line, rows=data.items())
+    return svc.department_status(session, actor=actor, department=name)

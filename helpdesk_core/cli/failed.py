@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import sys
 
-import click
+from typing import Any
 
-from helpdesk_core.cli.common import CliState, emit, fail, handle_errors
+import click
+from sqlalchemy.orm import Session
+
+from helpdesk_core.app import Helpdesk
+from helpdesk_core.cli.common import CliState, fail, handle_errors, listing
+from helpdesk_core.hooktypes import IMPORTED
 from helpdesk_core.services import failed as svc
+from helpdesk_core.services.permissions import Actor
 
 
 @click.group()
@@ -16,16 +22,12 @@ def failed() -> None:
 
 
 @failed.command("list")
-@click.option("--json", "as_json", is_flag=True)
 @click.option("--all", "include_retried", is_flag=True, help="Include retried ones.")
-@click.pass_obj
-@handle_errors
-def failed_list(state: CliState, as_json: bool, include_retried: bool) -> None:
-    """List failed imports."""
-    with state.session(commit=False) as (_app, session, actor):
-        data = svc.list_failed(session, actor=actor, include_retried=include_retried)
-    emit(data, as_json, lambda f: f"{f['id']:>5}  {f['department']}  {f['sender']}  {f['subject']!r}  {f['error']}",
+@listing(lambda f: f"{f['id']:>5}  {f['department']}  {f['sender']}  {f['subject']!r}  {f['error']}",
          "No failed imports.")
+def failed_list(_app: Helpdesk, session: Session, actor: Actor, include_retried: bool) -> list[dict[str, Any]]:
+    """List failed imports."""
+    return svc.list_failed(session, actor=actor, include_retried=include_retried)
 
 
 @failed.command("retry")
@@ -36,7 +38,7 @@ def failed_retry(state: CliState, failed_id: int) -> None:
     """Import a failed message again."""
     with state.session() as (app, session, actor):
         outcome = svc.retry_failed(app, session, actor=actor, failed_id=failed_id)
-    if outcome.status in ("created", "updated", "duplicate"):
+    if outcome.status in IMPORTED:
         click.echo(f"Imported ({outcome.status}, ticket {outcome.ticket_id}).")
     else:
         fail(f"Still failing: {outcome.reason}")

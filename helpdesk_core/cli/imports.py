@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from helpdesk_core.cli.common import EX_NOUSER, EX_TEMPFAIL, CliState, describe, emit, fail, handle_errors
 from helpdesk_core.errors import DatabaseUnavailable, HelpdeskError, NotFoundError
+from helpdesk_core.hooktypes import ImportStatus
 from helpdesk_core.services.imports import import_targets, ingest_raw, run_import, run_worker
 from helpdesk_core.services.permissions import SYSTEM, Actor
 
@@ -92,7 +93,7 @@ def ingest(state: CliState, department: str, files: tuple[str, ...]) -> None:
         with state.session() as (app, session, actor):
             for raw in _read_messages(files):
                 outcome = ingest_raw(app, session, actor=actor, department=department, raw=raw)
-                if outcome.status == "refused":
+                if outcome.status == ImportStatus.REFUSED:
                     refused.append(outcome.reason)
                     continue
                 click.echo(f"{outcome.status}" + (f" ticket {outcome.ticket_id}" if outcome.ticket_id else "")

@@ -7,11 +7,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import click
+from typing import Any
 
-from helpdesk_core.cli.common import CliState, echo_json, handle_errors
+import click
+from sqlalchemy.orm import Session
+
+from helpdesk_core.app import Helpdesk
+from helpdesk_core.cli.common import CliState, action, echo_json, handle_errors, listing
 from helpdesk_core.services import administration as admin
 from helpdesk_core.services import lifecycle as svc
+from helpdesk_core.services.permissions import Actor
 from helpdesk_core.services import reply_templates as templates
 from helpdesk_core.services.attachments import get_attachment
 from helpdesk_core.services.tickets import event_json
@@ -50,13 +55,11 @@ def ticket_set(state: CliState, ticket_id: int, status: str | None, assign: str 
 @click.command("move")
 @click.argument("ticket_id", type=int)
 @click.option("--department", required=True, help="The department that takes the ticket over.")
-@click.pass_obj
-@handle_errors
-def ticket_move(state: CliState, ticket_id: int, department: str) -> None:
+@action
+def ticket_move(app: Helpdesk, session: Session, actor: Actor, ticket_id: int, department: str) -> str:
     """Move a ticket to another department (new number; the old reference keeps threading)."""
-    with state.session() as (app, session, actor):
-        ticket = svc.move_ticket(app, session, actor=actor, ticket_id=ticket_id, department=department)
-        click.echo(f"Ticket {ticket.id} is now {ticket.department.name} #{ticket.number}.")
+    ticket = svc.move_ticket(app, session, actor=actor, ticket_id=ticket_id, department=department)
+    return f"Ticket {ticket.id} is now {ticket.department.name} #{ticket.number}."
 
 
 @click.command("create")
@@ -114,27 +117,21 @@ def ticket_attachment(state: CliState, ticket_id: int, name_or_index: str, outpu
 
 
 @click.command("auto-close")
-@click.pass_obj
-@handle_errors
-def ticket_auto_close(state: CliState) -> None:
+@action
+def ticket_auto_close(_app: Helpdesk, session: Session, _actor: Actor) -> str:
     """Close resolved tickets of departments with --auto-close-days (the worker does this too)."""
-    with state.session() as (_app, session, _actor):
-        closed = svc.auto_close_resolved(session)
-    click.echo(f"{closed} resolved tickets closed.")
+    return f"{svc.auto_close_resolved(session)} resolved tickets closed."
 
 
 @click.command("remove")
 @click.argument("name")
 @click.option("--move-tickets-to", default=None, metavar="DEPARTMENT",
               help="Move its tickets there first (needed while it has tickets).")
-@click.pass_obj
-@handle_errors
-def department_remove(state: CliState, name: str, move_tickets_to: str | None) -> None:
+@action
+def department_remove(app: Helpdesk, session: Session, actor: Actor, name: str, move_tickets_to: str | None) -> str:
     """Remove a department with its mailbox configuration and secrets."""
-    with state.session() as (app, session, actor):
-        moved = admin.remove_department(app, session, actor=actor, department=name, move_tickets_to=move_tickets_to)
-    click.echo(f"Department {name!r} removed" + (f"; {moved} tickets moved to {move_tickets_to!r}." if moved
-                                                 else "."))
+    moved = admin.remove_department(app, session, actor=actor, department=name, move_tickets_to=move_tickets_to)
+    return f"Department {name!r} removed" + (f"; {moved} tickets moved to {move_tickets_to!r}." if moved else ".")
 
 
 @click.command("set")
@@ -143,28 +140,23 @@ def department_remove(state: CliState, name: str, move_tickets_to: str | None) -
 @click.option("--activate/--deactivate", "active", default=None,
               help="A deactivated user can't act and gets no mail; their tickets stay.")
 @click.option("--notifications/--no-notifications", default=None, help="Staff notification mails.")
-@click.pass_obj
-@handle_errors
-def user_set(state: CliState, email: str, name: str | None, active: bool | None,
-             notifications: bool | None) -> None:
+@action
+def user_set(_app: Helpdesk, session: Session, actor: Actor, email: str, name: str | None, active: bool | None,
+             notifications: bool | None) -> str:
     """Change a user's name, activate/deactivate them, or their notifications."""
-    with state.session() as (_app, session, actor):
-        u = admin.set_user(session, actor=actor, email=email, name=name, active=active,
-                           notifications=notifications)
-        click.echo(f"User {u.email}: {'active' if u.active else 'deactivated'}, notifications "
-                   f"{'on' if u.notifications else 'off'}{f', name {u.name!r}' if u.name else ''}.")
+    u = admin.set_user(session, actor=actor, email=email, name=name, active=active, notifications=notifications)
+    return (f"User {u.email}: {'active' if u.active else 'deactivated'}, notifications "
+            f"{'on' if u.notifications else 'off'}{f', name {u.name!r}' if u.name else ''}.")
 
 
 @click.command("remove-membership")
 @click.argument("email")
 @click.option("--department", required=True)
-@click.pass_obj
-@handle_errors
-def user_remove_membership(state: CliState, email: str, department: str) -> None:
+@action
+def user_remove_membership(_app: Helpdesk, session: Session, actor: Actor, email: str, department: str) -> str:
     """Remove a user from a department's staff (their tickets there are unassigned)."""
-    with state.session() as (_app, session, actor):
-        n = admin.remove_membership(session, actor=actor, email=email, department=department)
-    click.echo(f"{email} removed from {department!r}" + (f"; {n} tickets unassigned." if n else "."))
+    n = admin.remove_membership(session, actor=actor, email=email, department=department)
+    return f"{email} removed from {department!r}" + (f"; {n} tickets unassigned." if n else ".")
 
 
 @click.group("reply-template")
@@ -178,45 +170,37 @@ def reply_template() -> None:
 @click.option("--body-file", required=True, type=click.File("r", encoding="utf-8"),
               help="The text (jinja2: {{ requester_name }}, {{ reference }}, {{ ticket.subject }} …).")
 @click.option("--replace", is_flag=True, help="Change an existing template.")
-@click.pass_obj
-@handle_errors
-def reply_template_add(state: CliState, name: str, department: str, body_file: click.utils.LazyFile,
-                       replace: bool) -> None:
+@action
+def reply_template_add(_app: Helpdesk, session: Session, actor: Actor, name: str, department: str,
+                       body_file: click.utils.LazyFile, replace: bool) -> str:
     """Add a canned reply."""
-    with state.session() as (_app, session, actor):
-        templates.add_template(session, actor=actor, department=department, name=name, body=body_file.read(),
-                               replace=replace)
-    click.echo(f"Reply template {name!r} saved for {department!r}.")
+    templates.add_template(session, actor=actor, department=department, name=name, body=body_file.read(),
+                           replace=replace)
+    return f"Reply template {name!r} saved for {department!r}."
+
+
+def _template_line(t: dict[str, Any]) -> str:
+    first = (t["body"].strip().splitlines() or [""])[0]
+    return f"{t['name']}  {first[:60]}"
 
 
 @reply_template.command("list")
 @click.option("--department", required=True)
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_obj
-@handle_errors
-def reply_template_list(state: CliState, department: str, as_json: bool) -> None:
+@listing(_template_line)
+def reply_template_list(_app: Helpdesk, session: Session, actor: Actor, department: str) -> list[dict[str, Any]]:
     """List a department's canned replies."""
-    with state.session(commit=False) as (_app, session, actor):
-        data = [{"name": t.name, "body": t.body} for t in
-                templates.list_templates(session, actor=actor, department=department)]
-    if as_json:
-        echo_json(data)
-        return
-    for t in data:
-        first = (t["body"].strip().splitlines() or [""])[0]
-        click.echo(f"{t['name']}  {first[:60]}")
+    return [{"name": t.name, "body": t.body} for t in
+            templates.list_templates(session, actor=actor, department=department)]
 
 
 @reply_template.command("remove")
 @click.argument("name")
 @click.option("--department", required=True)
-@click.pass_obj
-@handle_errors
-def reply_template_remove(state: CliState, name: str, department: str) -> None:
+@action
+def reply_template_remove(_app: Helpdesk, session: Session, actor: Actor, name: str, department: str) -> str:
     """Remove a canned reply."""
-    with state.session() as (_app, session, actor):
-        templates.remove_template(session, actor=actor, department=department, name=name)
-    click.echo(f"Reply template {name!r} removed from {department!r}.")
+    templates.remove_template(session, actor=actor, department=department, name=name)
+    return f"Reply template {name!r} removed from {department!r}."
 
 
 def register(main: click.Group) -> None:

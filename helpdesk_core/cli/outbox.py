@@ -7,9 +7,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import click
+from sqlalchemy.orm import Session
 
-from helpdesk_core.cli.common import CliState, emit, handle_errors
+from helpdesk_core.app import Helpdesk
+from helpdesk_core.cli.common import CliState, action, emit, handle_errors, listing
+from helpdesk_core.models import OutboxStatus
 from helpdesk_core.services import outbox as svc
+from helpdesk_core.services.permissions import Actor
 
 
 @click.group()
@@ -20,27 +24,24 @@ def outbox() -> None:
 def _outbox_lines(r: dict[str, Any]) -> Iterator[str]:
     line = (f"{r['id']:>5}  {r['status']:<7} {r['kind']:<15} {r['department']}  "
             f"to {', '.join(r['recipients'])}  {r['subject']!r}  attempts {r['attempts']}")
-    if r["status"] == "queued" and r["next_attempt_at"]:
+    if r["status"] == OutboxStatus.QUEUED and r["next_attempt_at"]:
         line += f"  next {r['next_attempt_at']}"
-    if r["status"] == "sent":
+    if r["status"] == OutboxStatus.SENT:
         line += f"  sent {r['sent_at']}"
     yield line
-    if r["last_error"] and r["status"] != "sent":
+    if r["last_error"] and r["status"] != OutboxStatus.SENT:
         yield f"       {r['last_error']}"
 
 
 @outbox.command("list")
-@click.option("--status", type=click.Choice(["queued", "sending", "sent", "failed"]), default=None)
+@click.option("--status", type=click.Choice([s.value for s in OutboxStatus]), default=None)
 @click.option("--department", default=None)
 @click.option("--limit", default=100, show_default=True, type=int)
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_obj
-@handle_errors
-def outbox_list(state: CliState, status: str | None, department: str | None, limit: int, as_json: bool) -> None:
+@listing(_outbox_lines, "The outbox is empty.")
+def outbox_list(_app: Helpdesk, session: Session, actor: Actor, status: str | None, department: str | None,
+                limit: int) -> list[dict[str, Any]]:
     """List outgoing mail, newest first, with why it is waiting or failed."""
-    with state.session(commit=False) as (_app, session, actor):
-        data = svc.list_outbox(session, actor=actor, status=status, department=department, limit=limit)
-    emit(data, as_json, _outbox_lines, "The outbox is empty.")
+    return svc.list_outbox(session, actor=actor, status=status, department=department, limit=limit)
 
 
 @outbox.command("flush")
@@ -61,10 +62,8 @@ def outbox_flush(state: CliState, department: str | None, retry_now: bool, as_js
 
 @outbox.command("retry")
 @click.argument("outbox_id", type=int)
-@click.pass_obj
-@handle_errors
-def outbox_retry(state: CliState, outbox_id: int) -> None:
+@action
+def outbox_retry(_app: Helpdesk, session: Session, actor: Actor, outbox_id: int) -> str:
     """Queue a failed mail again (sent by the next flush)."""
-    with state.session() as (_app, session, actor):
-        svc.retry(session, actor=actor, outbox_id=outbox_id)
-    click.echo(f"Outbox message {outbox_id} queued again.")
+    svc.retry(session, actor=actor, outbox_id=outbox_id)
+    return f"Outbox message {outbox_id} queued again."

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from sqlalchemy.orm import Session
 
-from helpdesk_core.cli.common import CliState, emit, handle_errors
+from helpdesk_core.app import Helpdesk
+from helpdesk_core.cli.common import action, listing
+from helpdesk_core.services.permissions import Actor
 from helpdesk_core.services.settings import change_setting, show_settings
 from helpdesk_core.settings import SETTINGS
 
@@ -19,13 +22,10 @@ def settings() -> None:
 @settings.command("set")
 @click.argument("key", type=click.Choice(sorted(SETTINGS)))
 @click.argument("value")
-@click.pass_obj
-@handle_errors
-def settings_set(state: CliState, key: str, value: str) -> None:
+@action
+def settings_set(app: Helpdesk, session: Session, actor: Actor, key: str, value: str) -> str:
     """Change one setting."""
-    with state.session() as (app, session, actor):
-        stored = change_setting(app, session, actor=actor, key=key, value=value)
-    click.echo(f"{key} = {stored}")
+    return f"{key} = {change_setting(app, session, actor=actor, key=key, value=value)}"
 
 
 def _setting_line(item: tuple[str, Any]) -> str:
@@ -36,11 +36,7 @@ def _setting_line(item: tuple[str, Any]) -> str:
 
 
 @settings.command("show")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_obj
-@handle_errors
-def settings_show(state: CliState, as_json: bool) -> None:
+@listing(_setting_line, rows=lambda values: sorted(values.items()))
+def settings_show(_app: Helpdesk, session: Session, actor: Actor) -> dict[str, Any]:
     """Show all settings with their values."""
-    with state.session(commit=False) as (_app, session, actor):
-        values = show_settings(session, actor=actor)
-    emit(values, as_json, _setting_line, rows=sorted(values.items()))
+    return show_settings(session, actor=actor)

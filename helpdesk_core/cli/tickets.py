@@ -10,8 +10,13 @@ from typing import Any
 
 import click
 
-from helpdesk_core.cli.common import CliState, emit, fail, handle_errors, json_line
+from sqlalchemy.orm import Session
+
+from helpdesk_core.app import Helpdesk
+from helpdesk_core.cli.common import CliState, emit, fail, handle_errors, json_line, listing
+from helpdesk_core.models import OutboxStatus
 from helpdesk_core.services import tickets as svc
+from helpdesk_core.services.permissions import Actor
 from helpdesk_core.services.search import SORTS, search_tickets
 from helpdesk_core.services.replies import reply_to_ticket, send_now
 from helpdesk_core.services.reply_templates import render_template
@@ -39,16 +44,12 @@ def _ticket_line(t: dict[str, Any]) -> str:
 @click.option("--sort", type=click.Choice(SORTS), default="number", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None)
 @click.option("--offset", type=click.IntRange(min=0), default=0)
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_obj
-@handle_errors
-def ticket_list(state: CliState, department: str | None, as_json: bool, since: datetime | None,
-                **filters: Any) -> None:
+@listing(_ticket_line)
+def ticket_list(_app: Helpdesk, session: Session, actor: Actor, department: str | None, since: datetime | None,
+                **filters: Any) -> list[dict[str, Any]]:
     """List the tickets you may see (filtered, searched)."""
-    with state.session(commit=False) as (_app, session, actor):
-        data = search_tickets(session, actor=actor, department=department,
-                              since=since.replace(tzinfo=UTC) if since else None, **filters)
-    emit(data, as_json, _ticket_line)
+    return search_tickets(session, actor=actor, department=department,
+                          since=since.replace(tzinfo=UTC) if since else None, **filters)
 
 
 def _ticket_lines(data: dict[str, Any]) -> Iterator[str]:
@@ -70,14 +71,10 @@ def _ticket_lines(data: dict[str, Any]) -> Iterator[str]:
 
 @ticket.command("show")
 @click.argument("ticket_id", type=int)
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_obj
-@handle_errors
-def ticket_show(state: CliState, ticket_id: int, as_json: bool) -> None:
+@listing(_ticket_lines, rows=lambda data: [data])
+def ticket_show(_app: Helpdesk, session: Session, actor: Actor, ticket_id: int) -> dict[str, Any]:
     """Show one ticket with its messages."""
-    with state.session(commit=False) as (_app, session, actor):
-        data = svc.show_ticket(session, actor=actor, ticket_id=ticket_id)
-    emit(data, as_json, _ticket_lines, rows=[data])
+    return svc.show_ticket(session, actor=actor, ticket_id=ticket_id)
 
 
 @ticket.command("export")
@@ -156,11 +153,11 @@ def ticket_reply(state: CliState, ticket_id: int, body_file: click.utils.LazyFil
     answer["status"], answer["reason"] = state_now.status, state_now.error
     if as_json:
         emit(answer, True, str)
-        if state_now.status == "failed":
+        if state_now.status == OutboxStatus.FAILED:
             raise SystemExit(1)
-    elif state_now.status == "sent":
+    elif state_now.status == OutboxStatus.SENT:
         click.echo(f"Reply {ticket_message_id} sent to {who}.")
-    elif state_now.status == "failed":
+    elif state_now.status == OutboxStatus.FAILED:
         fail(f"Reply {ticket_message_id} is stored on the ticket but could not be sent: {state_now.error} "
              f"(outbox {outbox_id}).")
     else:

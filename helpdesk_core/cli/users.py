@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import click
+from typing import Any
 
-from helpdesk_core.cli.common import CliState, emit, handle_errors
+import click
+from sqlalchemy.orm import Session
+
+from helpdesk_core.app import Helpdesk
+from helpdesk_core.cli.common import CliState, action, handle_errors, listing
 from helpdesk_core.services.auth import set_password
+from helpdesk_core.services.permissions import Actor
 from helpdesk_core.services.users import add_user, list_users
 
 
@@ -19,24 +24,19 @@ def user() -> None:
 @click.option("--role", required=True, type=click.Choice(["admin", "agent", "requester"]))
 @click.option("--department", default=None, help="Make the user staff (or admin) of this department.")
 @click.option("--name", default="")
-@click.pass_obj
-@handle_errors
-def user_add(state: CliState, email: str, role: str, department: str | None, name: str) -> None:
+@action
+def user_add(_app: Helpdesk, session: Session, actor: Actor, email: str, role: str, department: str | None,
+             name: str) -> str:
     """Add a user or change their role."""
-    with state.session() as (_app, session, actor):
-        u = add_user(session, actor=actor, email=email, role=role, name=name, department=department)
-        click.echo(f"User {u.email} is {u.role}" + (f" of {department!r}." if department else "."))
+    u = add_user(session, actor=actor, email=email, role=role, name=name, department=department)
+    return f"User {u.email} is {u.role}" + (f" of {department!r}." if department else ".")
 
 
 @user.command("list")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_obj
-@handle_errors
-def user_list(state: CliState, as_json: bool) -> None:
+@listing(lambda u: f"{u['email']}  {u['role']}  {u['name']}")
+def user_list(_app: Helpdesk, session: Session, actor: Actor) -> list[dict[str, Any]]:
     """List users."""
-    with state.session(commit=False) as (_app, session, actor):
-        data = list_users(session, actor=actor)
-    emit(data, as_json, lambda u: f"{u['email']}  {u['role']}  {u['name']}")
+    return list_users(session, actor=actor)
 
 
 @user.command("set-password")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -12,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from helpdesk_core.app import Helpdesk
+from helpdesk_core.config import env_number
 from helpdesk_core.errors import HelpdeskError, MailboxError, NotFoundError
 from helpdesk_core.inbound.importer import BATCH_SIZE, CycleResult, import_batch
 from helpdesk_core.inbound.leases import fence, release_lease, take_lease, worker_id
@@ -37,12 +37,7 @@ def backoff(interval_minutes: int, failures: int) -> timedelta:
 
 def default_batch_size() -> int:
     """``HELPDESK_BATCH_SIZE`` from the environment (messages committed per batch), else 100."""
-    value = os.environ.get("HELPDESK_BATCH_SIZE", "").strip()
-    try:
-        return max(1, int(value)) if value else BATCH_SIZE
-    except ValueError:
-        log.warning("HELPDESK_BATCH_SIZE=%r is not a whole number; using %s", value, BATCH_SIZE)
-        return BATCH_SIZE
+    return env_number("HELPDESK_BATCH_SIZE", BATCH_SIZE, int, 1)
 
 
 def run_cycle(app: Helpdesk, department_id: int, *, owner: str | None = None,

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.orm import Session
 
+from helpdesk_core.config import env_number
 from helpdesk_core.errors import TemporaryError
 from helpdesk_core.models import Mailbox
 
@@ -41,12 +42,7 @@ class LeaseLost(TemporaryError):
 
 def lease_seconds() -> int:
     """``HELPDESK_LEASE_SECONDS`` from the environment, else :data:`LEASE_SECONDS`."""
-    value = os.environ.get("HELPDESK_LEASE_SECONDS", "").strip()
-    try:
-        return max(1, int(value)) if value else LEASE_SECONDS
-    except ValueError:
-        log.warning("HELPDESK_LEASE_SECONDS=%r is not a whole number; using %s", value, LEASE_SECONDS)
-        return LEASE_SECONDS
+    return env_number("HELPDESK_LEASE_SECONDS", LEASE_SECONDS, int, 1)
 
 
 def worker_id() -> str:

@@ -3,8 +3,10 @@
 from helpdesk_core.models.base import Base, utcnow
 from helpdesk_core.models.department import Department, Mailbox
 from helpdesk_core.models.events import TicketEvent
-from helpdesk_core.models.imports import FailedImport, ImportAttempt, ImportCycle, ImportEvent, LedgerEntry
-from helpdesk_core.models.outbox import OutboxMessage
+from helpdesk_core.models.imports import (
+    FailedImport, FailedImportStatus, ImportAttempt, ImportCycle, ImportEvent, LedgerEntry,
+)
+from helpdesk_core.models.outbox import OutboxMessage, OutboxStatus
 from helpdesk_core.models.reply_template import ReplyTemplate
 from helpdesk_core.models.settings import Setting
 from helpdesk_core.models.ticket import (
@@ -13,8 +15,9 @@ from helpdesk_core.models.ticket import (
 from helpdesk_core.models.user import Membership, Role, User
 
 __all__ = [
-    "Base", "utcnow", "Department", "Mailbox", "FailedImport", "ImportAttempt", "ImportCycle",
-    "ImportEvent", "LedgerEntry", "OutboxMessage", "Setting", "Attachment", "Direction", "Ticket",
+    "Base", "utcnow", "Department", "Mailbox", "FailedImport", "FailedImportStatus", "ImportAttempt",
+    "ImportCycle", "ImportEvent", "LedgerEntry", "OutboxMessage", "OutboxStatus", "Setting", "Attachment",
+    "Direction", "Ticket",
     "TicketMessage", "TicketStatus",
     "Membership", "Role", "User",
     "TicketAlias", "TicketEvent", "TicketPriority", "TicketTag", "ReplyTemplate",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 from sqlalchemy import JSON, DateTime, Integer, MetaData, String, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, mapped_column
@@ -40,6 +41,28 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+_Status = TypeVar("_Status", bound=enum.StrEnum)
+
+
+class StatusColumn(TypeDecorator[_Status], Generic[_Status]):
+    """A :class:`~enum.StrEnum` stored as its value in a ``VARCHAR(20)``: the database holds the
+    plain string (``"queued"``), Python gets the member back, and a value that is not a member is
+    refused before it reaches the database."""
+
+    impl = String(20)
+    cache_ok = True
+
+    def __init__(self, enum_class: type[_Status]) -> None:
+        super().__init__()
+        self.enum_class = enum_class
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else self.enum_class(value).value
+
+    def process_result_value(self, value: str | None, dialect: Any) -> _Status | None:
+        return None if value is None else self.enum_class(value)
 
 
 intpk = Annotated[int, mapped_column(Integer, primary_key=True)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from helpdesk_core.models.base import Base, created_at, intpk
+from helpdesk_core.models.base import Base, StatusColumn, created_at, intpk
 
 if TYPE_CHECKING:
     from helpdesk_core.models.ticket import TicketMessage
@@ -96,8 +97,24 @@ class ImportAttempt(Base):
     updated_at: Mapped[created_at]
 
 
+class FailedImportStatus(enum.StrEnum):
+    """Where a kept raw message (:class:`FailedImport`) stands."""
+
+    #: the import failed (``helpdesk failed list``)
+    FAILED = "failed"
+    #: held by the rate limit (``helpdesk held list``)
+    HELD = "held"
+    #: a failed one that a retry imported
+    RETRIED = "retried"
+    #: a held one that was released (imported)
+    RELEASED = "released"
+    #: given up on by an admin; the raw copy is kept
+    DISCARDED = "discarded"
+
+
 class FailedImport(Base):
-    """A message that could not be imported, kept raw so nothing is lost."""
+    """A message that could not be imported, kept raw so nothing is lost (or held by the rate
+    limit); ``status`` is a :class:`FailedImportStatus`."""
 
     __tablename__ = "failed_imports"
 
@@ -109,8 +126,9 @@ class FailedImport(Base):
     sender: Mapped[str] = mapped_column(String(320), default="")
     error: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    #: ``failed`` until a retry imports it (``retried``)
-    status: Mapped[str] = mapped_column(String(20), default="failed")
+    #: ``failed`` until a retry imports it (``retried``); ``held`` until released (``released``)
+    status: Mapped[FailedImportStatus] = mapped_column(StatusColumn(FailedImportStatus),
+                                                       default=FailedImportStatus.FAILED)
     ticket_message_id: Mapped[int | None] = mapped_column(
         ForeignKey("ticket_messages.id", ondelete="SET NULL"))
     created_at: Mapped[created_at]

@@ -2,22 +2,35 @@
 
 A row is added in the same transaction as the ticket message it belongs to, so a reply is never
 sent for a ticket change that rolled back; :func:`helpdesk_core.outbound.outbox.flush_outbox` delivers it
-after the commit. ``status``: ``queued`` → ``sending`` → ``sent`` or ``failed`` (or back to
-``queued`` with a later ``next_attempt_at`` after a temporary error).
+after the commit. ``status`` (:class:`OutboxStatus`): ``queued`` → ``sending`` → ``sent`` or ``failed`` (or back
+to ``queued`` with a later ``next_attempt_at`` after a temporary error).
 """
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from helpdesk_core.models.base import Base, created_at, intpk
+from helpdesk_core.models.base import Base, StatusColumn, created_at, intpk
 
 #: kinds of outgoing mail
 KINDS = ("reply", "acknowledgement")
+
+
+class OutboxStatus(enum.StrEnum):
+    """The delivery state of an outgoing mail."""
+
+    #: waiting to be sent (at ``next_attempt_at`` after a temporary error)
+    QUEUED = "queued"
+    #: claimed by one sender right now
+    SENDING = "sending"
+    SENT = "sent"
+    #: refused for good, or out of attempts (``helpdesk outbox retry`` queues it again)
+    FAILED = "failed"
 
 
 class OutboxMessage(Base):
@@ -48,7 +61,7 @@ class OutboxMessage(Base):
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     #: without angle brackets
     message_id: Mapped[str] = mapped_column(String(998))
-    status: Mapped[str] = mapped_column(String(20), default="queued")
+    status: Mapped[OutboxStatus] = mapped_column(StatusColumn(OutboxStatus), default=OutboxStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]
     #: when the row was marked ``sending`` (rows stuck there are re-queued after a while)

@@ -35,7 +35,7 @@ from helpdesk_core.mail.compose import ComposedMail
 from helpdesk_core.hooktypes import OutgoingMail
 from helpdesk_core.outbound.delivery import deliver
 from helpdesk_core.errors import ConflictError, DeliveryError, NotFoundError
-from helpdesk_core.models import Department, OutboxMessage, Ticket, TicketMessage
+from helpdesk_core.models import Department, OutboxMessage, OutboxStatus, Ticket, TicketMessage
 
 log = logging.getLogger("helpdesk.outbox")
 
@@ -74,7 +74,7 @@ def queue_mail(session: Session, mail: ComposedMail, *, department: Department, 
         ticket_message_id=ticket_message.id if ticket_message is not None else None, kind=kind,
         mail_from=mail.mail_from, recipients=mail.recipients,
         to_email=mail.to[0].email.lower() if mail.to else None, subject=mail.subject[:2000],
-        raw=mail.raw, message_id=mail.message_id, status="queued", attempts=0,
+        raw=mail.raw, message_id=mail.message_id, status=OutboxStatus.QUEUED, attempts=0,
         next_attempt_at=mail.date)
     session.add(row)
     session.flush()
@@ -91,8 +91,8 @@ def requeue_stuck(session: Session, now: datetime | None = None) -> int:
     now = now or datetime.now(UTC)
     result = session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.status == "sending", OutboxMessage.sending_since < now - STUCK_AFTER)
-        .values(status="queued", sending_since=None, next_attempt_at=now,
+        .where(OutboxMessage.status == OutboxStatus.SENDING, OutboxMessage.sending_since < now - STUCK_AFTER)
+        .values(status=OutboxStatus.QUEUED, sending_since=None, next_attempt_at=now,
                 last_error="The sending process stopped before the result was known; sending again "
                            "(the recipient may get this mail twice).", last_error_kind="interrupted")
         .execution_options(synchronize_session=False))
@@ -102,8 +102,8 @@ def requeue_stuck(session: Session, now: datetime | None = None) -> int:
 
 def _due(now: datetime, ignore_backoff: bool) -> Any:
     if ignore_backoff:
-        return OutboxMessage.status == "queued"
-    return (OutboxMessage.status == "queued") & (
+        return OutboxMessage.status == OutboxStatus.QUEUED
+    return (OutboxMessage.status == OutboxStatus.QUEUED) & (
         OutboxMessage.next_attempt_at.is_(None) | (OutboxMessage.next_attempt_at <= now))
 
 
@@ -116,8 +116,8 @@ def _claim(session: Session, department_id: int, now: datetime, ignore_backoff: 
     claimed: list[int] = []
     for row_id in ids:
         result = session.execute(
-            update(OutboxMessage).where(OutboxMessage.id == row_id, OutboxMessage.status == "queued")
-            .values(status="sending", sending_since=now).execution_options(synchronize_session=False))
+            update(OutboxMessage).where(OutboxMessage.id == row_id, OutboxMessage.status == OutboxStatus.QUEUED)
+            .values(status=OutboxStatus.SENDING, sending_since=now).execution_options(synchronize_session=False))
         if result.rowcount == 1:
             claimed.append(row_id)
     session.commit()  # the claim is durable before anything is sent
@@ -131,27 +131,27 @@ def _record(row: OutboxMessage, error: DeliveryError | None, now: datetime, coun
     row.attempts += 1
     row.sending_since = None
     if error is None:
-        row.status, row.sent_at, row.last_error, row.last_error_kind = "sent", now, None, None
+        row.status, row.sent_at, row.last_error, row.last_error_kind = OutboxStatus.SENT, now, None, None
         row.next_attempt_at = None
         counts.sent += 1
         return
     row.last_error, row.last_error_kind = error.message[:4000], error.kind
     created = row.created_at or now
     if error.permanent:
-        row.status, row.next_attempt_at = "failed", None
+        row.status, row.next_attempt_at = OutboxStatus.FAILED, None
         counts.failed += 1
     elif error.kind == "needs_reauthorization":
         # waits for the admin to reconnect the mailbox, however long that takes; saving the
         # mailbox again makes it due at once (services.departments.set_mailbox)
-        row.status, row.next_attempt_at = "queued", now + backoff(row.attempts)
+        row.status, row.next_attempt_at = OutboxStatus.QUEUED, now + backoff(row.attempts)
         counts.retry += 1
     elif now - created >= GIVE_UP_AFTER or row.attempts >= MAX_ATTEMPTS:
-        row.status, row.next_attempt_at = "failed", None
+        row.status, row.next_attempt_at = OutboxStatus.FAILED, None
         row.last_error = (f"Gave up after {row.attempts} attempts over {_age(now - created)}; "
                           f"last error: {error.message}")[:4000]
         counts.failed += 1
     else:
-        row.status, row.next_attempt_at = "queued", now + backoff(row.attempts)
+        row.status, row.next_attempt_at = OutboxStatus.QUEUED, now + backoff(row.attempts)
         counts.retry += 1
 
 
@@ -242,9 +242,9 @@ def retry_outbox(session: Session, outbox_id: int, now: datetime | None = None) 
     row = session.get(OutboxMessage, outbox_id)
     if row is None:
         raise NotFoundError(f"No outbox message {outbox_id}: see 'helpdesk outbox list'.")
-    if row.status == "sent":
+    if row.status == OutboxStatus.SENT:
         raise ConflictError(f"Outbox message {outbox_id} was already sent at {row.sent_at}; nothing to retry.")
-    row.status, row.attempts, row.next_attempt_at = "queued", 0, now or datetime.now(UTC)
+    row.status, row.attempts, row.next_attempt_at = OutboxStatus.QUEUED, 0, now or datetime.now(UTC)
     row.created_at = now or datetime.now(UTC)  # restart the give-up clock
     session.flush()
     return row

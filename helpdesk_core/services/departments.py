@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from helpdesk_core.app import Helpdesk
 from helpdesk_core.errors import ConfigurationError, ConflictError, HelpdeskError, NotFoundError
 from helpdesk_core.models import (
-    Department, FailedImport, ImportCycle, ImportEvent, LedgerEntry, Mailbox, OutboxMessage,
+    Department, FailedImport, FailedImportStatus, ImportCycle, ImportEvent, LedgerEntry, Mailbox, OutboxMessage,
+    OutboxStatus,
 )
 from helpdesk_core.providers.secrets import stored_secrets  # noqa: F401 - re-exported for callers of services
 from helpdesk_core.services.operator_roots import MAILDIR_ROOT, TEMPLATE_ROOT, require_under_root
@@ -127,7 +128,7 @@ def set_mailbox(app: Helpdesk, session: Session, *, actor: Actor, department: st
     current.waiting = facts.get("waiting")
     # mail queued while the old settings failed (wrong password, revoked token) is due again now
     session.execute(update(OutboxMessage).where(OutboxMessage.department_id == dept.id,
-                                                OutboxMessage.status == "queued")
+                                                OutboxMessage.status == OutboxStatus.QUEUED)
                     .values(next_attempt_at=None).execution_options(synchronize_session=False))
     session.flush()
     return facts
@@ -206,7 +207,7 @@ def department_status(session: Session, *, actor: Actor, department: str) -> dic
     last = session.scalar(select(ImportCycle).where(ImportCycle.department_id == dept.id)
                           .order_by(ImportCycle.id.desc()).limit(1))
     failed = session.scalar(select(func.count(FailedImport.id)).where(
-        FailedImport.department_id == dept.id, FailedImport.status == "failed"))
+        FailedImport.department_id == dept.id, FailedImport.status == FailedImportStatus.FAILED))
     left = list(session.scalars(select(LedgerEntry).where(LedgerEntry.department_id == dept.id,
                                                           LedgerEntry.outcome == "kept")
                                 .order_by(LedgerEntry.id)))

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from helpdesk_core.app import Helpdesk
 from helpdesk_core.errors import NotFoundError
 from helpdesk_core.inbound.importer import Outcome
-from helpdesk_core.models import Department, FailedImport, ImportEvent
+from helpdesk_core.models import Department, FailedImport, FailedImportStatus, ImportEvent
 from helpdesk_core.settings import GeneralSettings
 from helpdesk_core.services.departments import get_department
 from helpdesk_core.services.failed import discard, reimport
@@ -32,7 +32,8 @@ def list_held(session: Session, *, actor: Actor, include_released: bool = False)
     query = select(FailedImport, Department.name).join(Department).order_by(FailedImport.id)
     if visible is not None:
         query = query.where(FailedImport.department_id.in_(visible))
-    statuses = ("held", "released") if include_released else ("held",)
+    held, released = FailedImportStatus.HELD, FailedImportStatus.RELEASED
+    statuses = (held, released) if include_released else (held,)
     query = query.where(FailedImport.status.in_(statuses))
     return [{"id": f.id, "department": name, "subject": f.subject, "sender": f.sender, "reason": f.error,
              "status": f.status, "size": len(f.raw), "created_at": f.created_at.isoformat()}
@@ -43,7 +44,8 @@ def get_held(session: Session, *, actor: Actor, held_id: int) -> FailedImport:
     """A held message (not yet released or discarded), for the staff of its department only; to
     others it does not exist."""
     row = session.get(FailedImport, held_id)
-    if row is None or row.status != "held" or not is_staff(actor, session.get(Department, row.department_id)):
+    if (row is None or row.status != FailedImportStatus.HELD
+            or not is_staff(actor, session.get(Department, row.department_id))):
         require_staff_somewhere(actor, "held mail")
         raise NotFoundError(f"No held import {held_id}.", details={"hint": "list_held"})
     return row
@@ -52,7 +54,7 @@ def get_held(session: Session, *, actor: Actor, held_id: int) -> FailedImport:
 def discard_held(session: Session, *, actor: Actor, held_id: int) -> FailedImport:
     """Drop a held message without importing it (Manage Settings of its department): it becomes
     ``discarded``; its raw copy is kept."""
-    return discard(session, actor, get_held(session, actor=actor, held_id=held_id), "held")
+    return discard(session, actor, get_held(session, actor=actor, held_id=held_id), FailedImportStatus.HELD)
 
 
 def release_held(app: Helpdesk, session: Session, *, actor: Actor, held_id: int) -> Outcome:
@@ -62,7 +64,8 @@ def release_held(app: Helpdesk, session: Session, *, actor: Actor, held_id: int)
     require_manage_settings(actor, department)
     base = GeneralSettings.load(session)
     unlimited = GeneralSettings({**base.as_dict(), "mail.rate_limit_per_hour": 0})
-    return reimport(app, session, row, department, done_status="released", settings=unlimited)
+    return reimport(app, session, row, department, done_status=FailedImportStatus.RELEASED,
+                    settings=unlimited)
 
 
 def import_log(session: Session, *, actor: Actor, department: str | None = None, limit: int = 50) -> list[dict[str, Any]]:

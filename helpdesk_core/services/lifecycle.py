@@ -21,7 +21,7 @@ from helpdesk_core.defaults.store import get_or_create_requester, next_ticket_nu
 from helpdesk_core.errors import ConfigurationError, HelpdeskError, PermissionDenied
 from helpdesk_core.mail.compose import Attachment as OutgoingAttachment
 from helpdesk_core.models import (
-    Attachment, Department, Direction, OutboxMessage, Ticket, TicketAlias, TicketEvent, TicketMessage,
+    Attachment, Department, Direction, OutboxMessage, OutboxStatus, Ticket, TicketAlias, TicketEvent, TicketMessage,
     TicketPriority, TicketStatus, TicketTag, User,
 )
 from helpdesk_core.models.events import ticket_event
@@ -257,7 +257,7 @@ def auto_close_task(app: Helpdesk) -> None:
 def queued_for(session: Session, ticket_id: int) -> set[int]:
     """The departments with mail queued for the ticket (to send right after the commit)."""
     return set(session.scalars(select(OutboxMessage.department_id).where(
-        OutboxMessage.ticket_id == ticket_id, OutboxMessage.status == "queued")))
+        OutboxMessage.ticket_id == ticket_id, OutboxMessage.status == OutboxStatus.QUEUED)))
 
 
 def send_queued(app: Helpdesk, department_ids: Iterable[int]) -> None:

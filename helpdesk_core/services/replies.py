@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from helpdesk_core.app import Helpdesk
 from helpdesk_core.errors import NotFoundError, PermissionDenied
-from helpdesk_core.models import Department, OutboxMessage, Ticket, User
+from helpdesk_core.models import Department, OutboxMessage, OutboxStatus, Ticket, User
 from helpdesk_core.outbound.outbox import flush_outbox
 from helpdesk_core.outbound.replies import ReplyResult, cc_addresses, store_reply  # noqa: F401 - re-exported
 from helpdesk_core.services.permissions import Actor, is_staff
@@ -52,7 +52,7 @@ def reply_to_ticket(app: Helpdesk, session: Session, *, actor: Actor, ticket_id:
 class DeliveryState:
     """Where a queued mail stands after :func:`send_now`: ``sent``, ``failed`` or still ``queued``."""
 
-    status: str
+    status: OutboxStatus
     error: str | None
 
 
@@ -68,4 +68,4 @@ def send_now(app: Helpdesk, *, actor: Actor, outbox_id: int) -> DeliveryState:
     with app.session() as session:
         row = session.get(OutboxMessage, outbox_id)
         assert row is not None
-        return DeliveryState(str(row.status), row.last_error)
+        return DeliveryState(row.status, row.last_error)

@@ -24,13 +24,14 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, NoReturn
+from typing import TYPE_CHECKING, Iterator, NoReturn, TypeVar
 
 import pytest
 
 from helpdesk_core.testing.apps import DATABASES
 from helpdesk_core.testing.servers.blackhole import no_accept_server, silent_server
 from helpdesk_core.testing.servers.dovecot import DovecotServer, ServerUnavailable, port_is_free
+from helpdesk_core.testing.servers.ports import ManagedServer
 from helpdesk_core.testing.servers.postgres import PostgresServer
 
 if TYPE_CHECKING:
@@ -67,6 +68,21 @@ def skip_or_fail(message: str) -> NoReturn:
 def _unavailable(exc: ServerUnavailable) -> NoReturn:
     hint = f"; install it with: apt-get install {exc.apt_package} (or run `make deps`)" if exc.apt_package else ""
     skip_or_fail(f"{exc}{hint}")
+
+
+_Server = TypeVar("_Server", bound=ManagedServer)
+
+
+def _running(server: _Server) -> Iterator[_Server]:
+    """Start ``server`` (a missing binary skips, or under CI fails, the tests), yield it, stop it."""
+    try:
+        server.start()
+    except ServerUnavailable as exc:
+        _unavailable(exc)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _free_port_block(offsets: list[int], low: int = 20000, high: int = 40000, tries: int = 200) -> int:
@@ -184,14 +200,7 @@ def dovecot(hd_state_root: Path) -> Iterator[DovecotServer]:
     pool = _UserPool(server)
     pool.fill(_POOL_INITIAL)
     server._hd_pool = pool  # type: ignore[attr-defined]
-    try:
-        server.start()
-    except ServerUnavailable as exc:
-        _unavailable(exc)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running(server)
 
 
 @pytest.fixture
@@ -232,15 +241,7 @@ def oauth_server(oauth_server_process: "OAuthServer") -> "OAuthServer":
 def postgres(hd_state_root: Path) -> Iterator[PostgresServer]:
     """A started throwaway PostgreSQL cluster (user postgres, trust auth) on a free port."""
     port = _free_port_block([0], low=41000, high=50000)
-    server = PostgresServer(hd_state_root / "pg", port)
-    try:
-        server.start()
-    except ServerUnavailable as exc:
-        _unavailable(exc)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running(PostgresServer(hd_state_root / "pg", port))
 
 
 @pytest.fixture
@@ -260,21 +261,15 @@ def postgres_url(postgres: PostgresServer) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def silent_port() -> Iterator[int]:
     """Port that accepts connections and never sends a byte (read/greeting timeouts)."""
-    hole = silent_server(0)
-    try:
+    with silent_server(0) as hole:
         yield hole.port
-    finally:
-        hole.stop()
 
 
 @pytest.fixture(scope="session")
 def noaccept_port() -> Iterator[int]:
     """Port whose backlog is full and that never accepts (connect timeouts)."""
-    hole = no_accept_server(0)
-    try:
+    with no_accept_server(0) as hole:
         yield hole.port
-    finally:
-        hole.stop()
 
 
 # --------------------------------------------------------------------------- SMTP
@@ -296,12 +291,7 @@ def smtp_sink(dovecot: DovecotServer) -> Iterator["SmtpSink"]:
     port_ssl = _free_port()
     while port_ssl == port_starttls:
         port_ssl = _free_port()
-    sink = SmtpSink(port_starttls, port_ssl, dovecot.cert_file, dovecot.key_file, users=dovecot.users)
-    sink.start()
-    try:
-        yield sink
-    finally:
-        sink.stop()
+    yield from _running(SmtpSink(port_starttls, port_ssl, dovecot.cert_file, dovecot.key_file, users=dovecot.users))
 
 
 

@@ -12,7 +12,6 @@ the master drops to ``mail`` for mailbox access.
 
 from __future__ import annotations
 
-import atexit
 import imaplib
 import itertools
 import os
@@ -25,8 +24,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
-from helpdesk_core.testing.servers.dovecot_conf import CONF_TEMPLATE
+from helpdesk_core.testing.servers.dovecot_conf import CONF_TEMPLATE, login_services
 
 __all__ = [
     "DovecotServer",
@@ -44,7 +42,7 @@ _MAILDIR_HOST = "hd-test"
 
 
 from helpdesk_core.testing.servers.ports import (  # noqa: E402 - re-exported: the fixtures and the benchmark import them from here
-    ServerUnavailable, _set_pdeathsig, make_traversable, port_is_free, terminate, wait_for_banner,
+    ChildProcessServer, ServerUnavailable, make_traversable, port_is_free, wait_for_banner,
     wait_port_closed,
 )
 
@@ -95,15 +93,13 @@ timeout_msecs = 5000
 """
 
 
-class DovecotServer:
+class DovecotServer(ChildProcessServer):
     """A private Dovecot on 127.0.0.1: IMAP ``port_base+143`` (plain + STARTTLS), IMAPS ``+993``,
     POP3 ``+110`` (plain + STLS), POP3S ``+995``.  Users live in a passwd-file ({PLAIN} passwords).
 
     ``oauth2_tokeninfo_url`` (e.g. ``http://127.0.0.1:<port_base+80>/tokeninfo?access_token=``) enables
     an oauth2 passdb for XOAUTH2/OAUTHBEARER; OAuth users must still be added with :meth:`add_user`.
     """
-
-    host = HOST
 
     def __init__(self, state_dir: str | os.PathLike[str], port_base: int, oauth2_tokeninfo_url: str | None = None) -> None:
         self.state_dir = Path(state_dir).absolute()
@@ -126,7 +122,6 @@ class DovecotServer:
         self.users: dict[str, str] = {}
         self._users_lock = threading.RLock()
         self._users_written_at = 0.0
-        self._proc: subprocess.Popen[bytes] | None = None
         if len(str(self.run_dir)) + _SOCKET_NAME_RESERVE > SOCKET_PATH_LIMIT:
             raise ValueError(
                 f"state_dir {self.state_dir} is too long: Dovecot's sockets in {self.run_dir} would exceed "
@@ -134,11 +129,6 @@ class DovecotServer:
             )
 
     # ------------------------------------------------------------------ lifecycle
-
-    @property
-    def running(self) -> bool:
-        """True while the Dovecot master process runs."""
-        return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> "DovecotServer":
         """Write config, users and certificate, start ``dovecot -F`` and wait for the IMAP/POP3 greetings."""
@@ -162,38 +152,16 @@ class DovecotServer:
             raise RuntimeError(f"cannot start Dovecot: port(s) {busy} on {HOST} are already in use")
         stderr = open(self.dovecot_dir / "stderr.log", "ab")
         try:
-            self._proc = subprocess.Popen(
-                [binary, "-F", "-c", str(self.conf_path)],
-                stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
-                start_new_session=True,
-                preexec_fn=_set_pdeathsig if threading.current_thread() is threading.main_thread() else None,
-            )
+            proc = self._spawn([binary, "-F", "-c", str(self.conf_path)], stderr)
         finally:
             stderr.close()
-        _live.add(self)
         try:
-            wait_for_banner(self.imap_port, b"* OK", alive=self._proc)
-            wait_for_banner(self.pop3_port, b"+OK", alive=self._proc)
+            wait_for_banner(self.imap_port, b"* OK", alive=proc)
+            wait_for_banner(self.pop3_port, b"+OK", alive=proc)
         except (RuntimeError, TimeoutError) as exc:
             self.stop()
             raise RuntimeError(f"Dovecot did not start: {exc}\n--- log tail ---\n{self._log_tail()}") from exc
         return self
-
-    def stop(self) -> None:
-        """Stop the master (it stops its children) and wait until all ports are closed."""
-        proc, self._proc = self._proc, None
-        _live.discard(self)
-        if proc is None:
-            return
-        terminate(proc, timeout=15)
-        for port in self.ports:
-            wait_port_closed(port, timeout=10)
-
-    def __enter__(self) -> "DovecotServer":
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
 
     @property
     def ports(self) -> list[int]:
@@ -361,13 +329,6 @@ class DovecotServer:
         """Re-read the configuration (e.g. after editing ``oauth2.conf.ext``)."""
         self.doveadm("reload")
 
-    def log_text(self) -> str:
-        """The whole Dovecot log (logins, auth failures with reasons, errors)."""
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
     # ------------------------------------------------------------------ internals
 
     @staticmethod
@@ -412,7 +373,8 @@ class DovecotServer:
             port_base=self.port_base, run_dir=self.run_dir, state_dir=self.dovecot_dir / "state",
             log=self.log_path, cert=self.cert_file, key=self.key_file, mechanisms=mechanisms,
             mail_root=self.mail_root, users=self.users_path, oauth2_passdb=oauth2_passdb,
-            imap=self.imap_port, imaps=self.imaps_port, pop3=self.pop3_port, pop3s=self.pop3s_port,
+            login_services=login_services({"imap": (self.imap_port, self.imaps_port),
+                                           "pop3": (self.pop3_port, self.pop3s_port)}),
         ))
 
     def _stop_stale_instance(self) -> None:
@@ -464,15 +426,3 @@ def _sleep_until(unix_time: float) -> None:
     delay = unix_time - time.time()
     if delay > 0:
         time.sleep(delay)
-
-
-_live: set[DovecotServer] = set()
-
-
-@atexit.register
-def _stop_all() -> None:  # pragma: no cover - interpreter shutdown
-    for server in list(_live):
-        try:
-            server.stop()
-        except Exception:
-            pass

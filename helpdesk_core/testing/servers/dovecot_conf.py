@@ -63,29 +63,7 @@ namespace inbox {{
   }}
 }}
 
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {imap}
-  }}
-  inet_listener imaps {{
-    address = 127.0.0.1
-    port = {imaps}
-    ssl = yes
-  }}
-}}
-service pop3-login {{
-  inet_listener pop3 {{
-    address = 127.0.0.1
-    port = {pop3}
-  }}
-  inet_listener pop3s {{
-    address = 127.0.0.1
-    port = {pop3s}
-    ssl = yes
-  }}
-}}
-
+{login_services}
 protocol imap {{
   mail_max_userip_connections = 100
 }}
@@ -97,3 +75,23 @@ protocol lda {{
   postmaster_address = postmaster@district.test
 }}
 """
+
+_LOGIN_SERVICE = """\
+service {protocol}-login {{
+  inet_listener {protocol} {{
+    address = 127.0.0.1
+    port = {plain_port}
+  }}
+  inet_listener {protocol}s {{
+    address = 127.0.0.1
+    port = {tls_port}
+    ssl = yes
+  }}
+}}
+"""
+
+
+def login_services(ports: dict[str, tuple[int, int]]) -> str:
+    """The ``service <protocol>-login`` blocks: protocol -> (plain/STARTTLS port, implicit-TLS port)."""
+    return "".join(_LOGIN_SERVICE.format(protocol=protocol, plain_port=plain, tls_port=tls)
+                   for protocol, (plain, tls) in ports.items())

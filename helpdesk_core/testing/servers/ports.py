@@ -1,14 +1,18 @@
-"""Small helpers shared by the test servers: free ports, readiness banners, traversable folders."""
+"""What the test servers share: their base class, free ports, readiness banners, traversable folders."""
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
 
 HOST = "127.0.0.1"
 _POLL = 0.02
@@ -21,6 +25,95 @@ class ServerUnavailable(RuntimeError):
     def __init__(self, message: str, apt_package: str | None = None) -> None:
         super().__init__(message)
         self.apt_package = apt_package
+
+
+class ManagedServer:
+    """A test server that :meth:`start` starts and :meth:`stop` stops: ``with server:`` runs it for
+    the block, :meth:`log_text` reads its log, and one still running when the interpreter exits is
+    stopped then (no orphaned servers after a test forgot to).
+
+    A subclass implements :meth:`start`, calling :meth:`_track` once its process runs, and
+    :meth:`stop`, calling :meth:`_untrack` first; it sets ``log_path`` when it writes a log.
+    """
+
+    log_path: Path | None = None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def log_text(self) -> str:
+        """The whole server log ("" while there is none)."""
+        if self.log_path is None:
+            return ""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except (FileNotFoundError, PermissionError):
+            return ""
+
+    def _track(self) -> None:
+        _live.add(self)
+
+    def _untrack(self) -> None:
+        _live.discard(self)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+class ChildProcessServer(ManagedServer):
+    """A test server that runs in the foreground as a child process of the caller (so it is reaped
+    by us, and SIGTERMed by Linux if we die); ``ports`` are the TCP ports it listens on."""
+
+    host = HOST
+    #: seconds :meth:`stop` waits after SIGTERM before it SIGKILLs
+    stop_timeout = 15.0
+    _proc: "subprocess.Popen[bytes] | None" = None
+
+    @property
+    def ports(self) -> list[int]:
+        raise NotImplementedError
+
+    @property
+    def running(self) -> bool:
+        """True while the server process runs."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def _spawn(self, argv: list[str], output: "int | IO[bytes]" = subprocess.DEVNULL) -> "subprocess.Popen[bytes]":
+        """Start ``argv`` (its stdout and stderr to ``output``) in a session of its own."""
+        self._proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True,
+            preexec_fn=_set_pdeathsig if threading.current_thread() is threading.main_thread() else None)
+        self._track()
+        return self._proc
+
+    def stop(self) -> None:
+        """SIGTERM the process (SIGKILL if it lingers) and wait until all its ports are closed."""
+        proc, self._proc = self._proc, None
+        self._untrack()
+        if proc is None:
+            return
+        terminate(proc, timeout=self.stop_timeout)
+        for port in self.ports:
+            wait_port_closed(port, self.host, timeout=10)
+
+
+_live: set[ManagedServer] = set()
+
+
+@atexit.register
+def _stop_all() -> None:  # pragma: no cover - interpreter shutdown
+    for server in list(_live):
+        try:
+            server.stop()
+        except Exception:
+            pass
 
 
 # --------------------------------------------------------------------------- small network helpers

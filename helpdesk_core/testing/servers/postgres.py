@@ -7,7 +7,6 @@ to run as root, so as root they run through ``runuser -u postgres``.  Durability
 
 from __future__ import annotations
 
-import atexit
 import glob
 import os
 import pwd
@@ -15,9 +14,10 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from types import TracebackType
 
-from helpdesk_core.testing.servers.ports import ServerUnavailable, make_traversable, port_is_free, wait_port_closed
+from helpdesk_core.testing.servers.ports import (
+    ManagedServer, ServerUnavailable, make_traversable, port_is_free, wait_port_closed,
+)
 
 __all__ = ["PostgresServer", "find_pg_bindir"]
 
@@ -45,7 +45,7 @@ def find_pg_bindir() -> Path:
     raise ServerUnavailable("PostgreSQL server binaries (initdb, pg_ctl) are not installed", "postgresql")
 
 
-class PostgresServer:
+class PostgresServer(ManagedServer):
     """A private PostgreSQL cluster listening on ``127.0.0.1:port`` (socket folder ``STATE/pg/sock``)."""
 
     host = "127.0.0.1"
@@ -105,7 +105,7 @@ class PostgresServer:
             [str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_path), "-w", "-t", "30",
              "-o", options, "start"], what="pg_ctl start")
         self._running = True
-        _live.add(self)
+        self._track()
         return self
 
     def stop(self) -> None:
@@ -113,18 +113,12 @@ class PostgresServer:
         if not self._running:
             return
         self._running = False
-        _live.discard(self)
+        self._untrack()
         try:
             self._run_as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w",
                                    "-t", "30", "stop"], what="pg_ctl stop")
         finally:
             wait_port_closed(self.port, self.host, timeout=10)
-
-    def __enter__(self) -> "PostgresServer":
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
 
     # ------------------------------------------------------------------ databases
 
@@ -146,13 +140,6 @@ class PostgresServer:
         """Drop database ``name`` if it exists, disconnecting its sessions first."""
         self._check_name(name)
         self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    def log_text(self) -> str:
-        """The server log."""
-        try:
-            return self.log_path.read_text(errors="replace")
-        except (FileNotFoundError, PermissionError):
-            return ""
 
     # ------------------------------------------------------------------ internals
 
@@ -185,15 +172,3 @@ class PostgresServer:
             os.chown(root, pw.pw_uid, pw.pw_gid)
             for f in files:
                 os.chown(os.path.join(root, f), pw.pw_uid, pw.pw_gid)
-
-
-_live: set[PostgresServer] = set()
-
-
-@atexit.register
-def _stop_all() -> None:  # pragma: no cover - interpreter shutdown
-    for server in list(_live):
-        try:
-            server.stop()
-        except Exception:
-            pass

@@ -7,32 +7,27 @@ a crashed broker without persistence would, which the distributed tests rely on.
 
 from __future__ import annotations
 
-import atexit
 import shutil
 import socket
-import subprocess
-import threading
 import time
 from pathlib import Path
-from types import TracebackType
 
 from helpdesk_core.testing.servers.ports import (
-    HOST, ServerUnavailable, _set_pdeathsig, port_is_free, terminate, wait_port_closed,
+    ChildProcessServer, ServerUnavailable, port_is_free,
 )
 
 __all__ = ["RedisServer"]
 
 
-class RedisServer:
+class RedisServer(ChildProcessServer):
     """A private ``redis-server`` on ``127.0.0.1:port``; state (log) in ``STATE/redis``."""
 
-    host = HOST
+    stop_timeout = 10.0
 
     def __init__(self, state_dir: str | Path, port: int) -> None:
         self.state_dir = Path(state_dir).absolute() / "redis"
         self.port = port
         self.log_path = self.state_dir / "redis.log"
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -40,8 +35,8 @@ class RedisServer:
         return f"redis://{self.host}:{self.port}/0"
 
     @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+    def ports(self) -> list[int]:
+        return [self.port]
 
     def start(self) -> RedisServer:
         if self.running:
@@ -52,29 +47,17 @@ class RedisServer:
         if not port_is_free(self.port):
             raise RuntimeError(f"cannot start Redis: port {self.port} on {self.host} is already in use")
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self._proc = subprocess.Popen(
+        proc = self._spawn(
             [binary, "--port", str(self.port), "--bind", self.host, "--save", "", "--appendonly", "no",
              "--dir", str(self.state_dir), "--logfile", str(self.log_path), "--daemonize", "no",
-             "--protected-mode", "yes"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=_set_pdeathsig if threading.current_thread() is threading.main_thread() else None)
-        _live.add(self)
+             "--protected-mode", "yes"])
         deadline = time.monotonic() + 10
         while not self.ping():
-            if self._proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"redis-server did not start:\n{self.log_text()[-2000:]}")
             time.sleep(0.02)
         return self
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        _live.discard(self)
-        if proc is None:
-            return
-        terminate(proc, timeout=10)
-        wait_port_closed(self.port, self.host, timeout=10)
 
     def restart(self) -> None:
         """Stop and start again on the same port: every queued message is gone."""
@@ -93,28 +76,3 @@ class RedisServer:
                 return s.recv(65536).split(b"\r\n", 1)[0]
         except OSError:
             return None
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def __enter__(self) -> RedisServer:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-
-_live: set[RedisServer] = set()
-
-
-@atexit.register
-def _stop_all() -> None:  # pragma: no cover - interpreter shutdown
-    for server in list(_live):
-        try:
-            server.stop()
-        except Exception:
-            pass

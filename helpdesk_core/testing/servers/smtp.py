@@ -15,7 +15,6 @@ down and up again (:meth:`SmtpSink.stop` / :meth:`SmtpSink.start`) and count con
 from __future__ import annotations
 
 import asyncio
-import atexit
 import base64
 import binascii
 import collections
@@ -28,11 +27,12 @@ import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Callable
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from helpdesk_core.testing.servers.ports import ManagedServer
 
 __all__ = ["CapturedMessage", "SmtpSink"]
 
@@ -156,7 +156,7 @@ class _Controller(Controller):
         return _CountingSMTP(self.handler, sink=self._sink, **self.SMTP_kwargs)
 
 
-class SmtpSink:
+class SmtpSink(ManagedServer):
     """Capture sink on ``127.0.0.1``: STARTTLS port ``port_starttls``, implicit-TLS port ``port_ssl``.
 
     ``users`` is used live (add entries at run time); ``token_owner`` maps an OAuth access token to its
@@ -223,24 +223,18 @@ class SmtpSink:
             self.stop()
             raise
         self._counting = True
-        _live.add(self)
+        self._track()
         return self
 
     def stop(self) -> None:
         """Stop both listeners: new connections are refused (simulates the server being down)."""
         controllers, self._controllers = self._controllers, []
-        _live.discard(self)
+        self._untrack()
         for controller in controllers:
             try:
                 controller.stop()
             except Exception:
                 pass
-
-    def __enter__(self) -> "SmtpSink":
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
 
     def client_ssl_context(self) -> ssl.SSLContext:
         """A client context trusting the sink's (self-signed) certificate."""
@@ -324,12 +318,3 @@ class SmtpSink:
         login = auth_data.login.decode("utf-8", "replace")
         ok = login in self.users and self.users[login] == auth_data.password.decode("utf-8", "replace")
         return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
-
-
-_live: set[SmtpSink] = set()
-
-
-@atexit.register
-def _stop_all() -> None:  # pragma: no cover - interpreter shutdown
-    for sink in list(_live):
-        sink.stop()
