@@ -291,9 +291,7 @@ def test_smtp_sink_down_and_up(smtp_sink: SmtpSink) -> None:
 
 def test_smtp_deliver_to_dovecot_and_xoauth2(dovecot: DovecotServer, mail_user: MailUser, smtp_sink: SmtpSink) -> None:
     smtp_sink.deliver_to = dovecot.deliver
-    smtp_sink.token_owner = {"tok-good": "techhelp@district.test"}.get
-    smtp_sink.stop()
-    smtp_sink.start()  # XOAUTH2 is advertised from the next start on
+    smtp_sink.accept_tokens({"tok-good": "techhelp@district.test"}.get)
     s = smtplib.SMTP_SSL(smtp_sink.host, smtp_sink.port_ssl, context=smtp_sink.client_ssl_context(), timeout=10)
     s.ehlo()
     assert "XOAUTH2" in s.esmtp_features["auth"]

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from helpdesk_core.app import Helpdesk
 from helpdesk_core.cli.common import CliState, action, emit, handle_errors, listing
-from helpdesk_core.models import OutboxStatus
 from helpdesk_core.services import outbox as svc
+from helpdesk_core.services.outbox import OutboxStatus
 from helpdesk_core.services.permissions import Actor
 
 

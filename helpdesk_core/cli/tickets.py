@@ -14,11 +14,10 @@ from sqlalchemy.orm import Session
 
 from helpdesk_core.app import Helpdesk
 from helpdesk_core.cli.common import CliState, emit, fail, handle_errors, json_line, listing
-from helpdesk_core.models import OutboxStatus
 from helpdesk_core.services import tickets as svc
 from helpdesk_core.services.permissions import Actor
 from helpdesk_core.services.search import SORTS, search_tickets
-from helpdesk_core.services.replies import reply_to_ticket, send_now
+from helpdesk_core.services.replies import OutboxStatus, reply_to_ticket, send_now
 from helpdesk_core.services.reply_templates import render_template
 
 

@@ -30,6 +30,7 @@ from helpdesk_core.mail.message import Address, ParsedMessage
 from helpdesk_core.models import Department, Direction, OutboxMessage, TicketMessage
 from helpdesk_core.outbound.addresses import own_addresses
 from helpdesk_core.outbound.outbox import queue_mail
+from helpdesk_core.outbound.replies import mail_parties
 
 log = logging.getLogger("helpdesk.acknowledge")
 
@@ -106,8 +107,9 @@ def helpdesk_message_imported(message: ParsedMessage, ticket_message: TicketMess
         return
     assert message.from_ is not None
     try:
+        sender, about = mail_parties(department, ticket)
         mail = compose_mail(
-            kind="acknowledgement", department=department, ticket=ticket, secrets=context.secrets,
+            kind="acknowledgement", department=sender, ticket=about, secrets=context.secrets,
             template_folders=context.hooks.template_folders,
             reference_format=context.settings.get("mail.ticket_reference_format"),
             to=[Address(message.from_.email.lower(), message.from_.name)],

@@ -37,7 +37,6 @@ from helpdesk_core.crypto import SecretBox
 from helpdesk_core.errors import ConfigurationError
 from helpdesk_core.mail.controls import strip_controls
 from helpdesk_core.mail.message import Address
-from helpdesk_core.models import Department, Ticket
 from helpdesk_core.mail.quotes import REPLY_ABOVE_MARKER
 from helpdesk_core.mail.rendering import render_mail
 from helpdesk_core.mail.references import DEFAULT_REFERENCE_FORMAT, format_reference, make_message_id, reference_pattern
@@ -52,6 +51,30 @@ SMTP_POLICY = email.policy.SMTP
 _PREFIX_RE = re.compile(
     r"^\s*(?:re|fwd?|aw|wg|sv|vs|tr|antw|ref|rif|res|odp|vl|r)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*",
     re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class MailDepartment:
+    """What composing needs of the sending department; templates see it as ``department``."""
+
+    name: str
+    #: the address mail is sent From (and the Message-ID domain)
+    sender_address: str
+    #: the department's own template folder (option ``templates_dir``), searched first
+    templates_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class MailTicket:
+    """What composing needs of the ticket a mail is about; templates see it as ``ticket``."""
+
+    id: int
+    number: int
+    subject: str
+    status: str = ""
+    priority: str = ""
+    requester_name: str = ""
+    requester_email: str = ""
 
 
 @dataclass
@@ -157,7 +180,7 @@ def build_message(*, mail_from: Address, to: Sequence[Address], cc: Sequence[Add
     return msg
 
 
-def compose_mail(*, kind: str, department: Department, ticket: Ticket, secrets: SecretBox,
+def compose_mail(*, kind: str, department: MailDepartment, ticket: MailTicket, secrets: SecretBox,
                  template_folders: Sequence[Path], reference_format: str, to: Sequence[Address],
                  cc: Sequence[Address] = (), body: str = "", author_name: str = "",
                  in_reply_to: str | None = None, references: Sequence[str] = (),
@@ -165,7 +188,8 @@ def compose_mail(*, kind: str, department: Department, ticket: Ticket, secrets: 
                  variables: dict[str, Any] | None = None) -> ComposedMail:
     """Render ``kind``'s templates (``reply`` or ``acknowledgement``) and build the message.
 
-    Template variables: ``department``, ``ticket``, ``reference`` (``[Ticket #N]``), ``subject``
+    Template variables: ``department`` (:class:`MailDepartment`), ``ticket`` (:class:`MailTicket`),
+    ``reference`` (``[Ticket #N]``), ``subject``
     (the ticket subject without prefixes and reference), ``body`` and ``body_html`` (the staff
     member's text), ``author_name``, ``requester_name``, ``marker``, plus ``variables``.
     ``template_folders`` are the plugins' folders (``app.hooks.template_folders``).
@@ -176,15 +200,14 @@ def compose_mail(*, kind: str, department: Department, ticket: Ticket, secrets: 
     message_id = make_message_id(secrets, ticket.id, domain)
     refs = [r for r in dict.fromkeys([*references, *([in_reply_to] if in_reply_to else [])]) if r]
     refs = refs[-MAX_REFERENCES:]
-    requester = ticket.requester
     values: dict[str, Any] = {
         "department": department, "ticket": ticket,
         "reference": format_reference(ticket.number, reference_format),
         "subject": clean_subject(ticket.subject, reference_format), "body": body.strip("\n"),
-        "author_name": author_name, "requester_name": (requester.name if requester else "") or "",
+        "author_name": author_name, "requester_name": ticket.requester_name,
         "marker": REPLY_ABOVE_MARKER, **(variables or {}),
     }
-    rendered = render_mail(template_folders, department, kind, values)
+    rendered = render_mail(template_folders, department.templates_dir, kind, values)
     mail_from = Address(sender, department.name)
     extra: list[tuple[str, str]] = []
     if kind == "acknowledgement":

@@ -6,7 +6,7 @@ Each kind of mail (``reply``, ``acknowledgement``) has three templates, looked u
 1. the department's option ``templates_dir`` (``helpdesk department set NAME --templates-dir DIR``),
 2. folders plugins add through ``helpdesk_register_template_folders``, in registration order
    (collected once per application: ``app.hooks.template_folders``, passed in here),
-3. the built-in ``helpdesk_core/templates/``.
+3. the built-in ``helpdesk_core/mail/templates/``.
 
 A folder may override only some files. Autoescaping is on for ``.html`` templates only; text
 templates get the values as they are. Unknown variables are errors (``StrictUndefined``) so a typo in
@@ -27,7 +27,6 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from helpdesk_core.errors import ConfigurationError
-from helpdesk_core.models import Department
 
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
 KINDS = ("reply", "acknowledgement")
@@ -42,13 +41,12 @@ class RenderedMail:
     html: str
 
 
-def template_folders(registered: Sequence[Path], department: Department | None = None) -> list[Path]:
-    """The template folders for ``department``, highest priority first (see the module docs);
-    ``registered`` are the plugins' folders."""
+def template_folders(registered: Sequence[Path], templates_dir: str | None = None) -> list[Path]:
+    """The template folders, highest priority first (see the module docs): the department's
+    ``templates_dir``, then ``registered`` (the plugins' folders), then the built-in ones."""
     folders: list[Path] = []
-    custom = (department.options or {}).get("templates_dir") if department is not None else None
-    if custom:
-        folders.append(Path(str(custom)).expanduser())
+    if templates_dir:
+        folders.append(Path(str(templates_dir)).expanduser())
     folders.extend(registered)
     folders.append(BUILTIN_TEMPLATES)
     return folders
@@ -75,17 +73,18 @@ def text_to_html(text: str) -> Markup:
         for p in paragraphs))
 
 
-def render_mail(registered: Sequence[Path], department: Department, kind: str,
+def render_mail(registered: Sequence[Path], templates_dir: str | None, kind: str,
                 variables: dict[str, Any]) -> RenderedMail:
-    """Render ``kind``'s subject, text and HTML templates for ``department`` with ``variables``,
-    looked up in the folders of :func:`template_folders` (``registered``: the plugins' folders).
+    """Render ``kind``'s subject, text and HTML templates with ``variables``, looked up in the
+    folders of :func:`template_folders` (``templates_dir``: the department's option, if any;
+    ``registered``: the plugins' folders).
 
     ``variables["body"]`` (if any) is also offered to the HTML template as ``body_html``.
     Raises ConfigurationError naming the template when one is missing or broken.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown mail kind {kind!r}")
-    folders = tuple(str(f) for f in template_folders(registered, department))
+    folders = tuple(str(f) for f in template_folders(registered, templates_dir))
     env = _environment(folders)
     values = dict(variables)
     values.setdefault("body_html", text_to_html(str(values.get("body", ""))))

@@ -26,6 +26,7 @@ from helpdesk_core.mail.references import format_reference, make_message_id
 from helpdesk_core.models import Membership, OutboxMessage, Role, Ticket, TicketMessage, User
 from helpdesk_core.models.ticket import stored_message_id
 from helpdesk_core.outbound.outbox import queue_mail
+from helpdesk_core.outbound.replies import mail_parties
 from helpdesk_core.settings import GeneralSettings
 
 #: department option: notify staff of new tickets and requester replies (assignments always)
@@ -102,7 +103,8 @@ def acknowledge_internal(app: Any, session: Session, ticket: Ticket, *,
     if dept.mailbox is None or requester is None or not requester.active:
         return None
     settings = GeneralSettings.load(session)
-    mail = compose_mail(kind="acknowledgement", department=dept, ticket=ticket, secrets=app.secrets,
+    sender, about = mail_parties(dept, ticket)
+    mail = compose_mail(kind="acknowledgement", department=sender, ticket=about, secrets=app.secrets,
                         template_folders=app.hooks.template_folders,
                         reference_format=settings.get("mail.ticket_reference_format"),
                         to=[Address(requester.email, requester.name or "")], now=now)

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from helpdesk_core.errors import ConfigurationError, HelpdeskError
 from helpdesk_core.mail.compose import Attachment as OutgoingAttachment
-from helpdesk_core.mail.compose import compose_mail, reply_subject
+from helpdesk_core.mail.compose import MailDepartment, MailTicket, compose_mail, reply_subject
 from helpdesk_core.mail.message import Address
-from helpdesk_core.models import Attachment, Direction, OutboxMessage, Ticket, TicketMessage, User
+from helpdesk_core.models import Attachment, Department, Direction, OutboxMessage, Ticket, TicketMessage, User
 from helpdesk_core.outbound.addresses import own_addresses
 from helpdesk_core.outbound.outbox import queue_mail
 from helpdesk_core.settings import GeneralSettings
@@ -33,6 +33,19 @@ class ReplyResult:
     ticket_message: TicketMessage
     outbox: OutboxMessage | None
     not_mailed: str | None = None
+
+
+def mail_parties(department: Department, ticket: Ticket) -> tuple[MailDepartment, MailTicket]:
+    """The department and the ticket as composing a mail sees them (plain values, no ORM rows:
+    :mod:`helpdesk_core.mail` has no database)."""
+    requester = ticket.requester
+    templates_dir = (department.options or {}).get("templates_dir")
+    return (MailDepartment(name=department.name, sender_address=department.sender_address,
+                           templates_dir=str(templates_dir) if templates_dir else None),
+            MailTicket(id=ticket.id, number=ticket.number, subject=ticket.subject or "",
+                       status=str(ticket.status or ""), priority=str(ticket.priority or ""),
+                       requester_name=(requester.name if requester else "") or "",
+                       requester_email=requester.email if requester else ""))
 
 
 def _last_thread_message(ticket: Ticket) -> TicketMessage | None:
@@ -99,8 +112,9 @@ def store_reply(app: Any, session: Session, *, ticket: Ticket, author: User | No
     to = [Address(ticket.requester.email.lower(), ticket.requester.name or "")]
     copies = cc_addresses(ticket, own_addresses(session)) if cc else []
     last = _last_thread_message(ticket)
+    sender, about = mail_parties(department, ticket)
     composed = compose_mail(
-        kind="reply", department=department, ticket=ticket, secrets=app.secrets,
+        kind="reply", department=sender, ticket=about, secrets=app.secrets,
         template_folders=app.hooks.template_folders,
         reference_format=settings.get("mail.ticket_reference_format"), to=to, cc=copies, body=body,
         author_name=(author.name or author.email) if author else "",

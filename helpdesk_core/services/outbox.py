@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from helpdesk_core.app import Helpdesk
 from helpdesk_core.errors import NotFoundError
 from helpdesk_core.models import OutboxMessage
+from helpdesk_core.models.outbox import OutboxStatus  # noqa: F401 - re-exported: the statuses an interface shows
 from helpdesk_core.outbound import outbox as queue
 from helpdesk_core.services.permissions import Actor, require_manage_settings
 

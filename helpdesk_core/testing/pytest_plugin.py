@@ -280,8 +280,8 @@ def smtp_sink(dovecot: DovecotServer) -> Iterator["SmtpSink"]:
     """A started :class:`~helpdesk_core.testing.servers.smtp.SmtpSink` with Dovecot's certificate.
 
     AUTH users = ``dovecot.users`` (live: session users and every ``mail_user``).  No XOAUTH2 and no
-    delivery unless the test sets ``smtp_sink.deliver_to`` (e.g. ``dovecot.deliver``); set
-    ``token_owner`` and call ``stop()``/``start()`` to enable XOAUTH2.
+    delivery unless the test sets ``smtp_sink.deliver_to`` (e.g. ``dovecot.deliver``); call
+    ``smtp_sink.accept_tokens(token_owner)`` to enable XOAUTH2.
     """
     try:
         from helpdesk_core.testing.servers.smtp import SmtpSink

@@ -236,6 +236,14 @@ class SmtpSink(ManagedServer):
             except Exception:
                 pass
 
+    def accept_tokens(self, token_owner: TokenOwner) -> None:
+        """Offer XOAUTH2 from now on and check its tokens with ``token_owner``. Running listeners
+        are restarted (the EHLO capabilities are fixed when they start); recorded messages stay."""
+        self.token_owner = token_owner
+        if self.running:
+            self.stop()
+            self.start()
+
     def client_ssl_context(self) -> ssl.SSLContext:
         """A client context trusting the sink's (self-signed) certificate."""
         return ssl.create_default_context(cafile=str(self.cert))

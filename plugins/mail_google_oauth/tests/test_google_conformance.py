@@ -14,9 +14,7 @@ class TestGoogleConformance(ProviderConformance):
     @pytest.fixture
     def conformance_mailbox(self, dovecot, mail_user, oauth_server, smtp_sink):
         oauth_server.rotate_refresh_tokens = False  # the suite validates the same secrets many times
-        smtp_sink.token_owner = oauth_server.token_owner
-        smtp_sink.stop()
-        smtp_sink.start()
+        smtp_sink.accept_tokens(oauth_server.token_owner)
         client_id, client_secret = oauth_server.add_client()
         _status, headers = oauth_server.authorize({"client_id": client_id, "redirect_uri": "http://127.0.0.1/",
                                                    "login_hint": mail_user.email, "response_type": "code"})

@@ -78,9 +78,7 @@ def department_id(app: Any, name: str) -> int:
 
 
 def test_connect_import_reply_refresh_revoke(cli, dovecot, mail_user, oauth_server, smtp_sink, monkeypatch):
-    smtp_sink.token_owner = oauth_server.token_owner  # XOAUTH2 checked against the same server
-    smtp_sink.stop()
-    smtp_sink.start()
+    smtp_sink.accept_tokens(oauth_server.token_owner)  # XOAUTH2 checked against the same server
     client_id, client_secret = set_client(cli, oauth_server)
     cli("settings", "set", "mail.rate_limit_per_hour", "0")
     cli("department", "add", "Support", "--sender", mail_user.email)

@@ -17,9 +17,7 @@ from test_google_e2e import connect, mail, mail_options, mailbox_row, set_client
 
 def test_reply_through_outbox_refresh_and_revocation(cli, dovecot, mail_user, oauth_server, smtp_sink,
                                                      monkeypatch, tmp_path):
-    smtp_sink.token_owner = oauth_server.token_owner  # XOAUTH2 checked against the same server
-    smtp_sink.stop()
-    smtp_sink.start()
+    smtp_sink.accept_tokens(oauth_server.token_owner)  # XOAUTH2 checked against the same server
     set_client(cli, oauth_server)
     cli("settings", "set", "mail.rate_limit_per_hour", "0")
     cli("department", "add", "Support", "--sender", mail_user.email)

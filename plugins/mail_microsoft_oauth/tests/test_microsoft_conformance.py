@@ -18,9 +18,7 @@ class TestMicrosoftConformance(ProviderConformance):
     @pytest.fixture
     def conformance_mailbox(self, dovecot, mail_user, identity, smtp_sink):
         identity.rotate_refresh_tokens = False  # the suite validates the same secrets many times
-        smtp_sink.token_owner = identity.token_owner
-        smtp_sink.stop()
-        smtp_sink.start()
+        smtp_sink.accept_tokens(identity.token_owner)
         client_id, client_secret = identity.add_app()
         config = {"email": mail_user.email, "client_id": client_id, "tenant": "contoso.test",
                   "authority_host": identity.https_url, "graph_url": identity.https_url, "host": "127.0.0.1",

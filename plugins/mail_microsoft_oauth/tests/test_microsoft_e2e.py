@@ -47,9 +47,7 @@ def refresh_tokens(cache_json: str) -> set[str]:
 
 
 def test_delegated_connect_import_reply_graph_rotation_revocation(cli, dovecot, mail_user, identity, smtp_sink):
-    smtp_sink.token_owner = identity.token_owner
-    smtp_sink.stop()
-    smtp_sink.start()
+    smtp_sink.accept_tokens(identity.token_owner)
     client_id, client_secret = set_client(cli, identity)
     cli("settings", "set", "mail.rate_limit_per_hour", "0")
     cli("department", "add", "Support", "--sender", mail_user.email)
@@ -144,10 +142,8 @@ def test_expired_client_secret_says_so(sqlite_cli, dovecot, mail_user, identity)
 def test_app_only_over_pop3_and_send_via_smtp_reports_disabled_smtp_auth(sqlite_cli, dovecot, mail_user, identity,
                                                                          smtp_sink):
     cli = sqlite_cli
-    smtp_sink.token_owner = lambda token: None
     smtp_sink.xoauth2_refusal = DISABLED
-    smtp_sink.stop()
-    smtp_sink.start()
+    smtp_sink.accept_tokens(lambda token: None)
     client_id, _secret = set_client(cli, identity, app_only=True)
     identity.grant_mailbox(client_id, mail_user.email)
     cli("department", "add", "Shared", "--sender", mail_user.email)
