@@ -24,7 +24,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Iterator, NoReturn, TypeVar
 
 import pytest
 
@@ -164,6 +164,16 @@ class MailUser:
 
     def count(self, folder: str = "INBOX") -> int:
         return self.server.count(self.email, folder)
+
+    def add_department(self, cli: "Cli", name: str, *options: str) -> Any:
+        """``helpdesk department add NAME`` sending from this user's address, then ``set-mailbox``
+        with this user's IMAPS mailbox on the test Dovecot (password on standard input) and the
+        further set-mailbox ``options``; returns the set-mailbox result."""
+        cli("department", "add", name, "--sender", self.email)
+        return cli("department", "set-mailbox", name, "--protocol", "imap", "--host", "127.0.0.1",
+                   "--port", str(self.server.imaps_port), "--security", "ssl", "--email", self.email,
+                   "--ca-file", str(self.server.ca_file), *options, "--password-stdin",
+                   input=self.password + "\n")
 
 
 class _UserPool:

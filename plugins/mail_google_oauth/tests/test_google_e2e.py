@@ -135,10 +135,7 @@ def test_connect_import_reply_refresh_revoke(cli, dovecot, mail_user, oauth_serv
 
     # a second department on a password mailbox
     other = dovecot._hd_pool.take()
-    cli("department", "add", "Facilities", "--sender", other.email)
-    cli("department", "set-mailbox", "Facilities", "--protocol", "imap", "--host", "127.0.0.1", "--port",
-        str(dovecot.imaps_port), "--security", "ssl", "--email", other.email, "--ca-file", str(dovecot.ca_file),
-        "--password-stdin", input=other.password + "\n")
+    other.add_department(cli, "Facilities")
 
     # the user revokes the access: needs re-authorisation, other departments go on importing
     oauth_server.revoke_user(mail_user.email)

@@ -87,10 +87,7 @@ def test_delegated_connect_import_reply_graph_rotation_revocation(cli, dovecot, 
     assert refresh_n != refresh_1 and refresh_tokens(stored(app, "Support")["token_cache"]) == {refresh_n}
 
     other = dovecot._hd_pool.take()
-    cli("department", "add", "Facilities", "--sender", other.email)
-    cli("department", "set-mailbox", "Facilities", "--protocol", "imap", "--host", "127.0.0.1", "--port",
-        str(dovecot.imaps_port), "--security", "ssl", "--email", other.email, "--ca-file", str(dovecot.ca_file),
-        "--password-stdin", input=other.password + "\n")
+    other.add_department(cli, "Facilities")
     identity.revoke_user(mail_user.email)
     identity.expire_access_tokens()
     mail_user.deliver(mail(4))
