@@ -208,6 +208,8 @@ def _main(state_holder: list[Path]) -> None:
                     help="profiler for --profile (pyinstrument: pip install pyinstrument)")
     ap.add_argument("--skip-scale", action="store_true", help="skip the latency and fan-out figures (bench/latency.py, bench/fanout.py)")
     ap.add_argument("--scale-mailboxes", type=int, default=None, help="mailboxes of the fan-out (default 1000; --quick 200)")
+    ap.add_argument("--backlog-n", type=int, default=None,
+                    help="mails of the backlog run, bench/backlog.py (default 50000, --quick 2000; 0 skips it)")
     ap.add_argument("--keep", action="store_true", help="keep the state folder (/tmp/hd-bench-*)")
     ap.add_argument("--json", metavar="FILE", help="also write all figures as JSON")
     opts = ap.parse_args()
@@ -315,6 +317,12 @@ def _main(state_holder: list[Path]) -> None:
                       f"{_mb(r['baseline_rss_kib']):.0f} MB + {_mb(r['peak_rss_kib'] - r['baseline_rss_kib']):.0f} MB "
                       f"({(r['peak_rss_kib'] - r['baseline_rss_kib']) / 1024 / (len(big) / 1048576):.2f} x the raw "
                       f"message) in {r['seconds']:.2f} s, counts {r['counts']}")
+
+        backlog_n = opts.backlog_n if opts.backlog_n is not None else 2000 if opts.quick else 50_000
+        if backlog_n > 0 and not opts.profile:  # RSS at 10k, 25k, 50k imported (bench/backlog.py)
+            import backlog
+
+            figures["backlog"] = backlog.run(server, state, backlog_n, seed)
     finally:
         server.stop()
 

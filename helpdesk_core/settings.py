@@ -57,6 +57,10 @@ SETTINGS: dict[str, SettingDef] = {s.key: s for s in [
                "Thread-matching strategies in the order they run (see docs/threading.md)."),
     SettingDef("mail.acknowledgements_per_hour", "int", 3,
                "Most automatic acknowledgements sent to one address per hour (all departments)."),
+    SettingDef("mail.acknowledge_max_age_days", "int", 7,
+               "Mail older than this many days (by its Date, or its arrival when the Date is missing or "
+               "implausible) still becomes a ticket but gets no acknowledgement and no staff notification; "
+               "nor does mail dated before its mailbox was configured (0: no age limit, only that rule)."),
 ]}
 
 

@@ -24,7 +24,9 @@ def plain(subject: str = "Printer broken", sender: str = "Alice Parent <alice@ex
     msg["From"] = sender
     msg["To"] = to
     msg["Subject"] = subject
-    msg["Date"] = format_datetime(datetime(2026, 11, 20, 9, 30, tzinfo=timezone.utc))
+    # dated now: mail older than mail.acknowledge_max_age_days, or dated before its mailbox was
+    # configured, is a backlog (no acknowledgement, no staff notification)
+    msg["Date"] = format_datetime(datetime.now(timezone.utc).replace(microsecond=0))
     msg["Message-ID"] = msgid or make_msgid(domain="example.test")
     for key, value in headers.items():
         msg[key.replace("_", "-")] = value

@@ -91,6 +91,12 @@ class TerminalSafeStream:
         for line in lines:
             self.write(line)
 
+    @property
+    def unfiltered(self) -> Any:
+        """The stream underneath, for a writer that makes its own text safe and needs its own
+        terminal sequences to pass (the rich progress bar of ``helpdesk import``)."""
+        return self._stream
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
 

@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from helpdesk_core.cli.common import EX_NOUSER, EX_TEMPFAIL, CliState, describe, emit, fail, handle_errors
 from helpdesk_core.errors import DatabaseUnavailable, HelpdeskError, NotFoundError
 from helpdesk_core.hooktypes import ImportStatus
+from helpdesk_core.mail.controls import terminal_safe
 from helpdesk_core.services.imports import import_targets, ingest_raw, run_import, run_worker
 from helpdesk_core.services.permissions import SYSTEM, Actor
 
@@ -26,19 +27,32 @@ EX_DATAERR = 65
 
 def _run_with_progress(state: CliState, actor: Actor, targets: list[tuple[int, str]],
                        show: bool) -> list[CycleResult]:
+    """Run the cycles; with ``show`` (standard output is a terminal, no ``--json``) under a rich
+    progress bar per department: imported of waiting (the provider's count, when it reports one),
+    rate and time left. Without it nothing but the summary is printed."""
     app = state.app()
     if not show:
         return [run_import(app, actor=actor, department_id=dept_id) for dept_id, _ in targets]
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
 
+    # rich draws with cursor and colour sequences, which the terminal-safe stdout would strip:
+    # it writes to the unfiltered stream, and the one stranger-controlled text it shows (the
+    # department name) is made safe here
+    out = sys.stdout
+    console = Console(file=getattr(out, "unfiltered", out))
     results: list[CycleResult] = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), transient=False) as bar:
+                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                  TimeRemainingColumn(), console=console, transient=False) as bar:
         for dept_id, name in targets:
-            task = bar.add_task(name, total=None)
+            task = bar.add_task(terminal_safe(name), total=None, rate="")
 
             def progress(done: int, total: int | None, _task: Any = task) -> None:
                 bar.update(_task, completed=done, total=total)
+                speed = bar.tasks[_task].speed  # rich's moving estimate, None until it has two points
+                bar.update(_task, rate=f"{speed:.1f} msg/s" if speed else "")
 
             results.append(run_import(app, actor=actor, department_id=dept_id, progress=progress))
     return results

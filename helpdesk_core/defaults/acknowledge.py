@@ -12,13 +12,19 @@ transaction; the outbox delivers it after the commit. Never acknowledged:
   ``multipart/report`` (delivery reports), a null or MAILER-DAEMON/postmaster/no-reply sender;
 * mail from one of the help desk's own addresses;
 * a sender who already got ``mail.acknowledgements_per_hour`` acknowledgements (default 3) in the
-  last hour, from any department (counted in the outbox).
+  last hour, from any department (counted in the outbox);
+* a backlog (:func:`backlog_reason`): mail dated before its mailbox was configured
+  (``mailboxes.configured_at``), or older than ``mail.acknowledge_max_age_days`` (default 7), so
+  that a first import of a full mailbox does not answer a term's worth of old mail. Its time is
+  its Date, or its arrival (the newest ``Received:`` header) when the Date is missing or
+  implausible (:func:`mail_time`); a mail whose time cannot be told counts as arriving now.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 from sqlalchemy import func, select
 
@@ -27,7 +33,7 @@ from helpdesk_core.mail.compose import LOOP_HEADER, compose_mail
 from helpdesk_core.hooktypes import Classification, HelpdeskContext
 from helpdesk_core.errors import HelpdeskError
 from helpdesk_core.mail.message import Address, ParsedMessage
-from helpdesk_core.models import Department, Direction, OutboxMessage, TicketMessage
+from helpdesk_core.models import Department, Direction, Mailbox, OutboxMessage, TicketMessage
 from helpdesk_core.outbound.addresses import own_addresses
 from helpdesk_core.outbound.outbox import queue_mail
 from helpdesk_core.outbound.replies import mail_parties
@@ -62,6 +68,62 @@ def automatic_reason(message: ParsedMessage) -> str | None:
     return None
 
 
+#: a Date this far after the mail's arrival (or now) is not believed (a wrong clock, or a lie)
+DATE_FUTURE_SLACK = timedelta(days=1)
+#: a Date this far before the mail's arrival is not believed either (a clock reset to 1970)
+DATE_PAST_SLACK = timedelta(days=365)
+#: clock difference forgiven between a sender and the help desk when comparing with configured_at
+CLOCK_SKEW = timedelta(minutes=10)
+
+
+def arrival(message: ParsedMessage) -> datetime | None:
+    """When a mail server received ``message``: the date of its newest ``Received:`` header that
+    has one (the topmost, written by the receiving server), or None."""
+    for name, value in message.headers:
+        if name.lower() != "received":
+            continue
+        _, semicolon, when = value.rpartition(";")
+        if not semicolon:
+            continue
+        try:
+            parsed = parsedate_to_datetime(" ".join(when.split()))
+        except (TypeError, ValueError, IndexError):
+            continue
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def mail_time(message: ParsedMessage, now: datetime) -> datetime | None:
+    """The time ``message`` was written, as far as it can be told: its Date, unless that is
+    missing or implausible -- more than :data:`DATE_FUTURE_SLACK` after its arrival (or ``now``),
+    or more than :data:`DATE_PAST_SLACK` before its arrival -- then its :func:`arrival`."""
+    arrived = arrival(message)
+    date = message.date
+    if date is not None and date <= (arrived or now) + DATE_FUTURE_SLACK and (
+            arrived is None or date >= arrived - DATE_PAST_SLACK):
+        return date
+    return arrived
+
+
+def backlog_reason(message: ParsedMessage, department: Department, context: HelpdeskContext) -> str | None:
+    """Why ``message`` is old mail of a backlog, or None: its :func:`mail_time` is before its
+    mailbox was configured (less :data:`CLOCK_SKEW`), or more than ``mail.acknowledge_max_age_days``
+    days ago. Such mail still becomes a ticket (and a reply still reopens one: it is unanswered
+    mail all the same); it gets no acknowledgement and notifies no staff."""
+    when = mail_time(message, context.now)
+    if when is None:
+        return None
+    configured = context.cached(f"configured_at:{department.id}", lambda: context.session.scalar(
+        select(Mailbox.configured_at).where(Mailbox.department_id == department.id)))
+    if configured is not None and when < configured - CLOCK_SKEW:
+        return (f"dated {when.astimezone(UTC):%Y-%m-%d %H:%M} UTC, before the mailbox was configured "
+                f"({configured.astimezone(UTC):%Y-%m-%d %H:%M} UTC)")
+    days = int(context.settings.get("mail.acknowledge_max_age_days", 7) or 0)
+    if days and when < context.now - timedelta(days=days):
+        return f"dated {when.astimezone(UTC):%Y-%m-%d}, older than {days} days (mail.acknowledge_max_age_days)"
+    return None
+
+
 def _sent_last_hour(context: HelpdeskContext, email: str) -> int:
     since = context.now - timedelta(hours=1)
     return context.session.scalar(select(func.count(OutboxMessage.id)).where(
@@ -87,6 +149,9 @@ def skip_reason(message: ParsedMessage, ticket_message: TicketMessage, classific
     sender = message.from_.email.lower() if message.from_ else ""
     if sender in context.cached("own_addresses", lambda: own_addresses(context.session)):
         return f"{sender} is one of our own addresses"
+    backlog = backlog_reason(message, ticket_message.ticket.department, context)
+    if backlog:
+        return backlog
     limit = int(context.settings.get("mail.acknowledgements_per_hour", 3))
     if _sent_last_hour(context, sender) >= limit:
         return f"{sender} already got {limit} acknowledgements in the last hour (mail.acknowledgements_per_hour)"

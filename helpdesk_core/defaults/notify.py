@@ -3,7 +3,8 @@
 * A new ticket or a reply by anyone but staff notifies the department's staff
   (:func:`helpdesk_core.outbound.notifications.notify_staff`; department option ``notify_staff``),
   never for mail that is not ordinary (auto-replies, bounces, our own) or looks automatic, never to
-  the mail's own sender.
+  the mail's own sender, never for old mail of a backlog
+  (:func:`helpdesk_core.defaults.acknowledge.backlog_reason`: staff find those tickets on the desk).
 * An agent's answer to a notification (it names a notification's Message-ID in ``In-Reply-To``/
   ``References``, so it threaded by our signed id) is a staff reply: their mail is kept on the
   ticket as a note (``kind`` ``staff_mail``) and its new text is sent to the requester From the
@@ -17,7 +18,7 @@ import logging
 from sqlalchemy import select
 
 from helpdesk_core import hookimpl
-from helpdesk_core.defaults.acknowledge import automatic_reason
+from helpdesk_core.defaults.acknowledge import automatic_reason, backlog_reason
 from helpdesk_core.errors import HelpdeskError
 from helpdesk_core.hooktypes import Classification, HelpdeskContext
 from helpdesk_core.mail.message import ParsedMessage
@@ -65,6 +66,10 @@ def helpdesk_message_imported(message: ParsedMessage, ticket_message: TicketMess
     if staff is not None:
         if notification_ids(context.session, [*message.in_reply_to, *message.references]):
             send_staff_mail_on(context, message, ticket_message, staff)
+        return
+    backlog = backlog_reason(message, department, context)
+    if backlog:  # a first import must not mail staff a term's worth of old mail either
+        log.info("%s ticket #%s: no staff notification (%s)", department.name, ticket.number, backlog)
         return
     notify_staff(context, context.session, ticket, "new_ticket" if created else "requester_reply",
                  exclude=sender, message=ticket_message, now=context.now)

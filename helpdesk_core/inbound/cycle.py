@@ -76,6 +76,9 @@ def run_cycle(app: Helpdesk, department_id: int, *, owner: str | None = None,
             _run(app, session, department, mailbox, result, progress, batch_size, (owner, generation))
         except HelpdeskError as exc:
             result.error, result.error_kind = exc.message, exc.kind
+        except KeyboardInterrupt:  # Ctrl-C: what was committed stays; the next cycle goes on from there
+            result.error, result.error_kind = "interrupted (Ctrl-C) before the mailbox was emptied", "interrupted"
+            raise
         except Exception as exc:  # noqa: BLE001 - recorded, never kills the worker
             log.exception("cycle of %s failed", name)
             result.error, result.error_kind = bounded(f"{type(exc).__name__}: {exc}", LONG_TEXT), "internal"
@@ -107,6 +110,7 @@ def _run(app: Helpdesk, session, department: Department, mailbox: Mailbox, resul
     settings = GeneralSettings.load(session)
     session.commit()
     done = 0
+    department_id, mailbox_id = department.id, mailbox.id
     with provider.open(mailbox.config, secrets) as remote:
         _track_uidvalidity(session, mailbox, remote)
         total = result.total = remote.count()
@@ -119,7 +123,7 @@ def _run(app: Helpdesk, session, department: Department, mailbox: Mailbox, resul
             done += len(batch)
             if progress:
                 progress(done, total)
-            fence(session, mailbox.id, *lease)    # still ours? (else: LeaseLost, rolled back)
+            fence(session, mailbox_id, *lease)    # still ours? (else: LeaseLost, rolled back)
             session.commit()                      # the tickets are safe ...
             result.fetched += len(batch)          # counted once committed: a crash leaves no gap
             for item, outcome in zip(batch, outcomes):
@@ -131,7 +135,10 @@ def _run(app: Helpdesk, session, department: Department, mailbox: Mailbox, resul
                 remote.checkpoint()
                 result.deleted += len(to_delete)
             del batch, ctx, outcomes  # never hold two (possibly large) batches at once
-        fence(session, mailbox.id, *lease)        # a cycle that lost its lease reports so, even
+            # nor any row of this batch: a backlog of 50,000 mails imports with memory flat
+            session.expunge_all()
+            department = session.get(Department, department_id) or department
+        fence(session, mailbox_id, *lease)        # a cycle that lost its lease reports so, even
         session.commit()                          # with nothing left to commit (another took over)
         try:
             result.waiting = remote.count()

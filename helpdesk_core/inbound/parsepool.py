@@ -19,6 +19,7 @@ import atexit
 import logging
 import os
 import pickle
+import signal
 import struct
 import subprocess
 import sys
@@ -178,6 +179,9 @@ def _serve() -> None:
     """The helper's loop: read ``(max_parts, chunk of raw messages)``, answer with parsed messages."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write to the answer stream
+    # Ctrl-C on a terminal reaches the whole process group: the importer decides what it means,
+    # and this helper ends when the importer closes its stdin (no traceback of its own)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
             max_parts, chunk = _recv(stdin)

@@ -69,5 +69,8 @@ class Mailbox(Base):
     #: failed cycles in a row; the next run backs off exponentially (``inbound.cycle.backoff``)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[created_at]
+    #: when this mailbox was first configured (set again when another mailbox is configured in its
+    #: place): mail dated before it is a backlog and gets no acknowledgement (defaults/acknowledge.py)
+    configured_at: Mapped[created_at]
 
     department: Mapped[Department] = relationship(back_populates="mailbox")

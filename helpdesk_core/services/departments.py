@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -119,8 +120,9 @@ def set_mailbox(app: Helpdesk, session: Session, *, actor: Actor, department: st
                           secrets_encrypted=encrypted, state={})
         session.add(current)
     else:
-        if current.identity != identity:
+        if current.identity != identity:  # another mailbox: its mail so far is a backlog of its own
             current.state = {}
+            current.configured_at = datetime.now(UTC)
         current.provider, current.identity, current.config = provider, identity, normalized
         current.secrets_encrypted = encrypted
         current.needs_reauthorization = False
