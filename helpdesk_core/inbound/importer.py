@@ -22,19 +22,20 @@ import re
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import OperationalError
 
 from helpdesk_core.errors import DatabaseUnavailable
 from helpdesk_core.defaults.store import build_ticket_message, store_chunk
 from helpdesk_core.hooktypes import Classification, HelpdeskContext, ThreadMatch
-from helpdesk_core.inbound.matching import settle
+from helpdesk_core.inbound.matching import CHUNK_FACTS, ChunkFacts, settle
 from helpdesk_core.mail.message import ParsedMessage
 from helpdesk_core.mail.references import find_references
 from helpdesk_core.models import (
-    Attachment, Department, FailedImport, ImportAttempt, ImportEvent, LedgerEntry, Ticket, TicketMessage, User,
+    Attachment, Department, FailedImport, ImportAttempt, ImportEvent, LedgerEntry, OutboxMessage, Ticket,
+    TicketMessage, User,
 )
 from helpdesk_core.models.imports import LONG_TEXT, SHORT_TEXT, bounded, ledger_key, normalized_message_id
 from helpdesk_core.models.ticket import stored_message_id
@@ -594,6 +595,7 @@ class _Chunk:
             for user in self.ctx.session.scalars(select(User).where(User.email.in_(chunk))):
                 self.users[user.email] = user
         self.users.update((email, self.users.get(email)) for email in senders)
+        self.ctx.cache[CHUNK_FACTS] = self._facts([m for m, _ in mails])
         outcomes: list[Outcome] = []
         for mail, parse_error in mails:
             if mail.key in self.keys:
@@ -615,10 +617,38 @@ class _Chunk:
                 outcomes += self.finish()
                 outcomes.append(self._one(mail, None, decided))
         outcomes += self.finish()
+        self.ctx.cache.pop(CHUNK_FACTS, None)
         return outcomes
+
+    def _facts(self, mails: list[_Mail]) -> ChunkFacts:
+        """The thread rows and rate-limit counts of the chunk, one query each (:class:`ChunkFacts`)."""
+        session, dept_id = self.ctx.session, self.department.id
+        ids = sorted({stored_message_id(i) for m in mails
+                      for i in [*reversed(m.message.in_reply_to), *reversed(m.message.references)][:50]})
+        inbound: dict[str, list[int]] = {}
+        outbox: dict[str, list[int]] = {}
+        for chunk in _chunks(ids):
+            for ticket_id, mid in session.execute(select(TicketMessage.ticket_id, TicketMessage.message_id).where(
+                    TicketMessage.department_id == dept_id, TicketMessage.message_id.in_(chunk))):
+                inbound.setdefault(mid, []).append(ticket_id)
+            for ticket_id, mid in session.execute(select(OutboxMessage.ticket_id, OutboxMessage.message_id).where(
+                    OutboxMessage.department_id == dept_id, OutboxMessage.message_id.in_(chunk))):
+                if ticket_id is not None:
+                    outbox.setdefault(mid, []).append(ticket_id)
+        senders = sorted({m.message.from_.email.lower() for m in mails if m.message.from_})
+        since = self.ctx.now - timedelta(hours=1)
+        new_tickets: dict[str, int] = {}
+        for chunk in _chunks(senders):
+            for email, count in session.execute(
+                    select(User.email, func.count(Ticket.id)).join(User, Ticket.requester_id == User.id)
+                    .where(Ticket.department_id == dept_id, User.email.in_(chunk), Ticket.created_at >= since)
+                    .group_by(User.email)):
+                new_tickets[email] = count
+        return ChunkFacts(dept_id, set(ids), inbound, outbox, set(senders), new_tickets)
 
     def _one(self, mail: _Mail, parse_error: Exception | None,
              decided: tuple[Classification, ThreadMatch | None] | None = None) -> Outcome:
+        self.ctx.cache.pop(CHUNK_FACTS, None)  # its writes are not tracked: the hooks query again
         return _import_one(self.ctx, self.department, mail, parse_error, self.known, self.attempts,
                            self.max_attempts, self.from_mailbox, decided)
 
@@ -705,6 +735,13 @@ class _Chunk:
                 key=s.mail.key, content_sha256=s.mail.content, ticket_message_id=tm.id, outcome="imported"))
             if tm.ticket.requester is not None:
                 self.users[tm.ticket.requester.email] = tm.ticket.requester
+            facts: ChunkFacts | None = ctx.cache.get(CHUNK_FACTS)
+            if facts is not None:
+                if tm.message_id in facts.ids:
+                    facts.inbound.setdefault(tm.message_id, []).append(tm.ticket_id)
+                requester = tm.ticket.requester
+                if s.created and requester is not None and requester.email in facts.senders:
+                    facts.new_tickets[requester.email] = facts.new_tickets.get(requester.email, 0) + 1
             outcomes.append(Outcome("created" if s.created else "updated", ticket_id=tm.ticket_id,
                                     ticket_message_id=tm.id))
         self._reset()
@@ -713,6 +750,7 @@ class _Chunk:
     def _fall_back(self) -> list[Outcome]:
         """Roll the run back and import its messages one by one."""
         staged, session = self.staged, self.ctx.session
+        self.ctx.cache.pop(CHUNK_FACTS, None)
         if self.savepoint is not None:
             self.savepoint.rollback()
         for obj in self.grafted:  # rows rolled back; their objects would shadow the ones redone
