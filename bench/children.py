@@ -98,6 +98,8 @@ def child_import(args: dict[str, Any]) -> dict[str, Any]:
     import io
 
     os.environ["HELPDESK_HOME"] = args["home"]
+    if args.get("database_url"):  # PostgreSQL (else SQLite in the home folder)
+        os.environ["HELPDESK_DATABASE_URL"] = args["database_url"]
     from helpdesk_core.cli import main as cli  # the core, SQLAlchemy, click ... imported before timing
 
     baseline = _vm_status()["VmRSS"]

@@ -10,6 +10,7 @@ subprocess so the peak RSS figures are separate:
     no database;
 (b) the real import: ``helpdesk import --json`` (the click command, called in-process in the child
     after the interpreter and the core are imported) into a fresh ``HELPDESK_HOME`` with SQLite,
+    or a fresh database on a private PostgreSQL (``--db``; each database with its own floor run),
     after refilling the mailbox byte-identically;
 (c) the peak RSS of importing one message with a 50 MB attachment (limits raised so it is stored);
 (d) the time of one thread lookup (``match_by_message_ids`` / ``match_by_subject``) with 10k and
@@ -70,8 +71,10 @@ def run_child(kind: str, state: Path, **args: Any) -> dict[str, Any]:
     return result
 
 
-def helpdesk_cli(home: Path, *argv: str, stdin: str | None = None) -> str:
+def helpdesk_cli(home: Path, *argv: str, stdin: str | None = None, database_url: str | None = None) -> str:
     env = {**os.environ, "HELPDESK_HOME": str(home)}
+    if database_url:
+        env["HELPDESK_DATABASE_URL"] = database_url
     proc = subprocess.run([sys.executable, "-c", "from helpdesk_core.cli.main import main; main()", *argv],
                           input=stdin, capture_output=True, text=True, env=env, timeout=600)
     if proc.returncode != 0:
@@ -80,20 +83,21 @@ def helpdesk_cli(home: Path, *argv: str, stdin: str | None = None) -> str:
 
 
 def new_home(state: Path, name: str, server: Any = None, settings: dict[str, str] | None = None,
-             protocol: str = "imap") -> Path:
-    """A fresh HELPDESK_HOME: init, one department, optionally its IMAPS (or POP3S) mailbox and settings."""
+             protocol: str = "imap", database_url: str | None = None) -> Path:
+    """A fresh HELPDESK_HOME: init, one department, optionally its IMAPS (or POP3S) mailbox and settings.
+    ``database_url``: a fresh PostgreSQL database instead of SQLite in the home folder."""
     home = state / name
     shutil.rmtree(home, ignore_errors=True)
-    helpdesk_cli(home, "init")
-    helpdesk_cli(home, "department", "add", DEPARTMENT, "--sender", EMAIL)
+    helpdesk_cli(home, "init", database_url=database_url)
+    helpdesk_cli(home, "department", "add", DEPARTMENT, "--sender", EMAIL, database_url=database_url)
     for key, value in (settings or {}).items():
-        helpdesk_cli(home, "settings", "set", key, value)
+        helpdesk_cli(home, "settings", "set", key, value, database_url=database_url)
     if server is not None:
         helpdesk_cli(home, "department", "set-mailbox", DEPARTMENT, "--provider", "generic",
                      "--protocol", protocol, "--host", "127.0.0.1",
                      "--port", str(server.imaps_port if protocol == "imap" else server.pop3s_port),
                      "--security", "ssl", "--email", EMAIL, "--ca-file", str(server.ca_file),
-                     "--password-stdin", stdin=PASSWORD + "\n")
+                     "--password-stdin", stdin=PASSWORD + "\n", database_url=database_url)
     return home
 
 
@@ -180,6 +184,58 @@ def print_profile(path: Path, limit: int = 35) -> None:
         stats.strip_dirs().sort_stats(key).print_stats(limit)
 
 
+def start_postgres(state: Path) -> Any:
+    """A private PostgreSQL server on 127.0.0.1, as the tests start it."""
+    from helpdesk_core.testing.servers.ports import port_is_free
+    from helpdesk_core.testing.servers.postgres import PostgresServer
+
+    port = next(p for p in range(25432, 26432) if port_is_free(p))
+    server = PostgresServer(state / "pg", port)
+    server.start()
+    print(f"PostgreSQL on 127.0.0.1:{port} ({server.bindir})")
+    return server
+
+
+def measure_throughput(opts: Any, state: Path, server: Any, pg: Any, messages: list[bytes], n: int, db: str,
+                       st: Any) -> dict[str, Any]:
+    """(a) the floor and (b) the import of the same N messages into ``db`` (sqlite or postgresql),
+    alternated ``opts.repeat`` times; the best of each is kept."""
+    print(f"-- {db}")
+    floors, imports = [], []
+    for rep in range(opts.repeat):  # alternate (a) and (b): a busy machine slows both alike
+        fill(server, messages)
+        floor = run_child("floor", state, port=server.imaps_port, ca_file=str(server.ca_file),
+                          user=EMAIL, password=PASSWORD)
+        print(f"(a) floor:  {floor['messages']} msgs in {floor['seconds']:.2f} s = "
+              f"{floor['messages'] / floor['seconds']:.1f} msg/s (CPU {floor['cpu']:.2f} s), peak RSS "
+              f"{_mb(floor['peak_rss_kib']):.0f} MB (baseline {_mb(floor['baseline_rss_kib']):.0f} MB), "
+              f"left in mailbox: {server.count(EMAIL)}")
+        floors.append(floor)
+        database_url = pg.create_database(f"bench_{n}_{rep}") if db == "postgresql" else None
+        home = new_home(state, f"home-{n}-{rep}", server, database_url=database_url)  # configured while empty
+        fill(server, messages)
+        imp = run_child("import", state, home=str(home), database_url=database_url)
+        print_import(imp, n, server.count(EMAIL))
+        imports.append(imp)
+        shutil.rmtree(home, ignore_errors=True)
+        if database_url:
+            pg.drop_database(f"bench_{n}_{rep}")
+    floor = max(floors, key=lambda r: r["messages"] / r["seconds"])
+    imp = max(imports, key=lambda r: _imported(r) / r["seconds"])
+    run = {"n": n, "db": db, "mailbox_mb": st.total_bytes / 1048576, "floor": floor, "import": imp,
+           "floor_rate": floor["messages"] / floor["seconds"], "import_rate": _imported(imp) / imp["seconds"],
+           "floor_cpu_rate": floor["messages"] / floor["cpu"], "import_cpu_rate": _imported(imp) / imp["cpu"],
+           "floor_peak_kib": max(r["peak_rss_kib"] for r in floors),
+           "import_peak_kib": max(r["peak_rss_kib"] for r in imports)}
+    run["ratio"] = run["import_rate"] / run["floor_rate"]
+    run["cpu_ratio"] = run["import_cpu_rate"] / run["floor_cpu_rate"]
+    # the whole child from wait4, with the parsing helper it reaped (and interpreter start-up)
+    run["cpu_ratio_all"] = (_imported(imp) / imp["cpu_seconds"]) / (floor["messages"] / floor["cpu_seconds"])
+    print(f"    ratio (b)/(a) = {run['ratio']:.2f} (wall, best of {opts.repeat}); "
+          f"per CPU second of the client: {run['cpu_ratio']:.2f}, of all its processes: {run['cpu_ratio_all']:.2f}")
+    return run
+
+
 def main() -> None:
     state_holder: list[Path] = []
     try:
@@ -203,6 +259,9 @@ def _main(state_holder: list[Path]) -> None:
                     help="(d): skip re-measuring with an extra outbox_messages(department_id, message_id) index")
     ap.add_argument("--lookups", type=int, default=2000, help="timed lookups per kind in (d)")
     ap.add_argument("--repeat", type=int, default=1, help="runs of (a) and (b) per N; the best is kept")
+    ap.add_argument("--db", default="sqlite,postgresql",
+                    help="databases of (a)/(b), comma list of sqlite, postgresql (default both; PostgreSQL: "
+                         "a private server, helpdesk_core.testing.servers.postgres.PostgresServer)")
     ap.add_argument("--profile", type=int, metavar="N", help="only profile (b) at this N with cProfile")
     ap.add_argument("--profiler", choices=("cprofile", "pyinstrument"), default="cprofile",
                     help="profiler for --profile (pyinstrument: pip install pyinstrument)")
@@ -233,6 +292,8 @@ def _main(state_holder: list[Path]) -> None:
     t_start = time.perf_counter()
     server = DovecotServer(state / "dc", free_port_base())
     server.start()
+    dbs = [d.strip() for d in opts.db.split(",") if d.strip()]
+    pg = start_postgres(state) if "postgresql" in dbs and ns else None
     try:
         server.add_user(EMAIL, PASSWORD)
         for n in ns:
@@ -255,34 +316,10 @@ def _main(state_holder: list[Path]) -> None:
                     print_profile(profile_path)
                 print(f"\nprofile in {profile_path} (kept with --keep)")
                 continue
-            floors, imports = [], []
-            for rep in range(opts.repeat):  # alternate (a) and (b): a busy machine slows both alike
-                fill(server, messages)
-                floor = run_child("floor", state, port=server.imaps_port, ca_file=str(server.ca_file),
-                                  user=EMAIL, password=PASSWORD)
-                print(f"(a) floor:  {floor['messages']} msgs in {floor['seconds']:.2f} s = "
-                      f"{floor['messages'] / floor['seconds']:.1f} msg/s (CPU {floor['cpu']:.2f} s), peak RSS "
-                      f"{_mb(floor['peak_rss_kib']):.0f} MB (baseline {_mb(floor['baseline_rss_kib']):.0f} MB), "
-                      f"left in mailbox: {server.count(EMAIL)}")
-                floors.append(floor)
-                home = new_home(state, f"home-{n}-{rep}", server)  # mailbox configured while still empty
-                fill(server, messages)
-                imp = run_child("import", state, home=str(home))
-                print_import(imp, n, server.count(EMAIL))
-                imports.append(imp)
-                shutil.rmtree(home, ignore_errors=True)
-            floor = max(floors, key=lambda r: r["messages"] / r["seconds"])
-            imp = max(imports, key=lambda r: _imported(r) / r["seconds"])
-            run = {"n": n, "mailbox_mb": st.total_bytes / 1048576, "floor": floor, "import": imp,
-                   "floor_rate": floor["messages"] / floor["seconds"], "import_rate": _imported(imp) / imp["seconds"],
-                   "floor_cpu_rate": floor["messages"] / floor["cpu"], "import_cpu_rate": _imported(imp) / imp["cpu"],
-                   "floor_peak_kib": max(r["peak_rss_kib"] for r in floors),
-                   "import_peak_kib": max(r["peak_rss_kib"] for r in imports)}
-            run["ratio"] = run["import_rate"] / run["floor_rate"]
-            run["cpu_ratio"] = run["import_cpu_rate"] / run["floor_cpu_rate"]
-            print(f"    ratio (b)/(a) = {run['ratio']:.2f} (wall, best of {opts.repeat}); "
-                  f"per CPU second of the client: {run['cpu_ratio']:.2f}")
-            figures["runs"].append(run)
+            for db in dbs:
+                run = measure_throughput(opts, state, server, pg, messages, n, db, st)
+                figures["runs"].append(run)
+
 
         if not opts.skip_big and not opts.profile:
             big = mailgen.big_message(opts.big_mb, seed)
@@ -325,6 +362,8 @@ def _main(state_holder: list[Path]) -> None:
             figures["backlog"] = backlog.run(server, state, backlog_n, seed)
     finally:
         server.stop()
+        if pg is not None:
+            pg.stop()
 
     if not opts.skip_lookup and not opts.profile:
         print("\n== (d) thread lookup (default helpdesk_find_ticket)")
@@ -367,11 +406,11 @@ def _main(state_holder: list[Path]) -> None:
 def summary(f: dict[str, Any]) -> None:
     print("\n=========================== summary ===========================")
     if f["runs"]:
-        print(f"{'N':>6} {'MB':>5} {'(a) msg/s':>10} {'(b) msg/s':>10} {'(b)/(a)':>8} {'CPU ratio':>9} "
-              f"{'(a) peak RSS':>13} {'(b) peak RSS':>13}")
+        print(f"{'N':>6} {'db':>10} {'MB':>5} {'(a) msg/s':>10} {'(b) msg/s':>10} {'(b)/(a)':>8} {'CPU ratio':>9} "
+              f"{'all CPU':>8} {'(a) peak RSS':>13} {'(b) peak RSS':>13}")
         for r in f["runs"]:
-            print(f"{r['n']:>6} {r['mailbox_mb']:>5.0f} {r['floor_rate']:>10.1f} {r['import_rate']:>10.1f} "
-                  f"{r['ratio']:>8.2f} {r['cpu_ratio']:>9.2f} {_mb(r['floor_peak_kib']):>10.0f} MB "
+            print(f"{r['n']:>6} {r.get('db', 'sqlite'):>10} {r['mailbox_mb']:>5.0f} {r['floor_rate']:>10.1f} {r['import_rate']:>10.1f} "
+                  f"{r['ratio']:>8.2f} {r['cpu_ratio']:>9.2f} {r.get('cpu_ratio_all', 0):>8.2f} {_mb(r['floor_peak_kib']):>10.0f} MB "
                   f"{_mb(r['import_peak_kib']):>10.0f} MB")
     if f["big"]:
         b = f["big"]
@@ -389,7 +428,7 @@ def summary(f: dict[str, Any]) -> None:
             a, b = lo["with_outbox_index"]["median_us"], hi["with_outbox_index"]["median_us"]
             print(f"(d) message_ids with an outbox (department_id, message_id) index: {a:.0f} us -> {b:.0f} us: "
                   f"ratio {b / a:.2f}")
-    print("targets (issue): (b)/(a) >= 0.75 at N=5000; peak RSS <= 150 MB at N=5000 and for the 50 MB "
+    print("targets (issue 16): (b)/(a) >= 0.8 at N=5000 on SQLite (and the PostgreSQL figure); peak RSS <= 150 MB at N=5000 and for the 50 MB "
           "attachment; lookup at 1M <= 1.5x at 10k")
 
 

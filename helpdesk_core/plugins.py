@@ -254,6 +254,15 @@ class Hooks:
 
     # -- introspection ------------------------------------------------------------------------
 
+    #: the plugin names of the core's own defaults
+    default_plugins = frozenset(DEFAULT_PLUGINS)
+
+    def only_defaults(self, *hooks: str) -> bool:
+        """Whether only the core's defaults (:data:`DEFAULT_PLUGINS`) implement these hooks, e.g.
+        the importer writes a chunk in bulk only while the default store is the one in effect."""
+        return all(self.pm.get_name(impl.plugin) in self.default_plugins
+                   for hook in hooks for impl in getattr(self.pm.hook, hook).get_hookimpls())
+
     def implemented(self, hook: str) -> bool:
         """Whether any registered plugin implements the hook named ``hook`` (e.g.
         ``"helpdesk_deliver_reply"``: then a department without a mailbox may still send mail)."""

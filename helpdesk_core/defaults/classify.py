@@ -25,6 +25,7 @@ from helpdesk_core.mail.compose import LOOP_HEADER
 from helpdesk_core.hooktypes import Classification, HelpdeskContext
 from helpdesk_core.mail.automated import auto_reply_reason, bounce_info, bounce_reason
 from helpdesk_core.mail.message import ParsedMessage
+from helpdesk_core.inbound.matching import CHUNK_FACTS, ChunkFacts
 from helpdesk_core.outbound.addresses import own_addresses
 from helpdesk_core.models import Department, OutboxMessage, Ticket, TicketMessage, User
 
@@ -32,6 +33,10 @@ log = logging.getLogger("helpdesk.classify")
 
 
 def _new_tickets_last_hour(context: HelpdeskContext, department: Department, sender: str) -> int:
+    facts: ChunkFacts | None = context.cache.get(CHUNK_FACTS)  # counted for the chunk in one query
+    known = facts.new_tickets_of(department.id, sender) if facts is not None else None
+    if known is not None:
+        return known
     since = context.now - timedelta(hours=1)
     return context.session.scalar(
         select(func.count(Ticket.id)).join(User, Ticket.requester_id == User.id)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from helpdesk_core import hookimpl
 from helpdesk_core.hooktypes import Classification, HelpdeskContext, Matcher, ThreadMatch
-from helpdesk_core.inbound.matching import belongs_to, find_thread
+from helpdesk_core.inbound.matching import CHUNK_FACTS, ChunkFacts, belongs_to, find_thread
 from helpdesk_core.mail.message import ParsedMessage
 from helpdesk_core.models import Department, OutboxMessage, Ticket, TicketAlias, TicketMessage
 from helpdesk_core.models.ticket import stored_message_id
@@ -46,14 +46,18 @@ def match_by_message_ids(message: ParsedMessage, department: Department,
             if ticket is not None and belongs_to(ticket, department):
                 return ThreadMatch(ticket=ticket, trusted=True)
     rank = {mid: i for i, mid in enumerate(ids)}
-    rows: list[tuple[int | None, str]] = [
-        (r.ticket_id, r.message_id) for r in session.execute(
+    bounce = classification is not None and classification.kind == "bounce"
+    facts: ChunkFacts | None = context.cache.get(CHUNK_FACTS)  # the chunk's rows, read in one query
+    rows: list[tuple[int | None, str]] | None = (
+        facts.thread_rows(department.id, ids, outbox_only=bounce) if facts is not None else None)
+    if rows is None:
+        rows = [(r.ticket_id, r.message_id) for r in session.execute(
             select(OutboxMessage.ticket_id, OutboxMessage.message_id)
             .where(OutboxMessage.department_id == department.id, OutboxMessage.message_id.in_(ids)))]
-    if not (classification is not None and classification.kind == "bounce"):
-        rows += [(r.ticket_id, r.message_id) for r in session.execute(
-            select(TicketMessage.ticket_id, TicketMessage.message_id)
-            .where(TicketMessage.department_id == department.id, TicketMessage.message_id.in_(ids)))]
+        if not bounce:
+            rows += [(r.ticket_id, r.message_id) for r in session.execute(
+                select(TicketMessage.ticket_id, TicketMessage.message_id)
+                .where(TicketMessage.department_id == department.id, TicketMessage.message_id.in_(ids)))]
     rows = [r for r in rows if r[0] is not None]
     if not rows:
         return None

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -111,12 +114,12 @@ def _run(app: Helpdesk, session, department: Department, mailbox: Mailbox, resul
     session.commit()
     done = 0
     department_id, mailbox_id = department.id, mailbox.id
-    with provider.open(mailbox.config, secrets) as remote:
+    with provider.open(mailbox.config, secrets) as remote, FetchAhead(remote, batch_size) as ahead:
         _track_uidvalidity(session, mailbox, remote)
         total = result.total = remote.count()
         if progress:
             progress(0, total)
-        for batch in remote.fetch(batch_size=batch_size):
+        for batch in ahead:
             ctx = app.context(session, settings)
             to_delete: list[str] = []
             outcomes = import_batch(ctx, department, [m.raw for m in batch])
@@ -131,19 +134,95 @@ def _run(app: Helpdesk, session, department: Department, mailbox: Mailbox, resul
                 if outcome.delete:
                     to_delete.append(item.key)
             if to_delete:
-                remote.delete(to_delete)          # ... only then acknowledge the mailbox
-                remote.checkpoint()
+                with ahead.lock:                  # (after the fetch of the next batch, if ahead)
+                    remote.delete(to_delete)      # ... only then acknowledge the mailbox
+                    remote.checkpoint()
                 result.deleted += len(to_delete)
-            del batch, ctx, outcomes  # never hold two (possibly large) batches at once
+            del batch, ctx, outcomes  # a large batch is never held with the next (FetchAhead)
             # nor any row of this batch: a backlog of 50,000 mails imports with memory flat
             session.expunge_all()
             department = session.get(Department, department_id) or department
+        ahead.close()
         fence(session, mailbox_id, *lease)        # a cycle that lost its lease reports so, even
         session.commit()                          # with nothing left to commit (another took over)
         try:
             result.waiting = remote.count()
         except MailboxError:
             result.waiting = None
+
+
+class FetchAhead:
+    """The batches of ``remote.fetch()``, the next one fetched in a thread while the caller imports,
+    commits and deletes this one (network and database overlap).
+
+    Only for sessions whose keys survive deletions (:attr:`MailboxSession.stable_keys`: IMAP UIDs,
+    Maildir names); a POP3 session is read in the caller's thread, one batch after the other. At
+    most one batch is fetched ahead, and none after a batch of :data:`AHEAD_MAX_BYTES` or more (a
+    large message is never held together with the next batch). Every other use of the session
+    (``delete``, ``checkpoint``) holds :attr:`lock`, so the connection never runs two commands at
+    once. Safe because deletion still follows the commit of the batch deleted: a crash with a batch
+    fetched ahead leaves it in the mailbox, and the ledger recognises whatever was imported.
+    A fetch error surfaces when the caller asks for that batch, as without fetching ahead.
+    """
+
+    #: a batch this large (bytes of raw mail) is not fetched ahead of
+    AHEAD_MAX_BYTES = 8 * 1024 * 1024
+
+    def __init__(self, remote: object, batch_size: int) -> None:
+        self.remote = remote
+        self.batch_size = batch_size
+        self.lock = threading.Lock()
+        self.ahead = bool(getattr(remote, "stable_keys", False))
+        self._batches = None
+        self._pending: Future | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> FetchAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _next(self):
+        with self.lock:
+            if self._batches is None:
+                self._batches = self.remote.fetch(batch_size=self.batch_size)
+            return next(self._batches, None)
+
+    def _submit(self) -> Future:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetch-ahead")
+        return self._pool.submit(self._next)
+
+    def __iter__(self):
+        while True:
+            if self._pending is not None:
+                pending, self._pending = self._pending, None
+                batch = pending.result()
+            else:
+                batch = self._next()
+            if batch is None:
+                return
+            if self.ahead and sum(len(m.raw) for m in batch) < self.AHEAD_MAX_BYTES:
+                self._pending = self._submit()
+            yield batch
+            del batch
+
+    def close(self) -> None:
+        """Wait for a fetch under way (its batch is dropped: still in the mailbox), end the thread."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            try:
+                pending.result()
+            except Exception:  # noqa: BLE001 - the cycle already ended; its batch stays in the mailbox
+                log.debug("fetch ahead failed after the cycle ended", exc_info=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if self._batches is not None:
+            with self.lock:
+                self._batches.close()
+            self._batches = None
 
 
 def _track_uidvalidity(session, mailbox: Mailbox, remote: object) -> None:

@@ -17,23 +17,28 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import OperationalError
 
 from helpdesk_core.errors import DatabaseUnavailable
-from helpdesk_core.hooktypes import HelpdeskContext
-from helpdesk_core.inbound.matching import settle
+from helpdesk_core.defaults.store import build_ticket_message, store_chunk
+from helpdesk_core.hooktypes import Classification, HelpdeskContext, ThreadMatch
+from helpdesk_core.inbound.matching import CHUNK_FACTS, ChunkFacts, settle
 from helpdesk_core.mail.message import ParsedMessage
+from helpdesk_core.mail.references import find_references
 from helpdesk_core.models import (
-    Attachment, Department, FailedImport, ImportAttempt, ImportEvent, LedgerEntry, TicketMessage,
+    Attachment, Department, FailedImport, ImportAttempt, ImportEvent, LedgerEntry, OutboxMessage, Ticket,
+    TicketMessage, User,
 )
 from helpdesk_core.models.imports import LONG_TEXT, SHORT_TEXT, bounded, ledger_key, normalized_message_id
+from helpdesk_core.models.ticket import stored_message_id
 from helpdesk_core.inbound.parsepool import parse_chunks
 
 log = logging.getLogger("helpdesk.importer")
@@ -229,8 +234,12 @@ def _ledger(ctx: HelpdeskContext, department: Department, mail: _Mail, outcome: 
                                 ticket_message=ticket_message))
 
 
-def _store(ctx: HelpdeskContext, department: Department, mail: _Mail, note: str = "") -> Outcome:
+def _store(ctx: HelpdeskContext, department: Department, mail: _Mail, note: str = "",
+           decided: tuple[Classification, ThreadMatch | None] | None = None) -> Outcome:
     """Classify, thread and store one message. Runs inside a savepoint; may raise.
+
+    ``decided``: what ``helpdesk_classify_message`` (and ``helpdesk_find_ticket``, settled) already
+    answered for this message in :class:`_Chunk` (they are not asked twice).
 
     The classification and the settled thread match are handed to the later hooks as typed
     keyword arguments; the scope, sender and closed-ticket rules are applied here to whatever
@@ -239,12 +248,14 @@ def _store(ctx: HelpdeskContext, department: Department, mail: _Mail, note: str 
     """
     hooks = ctx.hooks
     message = mail.message
-    classification = hooks.classify_message(message=message, department=department, context=ctx)
+    classification, match = decided or (hooks.classify_message(message=message, department=department,
+                                                               context=ctx), None)
     if classification.action == "skip":
         return _skip(ctx, department, mail, classification.reason or classification.kind, classification.kind)
-    match = settle(hooks.find_ticket(message=message, department=department,
-                                     classification=classification, context=ctx),
-                   message, department, classification, ctx)
+    if match is None:
+        match = settle(hooks.find_ticket(message=message, department=department,
+                                         classification=classification, context=ctx),
+                       message, department, classification, ctx)
     ticket = match.ticket
     if (ticket is None and match.sender_verified is False and match.mentions
             and ctx.settings.get("mail.unverified_followups") == "hold"):
@@ -311,12 +322,14 @@ def import_batch(ctx: HelpdeskContext, department: Department, raws: list[bytes]
 
     Messages are parsed ahead in a helper process when the batch is large (:mod:`.parsepool`);
     the ledger and the attempt counters are read with one query per parsed chunk, not two per
-    message. The caller commits once for the batch, then acknowledges the mailbox. A message
+    message. When the core's own store is in effect (:func:`bulk_eligible`) a parsed chunk is
+    written in bulk (:class:`_Chunk`), else message by message. The caller commits once for the batch, then acknowledges the mailbox. A message
     too large for ``mail.max_message_size_mb`` is parsed only for its header (for the log).
     """
     outcomes: list[Outcome] = []
     limit = ctx.settings.max_message_bytes
     offset = 0
+    bulk = bulk_eligible(ctx)
     for parsed in parse_chunks([raw if len(raw) <= limit else _header_only(raw) for raw in raws], ctx.storage,
                                max_parts=ctx.settings.max_parts):
         mails = []
@@ -327,9 +340,12 @@ def import_batch(ctx: HelpdeskContext, department: Department, raws: list[bytes]
             content = content_digest(raw)
             mails.append((_Mail(raw, message, ledger_key(message.message_id, content), content), parse_error))
         known, attempts = _prefetch(ctx, department, [m for m, _ in mails])
-        for mail, parse_error in mails:
-            outcomes.append(_import_one(ctx, department, mail, parse_error, known, attempts, max_attempts,
-                                        from_mailbox))
+        if bulk and len(mails) > 1:
+            outcomes += _Chunk(ctx, department, known, attempts, max_attempts, from_mailbox).run(mails)
+        else:
+            for mail, parse_error in mails:
+                outcomes.append(_import_one(ctx, department, mail, parse_error, known, attempts, max_attempts,
+                                            from_mailbox))
         offset += len(mails)
     return outcomes
 
@@ -369,7 +385,7 @@ def _too_large(ctx: HelpdeskContext, raw: bytes) -> str | None:
 
 def _import_one(ctx: HelpdeskContext, department: Department, mail: _Mail, parse_error: Exception | None,
                 known: dict[str, list[LedgerEntry]], attempts: set[str], max_attempts: int,
-                from_mailbox: bool) -> Outcome:
+                from_mailbox: bool, decided: tuple[Classification, ThreadMatch | None] | None = None) -> Outcome:
     """The outcome of one mail; every outcome but a plain import is also a line of ``helpdesk log``.
 
     Order: duplicate (same key and content) → empty → too large (checked before any "kept"
@@ -408,7 +424,7 @@ def _import_one(ctx: HelpdeskContext, department: Department, mail: _Mail, parse
         if parse_error is not None:
             raise parse_error
         with ctx.session.begin_nested():
-            outcome = _store(ctx, department, mail, note)
+            outcome = _store(ctx, department, mail, note, decided)
     except OperationalError as exc:
         raise DatabaseUnavailable(f"Database error while importing: {exc.orig}") from exc
     except Exception as exc:  # noqa: BLE001 - a bad message must never block the others
@@ -513,3 +529,233 @@ def _failed(ctx: HelpdeskContext, department: Department, mail: _Mail, error: st
         _log_alone(ctx, department, mail, "retry", f"could not record the failure: {error}")
         return Outcome("retry", reason=error)
     return outcome
+
+
+# ----------------------------------------------------------------------------------------------
+# a chunk in bulk
+# ----------------------------------------------------------------------------------------------
+
+#: the hooks whose core defaults the bulk path stands in for or relies on (they read the database,
+#: so they must be the ones that the chunk's cut rules were written for)
+BULK_HOOKS = ("helpdesk_classify_message", "helpdesk_find_ticket", "helpdesk_message_to_ticket")
+
+
+def bulk_eligible(ctx: HelpdeskContext) -> bool:
+    """Whether chunks may be written in bulk: only when classification, thread finding and the
+    store are the core's defaults (no plugin implements those hooks or registers a thread
+    matcher). ``HELPDESK_BULK=0`` turns it off."""
+    if os.environ.get("HELPDESK_BULK", "").strip() == "0":
+        return False
+    matchers = ctx.hooks.thread_matchers.plugin_of.values()
+    return ctx.hooks.only_defaults(*BULK_HOOKS) and all(p in ctx.hooks.default_plugins for p in matchers)
+
+
+@dataclass
+class _Staged:
+    mail: _Mail
+    classification: Classification
+    match: ThreadMatch
+    built: tuple[TicketMessage, Ticket]
+    created: bool
+
+
+class _Chunk:
+    """One parsed chunk written in bulk: runs of messages in one savepoint each.
+
+    Each message is classified, threaded and built (:func:`~helpdesk_core.defaults.store.build_ticket_message`)
+    as the per-message path would; the run's rows are written together (:func:`~helpdesk_core.defaults.store.store_chunk`),
+    then ``helpdesk_message_imported`` is called for each message, in order. A message that may
+    depend on a row of the run not yet written -- same sender (rate limit, requester, acknowledgement
+    count), a Message-ID of the run in its own or referenced ids, a ticket reference in its subject
+    (``mail.ticket_reference_format``) that could name a ticket of the run, the same ledger key -- ends the run first. Whatever is not a plain new
+    message (duplicate, empty, too large, retried, a parse failure, skipped, held) goes through
+    :func:`_import_one` with the hooks' answers. Any failure in a run rolls its savepoint back and
+    redoes the run message by message, so one bad message still costs only itself.
+    """
+
+    def __init__(self, ctx: HelpdeskContext, department: Department, known: dict[str, list[LedgerEntry]],
+                 attempts: set[str], max_attempts: int, from_mailbox: bool) -> None:
+        self.ctx, self.department, self.known, self.attempts = ctx, department, known, attempts
+        self.max_attempts, self.from_mailbox = max_attempts, from_mailbox
+        self.users: dict[str, User | None] = {}
+        self._reset()
+
+    def _reset(self) -> None:
+        self.savepoint = None
+        self.staged: list[_Staged] = []
+        self.keys: set[str] = set()
+        self.senders: set[str] = set()
+        self.ids: set[str] = set()
+        self.last_number = 0
+        self.grafted: list[object] = []
+
+    def run(self, mails: list[tuple[_Mail, Exception | None]]) -> list[Outcome]:
+        senders = sorted({m.message.from_.email for m, _ in mails if m.message.from_})
+        for chunk in _chunks(senders):
+            for user in self.ctx.session.scalars(select(User).where(User.email.in_(chunk))):
+                self.users[user.email] = user
+        self.users.update((email, self.users.get(email)) for email in senders)
+        self.ctx.cache[CHUNK_FACTS] = self._facts([m for m, _ in mails])
+        outcomes: list[Outcome] = []
+        for mail, parse_error in mails:
+            if mail.key in self.keys:
+                outcomes += self.finish()
+            if not self._plain(mail, parse_error) or self._depends(mail):
+                outcomes += self.finish()
+            if not self._plain(mail, parse_error):
+                outcomes.append(self._one(mail, parse_error))
+                continue
+            try:
+                decided = self._stage(mail)
+            except OperationalError as exc:
+                raise DatabaseUnavailable(f"Database error while importing: {exc.orig}") from exc
+            except Exception:  # noqa: BLE001 - this message and the run so far go one by one
+                outcomes += self._fall_back()
+                outcomes.append(self._one(mail, None))
+                continue
+            if decided is not None:
+                outcomes += self.finish()
+                outcomes.append(self._one(mail, None, decided))
+        outcomes += self.finish()
+        self.ctx.cache.pop(CHUNK_FACTS, None)
+        return outcomes
+
+    def _facts(self, mails: list[_Mail]) -> ChunkFacts:
+        """The thread rows and rate-limit counts of the chunk, one query each (:class:`ChunkFacts`)."""
+        session, dept_id = self.ctx.session, self.department.id
+        ids = sorted({stored_message_id(i) for m in mails
+                      for i in [*reversed(m.message.in_reply_to), *reversed(m.message.references)][:50]})
+        inbound: dict[str, list[int]] = {}
+        outbox: dict[str, list[int]] = {}
+        for chunk in _chunks(ids):
+            for ticket_id, mid in session.execute(select(TicketMessage.ticket_id, TicketMessage.message_id).where(
+                    TicketMessage.department_id == dept_id, TicketMessage.message_id.in_(chunk))):
+                inbound.setdefault(mid, []).append(ticket_id)
+            for ticket_id, mid in session.execute(select(OutboxMessage.ticket_id, OutboxMessage.message_id).where(
+                    OutboxMessage.department_id == dept_id, OutboxMessage.message_id.in_(chunk))):
+                if ticket_id is not None:
+                    outbox.setdefault(mid, []).append(ticket_id)
+        senders = sorted({m.message.from_.email.lower() for m in mails if m.message.from_})
+        since = self.ctx.now - timedelta(hours=1)
+        new_tickets: dict[str, int] = {}
+        for chunk in _chunks(senders):
+            for email, count in session.execute(
+                    select(User.email, func.count(Ticket.id)).join(User, Ticket.requester_id == User.id)
+                    .where(Ticket.department_id == dept_id, User.email.in_(chunk), Ticket.created_at >= since)
+                    .group_by(User.email)):
+                new_tickets[email] = count
+        return ChunkFacts(dept_id, set(ids), inbound, outbox, set(senders), new_tickets)
+
+    def _one(self, mail: _Mail, parse_error: Exception | None,
+             decided: tuple[Classification, ThreadMatch | None] | None = None) -> Outcome:
+        self.ctx.cache.pop(CHUNK_FACTS, None)  # its writes are not tracked: the hooks query again
+        return _import_one(self.ctx, self.department, mail, parse_error, self.known, self.attempts,
+                           self.max_attempts, self.from_mailbox, decided)
+
+    def _plain(self, mail: _Mail, parse_error: Exception | None) -> bool:
+        """A mail the per-message path would hand straight to :func:`_store` without a note."""
+        raw = mail.raw
+        return (parse_error is None and not self.known.get(mail.key) and bool(raw) and not raw.isspace()
+                and len(raw) <= self.ctx.settings.max_message_bytes
+                and mail.message.raw_sha256 not in self.attempts)
+
+    def _depends(self, mail: _Mail) -> bool:
+        if not self.staged:
+            return False
+        message = mail.message
+        sender = message.from_.email.lower() if message.from_ else ""
+        ids = {stored_message_id(i) for i in (message.message_id, *message.in_reply_to, *message.references) if i}
+        fmt = self.ctx.settings.get("mail.ticket_reference_format")
+        return (sender in self.senders or not ids.isdisjoint(self.ids)
+                or any(n > self.last_number for n in find_references(message.subject or "", fmt)))
+
+    def _stage(self, mail: _Mail) -> tuple[Classification, ThreadMatch | None] | None:
+        """Classify and thread ``mail`` and build its rows in the run; or return the hooks'
+        answers when it is not stored as a plain message (the caller imports it on its own)."""
+        ctx, department, message, hooks = self.ctx, self.department, mail.message, self.ctx.hooks
+        if self.savepoint is None:
+            self.savepoint = ctx.session.begin_nested()
+            self.last_number = department.last_ticket_number or 0
+        classification = hooks.classify_message(message=message, department=department, context=ctx)
+        if classification.action == "skip":
+            return classification, None
+        match = settle(hooks.find_ticket(message=message, department=department,
+                                         classification=classification, context=ctx),
+                       message, department, classification, ctx)
+        if match.ticket is None and (
+                (match.sender_verified is False and match.mentions
+                 and ctx.settings.get("mail.unverified_followups") == "hold")
+                or not classification.may_create or classification.action == "hold"):
+            return classification, match
+        built = build_ticket_message(message, department, match.ticket, classification, match, ctx,
+                                     find_user=self._user, number=lambda: None)
+        self.staged.append(_Staged(mail, classification, match, built, match.ticket is None))
+        self.keys.add(mail.key)
+        if message.from_:
+            self.senders.add(message.from_.email.lower())
+        if message.message_id:
+            self.ids.add(stored_message_id(message.message_id))
+        return None
+
+    def _user(self, email: str) -> User | None:
+        if email not in self.users:
+            self.users[email] = self.ctx.session.scalar(select(User).where(User.email == email))
+        return self.users[email]
+
+    def finish(self) -> list[Outcome]:
+        """Write the run, notify, release its savepoint; on a failure redo it message by message."""
+        if self.savepoint is None:
+            return []
+        ctx, department, staged = self.ctx, self.department, self.staged
+        if not staged:
+            self.savepoint.commit()
+            self._reset()
+            return []
+        try:
+            self.grafted = store_chunk(ctx, department, [s.built for s in staged], [
+                {"department_id": department.id, "key": s.mail.key, "content_sha256": s.mail.content,
+                 "raw_sha256": s.mail.message.raw_sha256, "outcome": "imported", "reason": None,
+                 "ticket_message": s.built[0]} for s in staged])
+            for s in staged:
+                ctx.hooks.message_imported(message=s.mail.message, ticket_message=s.built[0], created=s.created,
+                                           department=department, classification=s.classification,
+                                           match=s.match, context=ctx)
+            ctx.session.flush()
+            self.savepoint.commit()
+        except OperationalError as exc:
+            raise DatabaseUnavailable(f"Database error while importing: {exc.orig}") from exc
+        except Exception:  # noqa: BLE001 - redo the run one by one: a bad message costs only itself
+            log.info("bulk write of %d messages failed; importing them one by one", len(staged), exc_info=True)
+            return self._fall_back()
+        outcomes = []
+        for s in staged:
+            tm = s.built[0]
+            _drop_unreferenced(ctx, s.mail.message)
+            self.known.setdefault(s.mail.key, []).append(LedgerEntry(
+                key=s.mail.key, content_sha256=s.mail.content, ticket_message_id=tm.id, outcome="imported"))
+            if tm.ticket.requester is not None:
+                self.users[tm.ticket.requester.email] = tm.ticket.requester
+            facts: ChunkFacts | None = ctx.cache.get(CHUNK_FACTS)
+            if facts is not None:
+                if tm.message_id in facts.ids:
+                    facts.inbound.setdefault(tm.message_id, []).append(tm.ticket_id)
+                requester = tm.ticket.requester
+                if s.created and requester is not None and requester.email in facts.senders:
+                    facts.new_tickets[requester.email] = facts.new_tickets.get(requester.email, 0) + 1
+            outcomes.append(Outcome("created" if s.created else "updated", ticket_id=tm.ticket_id,
+                                    ticket_message_id=tm.id))
+        self._reset()
+        return outcomes
+
+    def _fall_back(self) -> list[Outcome]:
+        """Roll the run back and import its messages one by one."""
+        staged, session = self.staged, self.ctx.session
+        self.ctx.cache.pop(CHUNK_FACTS, None)
+        if self.savepoint is not None:
+            self.savepoint.rollback()
+        for obj in self.grafted:  # rows rolled back; their objects would shadow the ones redone
+            if obj in session:
+                session.expunge(obj)
+        self._reset()
+        self.users.clear()  # the rollback expired them; looked up again when needed
+        return [self._one(s.mail, None) for s in staged]

@@ -63,6 +63,45 @@ def is_trusted(fn: Matcher) -> bool:
     return bool(getattr(fn, _TRUSTED_ATTR, False))
 
 
+#: ``context.cache`` key of the :class:`ChunkFacts` the importer prefetched for a chunk
+CHUNK_FACTS = "chunk_facts"
+
+
+@dataclass
+class ChunkFacts:
+    """What the default hooks would look up once per message, read for a whole chunk in one query
+    each by the importer's bulk path (``importer._Chunk``) and kept current by it as it writes.
+
+    ``thread_rows``: ticket ids by stored Message-ID among ``ids`` (the In-Reply-To/References of
+    the chunk), from imported messages (``inbound``) and from our outbox (``outbox``);
+    ``new_tickets``: tickets opened in the last hour by each of ``senders`` (the rate limit).
+    The importer drops them (``context.cache.pop(CHUNK_FACTS)``) before any write it does not
+    track; a hook that finds none, or a question they do not cover, queries as usual.
+    """
+
+    department_id: int
+    ids: set[str]
+    inbound: dict[str, list[int]]
+    outbox: dict[str, list[int]]
+    senders: set[str]
+    new_tickets: dict[str, int]
+
+    def thread_rows(self, department_id: int, ids: list[str], *, outbox_only: bool,
+                    ) -> list[tuple[int, str]] | None:
+        """``(ticket_id, message_id)`` rows for ``ids``, or None when not covered."""
+        if department_id != self.department_id or not self.ids.issuperset(ids):
+            return None
+        rows = [(t, mid) for mid in ids for t in self.outbox.get(mid, ())]
+        if not outbox_only:
+            rows += [(t, mid) for mid in ids for t in self.inbound.get(mid, ())]
+        return rows
+
+    def new_tickets_of(self, department_id: int, sender: str) -> int | None:
+        if department_id != self.department_id or sender not in self.senders:
+            return None
+        return self.new_tickets.get(sender, 0)
+
+
 @dataclass
 class MatcherRegistry:
     """The thread matchers of one application, by name (``app.hooks.thread_matchers``).

@@ -27,6 +27,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from helpdesk_core.mail.automated import bounce_reason
 from helpdesk_core.mail.message import ParsedMessage
 from helpdesk_core.mail.parsing import MAX_PARTS, parse_message
 from helpdesk_core.storage import AttachmentStorage
@@ -54,10 +55,14 @@ def parse_local(raw: bytes, storage: AttachmentStorage | None = None, max_parts:
 
 
 def _parse_chunk(raws: list[bytes], max_parts: int) -> _Wire:
+    """Parse, and compute what depends on the message alone and costs CPU (the bounce check of
+    the default classification, kept on the message), so the importing process does not."""
     out: _Wire = []
     for raw in raws:
         try:
-            out.append((parse_message(raw, max_parts=max_parts), None))
+            message = parse_message(raw, max_parts=max_parts)
+            bounce_reason(message)
+            out.append((message, None))
         except Exception as exc:  # noqa: BLE001 - exceptions may not pickle: send text
             out.append((None, f"{type(exc).__name__}: {exc}"))
     return out

@@ -191,7 +191,14 @@ def json_notification(message: ParsedMessage) -> JsonNotification | None:
 def bounce_reason(message: ParsedMessage) -> str | None:
     """Why ``message`` is a delivery failure / delay notice (a bounce, DSN, or a JSON bounce
     notification of a cloud mail service), or None. Feedback and DMARC reports are not bounces
-    (:func:`automated_reason` names them), even from ``postmaster@``."""
+    (:func:`automated_reason` names them), even from ``postmaster@``. Computed once per message
+    (``ParsedMessage.bounce_verdict``)."""
+    if message.bounce_verdict is None:
+        message.bounce_verdict = (_bounce_reason(message),)
+    return message.bounce_verdict[0]
+
+
+def _bounce_reason(message: ParsedMessage) -> str | None:
     ctype = message.content_type
     if _report_kind(message) is not None:
         return None

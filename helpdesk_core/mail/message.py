@@ -101,6 +101,9 @@ class ParsedMessage:
     #: our own DKIM verdict (``mail.verify_dkim``), once computed: the thread rules may run several
     #: times per message and must not repeat the DNS lookups
     own_dkim_verdict: str | None = field(default=None, repr=False, compare=False)
+    #: :func:`helpdesk_core.mail.automated.bounce_reason`, once computed (``(reason,)``): the parsing
+    #: helper process computes it next to the parse, off the importing process's core
+    bounce_verdict: tuple[str | None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def raw_sha256(self) -> str:

@@ -103,6 +103,12 @@ class MailboxSession(ABC):
     after :meth:`delete` (POP3 commits them on ``QUIT`` in :meth:`close`).
     """
 
+    #: keys stay valid across :meth:`delete` and :meth:`checkpoint` (IMAP UIDs, Maildir names; not
+    #: POP3 message numbers, renumbered after ``QUIT``): then the core fetches the next batch in a
+    #: thread while it imports this one, so :meth:`fetch`'s generator may be resumed from another
+    #: thread (never at the same time as another call on the session)
+    stable_keys: bool = False
+
     @abstractmethod
     def count(self) -> int | None:
         """Number of messages waiting, or ``None`` when unknown."""

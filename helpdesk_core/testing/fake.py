@@ -104,6 +104,8 @@ class FakeMailbox:
 class FakeSession(MailboxSession):
     """One session on a :class:`FakeMailbox`; see the module docstring for failure injection."""
 
+    stable_keys = True  # fetched ahead while the previous batch is imported
+
     def __init__(self, box: FakeMailbox) -> None:
         self.box = box
         self.closed = False

@@ -89,6 +89,8 @@ class ImapSession(MailboxSession):
     between sessions while it stays the same).
     """
 
+    stable_keys = True  # fetched ahead while the previous batch is imported
+
     def __init__(self, config: Mapping[str, Any], *, login: ImapLogin) -> None:
         self.config: dict[str, Any] = {"protocol": "imap", "folder": "INBOX", **config}
         self.folder: str = self.config["folder"] or "INBOX"

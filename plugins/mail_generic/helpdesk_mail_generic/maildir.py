@@ -38,6 +38,8 @@ class MaildirSession(MailboxSession):
     Raises :class:`MailboxError` ``folder_missing`` when the path does not exist or is no Maildir.
     """
 
+    stable_keys = True  # fetched ahead while the previous batch is imported
+
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config: dict[str, Any] = {"protocol": "maildir", **config}
         self.path: str = os.path.abspath(os.path.expanduser(str(self.config["path"])))
