@@ -30,7 +30,7 @@ from helpdesk_core.errors import ConfigurationError
 from helpdesk_core.models import Department
 
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
-KINDS = ("reply", "acknowledgement")
+KINDS = ("reply", "acknowledgement", "password_reset", "sign_in_link", "invite")
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,12 @@ from helpdesk_core.models.ticket import (
     Attachment, Direction, Ticket, TicketAlias, TicketMessage, TicketPriority, TicketStatus, TicketTag,
 )
 from helpdesk_core.models.user import Membership, Role, User
+from helpdesk_core.models.token import TokenPurpose, UserToken
 
 __all__ = [
     "Base", "utcnow", "Department", "Mailbox", "FailedImport", "ImportAttempt", "ImportCycle",
     "ImportEvent", "LedgerEntry", "OutboxMessage", "Setting", "Attachment", "Direction", "Ticket",
     "TicketMessage", "TicketStatus",
     "Membership", "Role", "User",
-    "TicketAlias", "TicketEvent", "TicketPriority", "TicketTag", "ReplyTemplate",
+    "TicketAlias", "TicketEvent", "TicketPriority", "TicketTag", "ReplyTemplate", "TokenPurpose", "UserToken",
 ]

@@ -226,10 +226,13 @@ def outbox_json(row: OutboxMessage, department: str) -> dict[str, Any]:
 
 
 def list_outbox(session: Session, *, status: str | None = None, department: str | None = None,
-                limit: int = 100) -> list[dict[str, Any]]:
-    """Most recent outbox rows first, optionally of one status / department."""
+                limit: int = 100, department_ids: set[int] | None = None) -> list[dict[str, Any]]:
+    """Most recent outbox rows first, optionally of one status / department (by name, or among
+    ``department_ids``)."""
     query = (select(OutboxMessage, Department.name).join(Department, Department.id == OutboxMessage.department_id)
              .order_by(OutboxMessage.id.desc()).limit(limit))
+    if department_ids is not None:
+        query = query.where(OutboxMessage.department_id.in_(department_ids))
     if status:
         query = query.where(OutboxMessage.status == status)
     if department:
