@@ -188,7 +188,7 @@ RUNNERS: dict[str, Callable[..., Any]] = {
     "held.discard_held": lambda a, s, u, w: held.discard_held(s, actor=u, held_id=_failed_id(s, "held")),
     "held.import_log": lambda a, s, u, w: bool(held.import_log(s, actor=u)),
     "outbox.list_outbox": lambda a, s, u, w: bool(outbox.list_outbox(s, actor=u)),
-    "outbox.flush": lambda a, s, u, w: outbox.flush(a, actor=u, department="HR"),
+    "outbox.flush": lambda a, s, u, w: outbox.flush(a, actor=u, department="IT"),
     "outbox.retry": lambda a, s, u, w: outbox.retry(s, actor=u, outbox_id=s.scalar(select(OutboxMessage.id))),
     "outbox.reply_problems": lambda a, s, u, w: 1 in outbox.reply_problems(s, actor=u, ticket_ids=[1]),
     "account_links.request_password_reset": lambda a, s, u, w: account_links.request_password_reset(

@@ -18,6 +18,7 @@ from helpdesk_core.app import Helpdesk
 from helpdesk_core.errors import NotFoundError
 from helpdesk_core.models import Department, OutboxMessage, Ticket
 from helpdesk_core.outbound import outbox as queue
+from helpdesk_core.services.departments import get_department
 from helpdesk_core.services.permissions import (
     Actor, admin_department_ids, can_manage_settings, require_manage_settings, staff_department_ids,
 )
@@ -38,10 +39,19 @@ def list_outbox(session: Session, *, actor: Actor, status: str | None = None, de
                              department_ids=managed)
 
 
-def flush(app: Helpdesk, *, actor: Actor, department: str | None = None,
+def flush(app: Helpdesk, *, actor: Actor, department: str | int | None = None,
           retry_now: bool = False) -> queue.FlushCounts:
-    """Send the mail that is due now (``retry_now``: also mail waiting for its next retry)."""
-    require_manage_settings(actor)
+    """Send the mail that is due now (``retry_now``: also mail waiting for its next retry): of one
+    department (name or id; Manage Settings for it), or of all (a global admin)."""
+    if department is None:
+        require_manage_settings(actor)
+    else:
+        with app.session() as session:
+            dept = (session.get(Department, department) if isinstance(department, int)
+                    else get_department(session, department))
+            if dept is None:
+                raise NotFoundError(f"No department {department!r}.", details={"hint": "add_department"})
+            require_manage_settings(actor, dept)
     return queue.flush_outbox(app, department=department, ignore_backoff=retry_now)
 
 
@@ -60,8 +70,8 @@ def retry(session: Session, *, actor: Actor, outbox_id: int) -> OutboxMessage:
 def reply_problems(session: Session, *, actor: Actor, ticket_ids: Sequence[int] | None = None,
                    now: datetime | None = None) -> dict[int, dict[str, Any]]:
     """Tickets (among ``ticket_ids``, else all) with a reply that failed or has waited more than
-    :data:`WAITING_TOO_LONG`: ``{ticket_id: {"problem": "failed"|"waiting", "outbox_id",
-    "since", "last_error"}}``, the latest such reply per ticket. Only for the staff of the
+    :data:`WAITING_TOO_LONG`: ``{ticket_id: {"problem": "failed"|"waiting", "number",
+    "outbox_id", "since", "last_error"}}``, the latest such reply per ticket. Only for the staff of the
     ticket's department (they can act on it); for anyone else the answer is empty."""
     visible = staff_department_ids(actor)
     if visible is not None and not visible:
@@ -69,7 +79,7 @@ def reply_problems(session: Session, *, actor: Actor, ticket_ids: Sequence[int] 
     if ticket_ids is not None and not ticket_ids:
         return {}
     now = now or datetime.now(UTC)
-    query = (select(OutboxMessage).join(Ticket, Ticket.id == OutboxMessage.ticket_id)
+    query = (select(OutboxMessage, Ticket.number).join(Ticket, Ticket.id == OutboxMessage.ticket_id)
              .where(OutboxMessage.kind == "reply",
                     or_(OutboxMessage.status == "failed",
                         OutboxMessage.status.in_(("queued", "sending"))
@@ -80,8 +90,8 @@ def reply_problems(session: Session, *, actor: Actor, ticket_ids: Sequence[int] 
     if ticket_ids is not None:
         query = query.where(OutboxMessage.ticket_id.in_(list(ticket_ids)[:1000]))
     problems: dict[int, dict[str, Any]] = {}
-    for row in session.scalars(query):
+    for row, number in session.execute(query).all():
         assert row.ticket_id is not None
-        problems[row.ticket_id] = {"problem": "failed" if row.status == "failed" else "waiting",
+        problems[row.ticket_id] = {"problem": "failed" if row.status == "failed" else "waiting", "number": number,
                                    "outbox_id": row.id, "since": row.created_at, "last_error": row.last_error}
     return problems
