@@ -216,3 +216,127 @@ def test_reset_mail_through_real_smtp_works_once(tmp_path, hd_env, dovecot, mail
         assert r.status_code == 410 and "This link was already used; it works only once." in r.text
     finally:
         app.engine.dispose()
+
+
+# ---- invitations (Users page) ------------------------------------------------------------------
+
+def test_invite_from_the_users_page(site):
+    c = signed_in(site, "techadmin@school.test")
+    page = c.get("/admin/users").text
+    assert 'id="invite-form"' in page
+    token = csrf(c, "/admin/users")
+    r = c.post("/admin/users/invite", data={"csrf": token, "email": "Newbie@School.test", "name": "New Bie",
+                                            "department": "Tech", "role": "agent"})
+    assert r.status_code == 200 and "an invitation to choose a password is on its way" in r.text, r.text[:500]
+    [row] = outbox(site, "invite")
+    msg = email.message_from_bytes(row.raw, policy=email.policy.default)
+    assert row.recipients == ["newbie@school.test"] and "techadmin@school.test invited you" in \
+        msg.get_body(("plain",)).get_content()
+    path = link_in(row.raw, "/invite")
+    with site.session() as s:
+        stored = s.scalar(select(UserToken).where(UserToken.purpose == TokenPurpose.INVITE))
+        assert stored.expires_at - stored.created_at == timedelta(days=7)
+    new = client(site)
+    assert "Choose your password" in new.get(path).text
+    assert new.get(path.replace("/invite/", "/password-reset/")).status_code == 404  # not a reset link
+    r = new.post(path, data={"csrf": csrf(new, path), "password": NEW_PASSWORD, "password_again": NEW_PASSWORD})
+    assert r.status_code == 303 and "Desk" in new.get("/tickets").text  # signed in, as staff of Tech
+    assert new.get(path).status_code == 410
+    # within the rules of users.add_user: not into another department, not above its own role
+    r = c.post("/admin/users/invite", data={"csrf": token, "email": "x@school.test", "department": "Office",
+                                            "role": "agent"})
+    assert r.status_code == 403 and "lacks the Manage Settings permission" in r.text
+    # someone with a password only gets the role
+    r = c.post("/admin/users/invite", data={"csrf": token, "email": "alice@example.test", "department": "Tech",
+                                            "role": "requester"})
+    assert r.status_code == 200 and "no invitation was mailed" in r.text
+    assert len(outbox(site, "invite")) == 1
+    with site.session() as s:
+        assert s.scalar(select(User).where(User.email == "x@school.test")) is None
+
+
+def test_users_nav_link_for_staff(site):
+    assert 'href="/admin/users"' in signed_in(site, "agent@school.test").get("/tickets").text
+    assert 'href="/admin/users"' not in signed_in(site, "alice@example.test").get("/tickets").text
+
+
+# ---- the outbox page and the banner ------------------------------------------------------------
+
+def _outbox_rows(app):
+    """Tech: a failed reply (ticket 1) and a reply queued 2 hours ago (ticket 2); Office: a queued
+    acknowledgement."""
+    from helpdesk_core.services.departments import get_department
+    from helpdesk_core.testing.apps import ingest
+    from mailfactory import plain
+
+    t1 = ingest(app, plain(sender="alice@example.test", subject="Printer", to="tech@school.test"),
+                department="Tech").ticket_id
+    t2 = ingest(app, plain(sender="alice@example.test", subject="Beamer", to="tech@school.test"),
+                department="Tech").ticket_id
+    with app.session() as s:
+        tech, office = get_department(s, "Tech"), get_department(s, "Office")
+        old = datetime.now(UTC) - timedelta(hours=2)
+        rows = [OutboxMessage(department_id=tech.id, ticket_id=t1, kind="reply", mail_from="tech@school.test",
+                              recipients=["alice@example.test"], raw=b"Subject: a\r\n\r\na\r\n", message_id="a@x",
+                              subject="Re: Printer", status="failed",
+                              last_error="554 5.7.1 <alice@example.test>: Relay access denied"),
+                OutboxMessage(department_id=tech.id, ticket_id=t2, kind="reply", mail_from="tech@school.test",
+                              recipients=["alice@example.test"], raw=b"Subject: b\r\n\r\nb\r\n", message_id="b@x",
+                              subject="Re: Beamer", status="queued", created_at=old,
+                              next_attempt_at=datetime.now(UTC) + timedelta(hours=1),
+                              last_error="421 try again later"),
+                OutboxMessage(department_id=office.id, kind="acknowledgement", mail_from="office@school.test",
+                              recipients=["bob@example.test"], raw=b"Subject: c\r\n\r\nc\r\n", message_id="c@x",
+                              subject="Office ack", status="queued")]
+        s.add_all(rows)
+        s.commit()
+        return t1, t2, [r.id for r in rows]
+
+
+def test_outbox_page_filters_and_permissions(site):
+    _, _, (failed_id, waiting_id, office_id) = _outbox_rows(site)
+    root = signed_in(site, "root@school.test").get("/outbox").text
+    assert all(f'id="outbox-{i}"' in root for i in (failed_id, waiting_id, office_id))
+    assert "554 5.7.1 &lt;alice@example.test&gt;: Relay access denied" in root
+    admin = signed_in(site, "techadmin@school.test")
+    page = admin.get("/outbox").text  # a department admin: its departments only
+    assert f'id="outbox-{failed_id}"' in page and f'id="outbox-{office_id}"' not in page
+    assert 'href="/outbox"' in page
+    page = admin.get("/outbox?status=failed").text
+    assert f'id="outbox-{failed_id}"' in page and f'id="outbox-{waiting_id}"' not in page
+    page = signed_in(site, "root@school.test").get("/outbox?department=Office").text
+    assert f'id="outbox-{office_id}"' in page and f'id="outbox-{failed_id}"' not in page
+    assert signed_in(site, "agent@school.test").get("/outbox").status_code == 403
+    assert signed_in(site, "alice@example.test").get("/outbox").status_code == 403
+
+
+def test_outbox_retry_now(site):
+    _, _, (failed_id, _, office_id) = _outbox_rows(site)
+    admin = signed_in(site, "techadmin@school.test")
+    assert admin.post(f"/outbox/{failed_id}/retry", data={}).status_code == 403  # no CSRF token
+    token = csrf(admin, "/outbox")
+    assert admin.post(f"/outbox/{office_id}/retry", data={"csrf": token}).status_code == 404  # not its department
+    r = admin.post(f"/outbox/{failed_id}/retry", data={"csrf": token})
+    assert r.status_code == 303 and r.headers["location"] == f"/outbox?retried={failed_id}"
+    [row] = [o for o in outbox(site) if o.id == failed_id]
+    assert row.attempts == 1 and row.last_error != "554 5.7.1 <alice@example.test>: Relay access denied"
+    notice = admin.get(r.headers["location"]).text
+    assert f"Message {failed_id}: {row.status}" in notice
+
+
+def test_reply_problem_banner(site):
+    t1, t2, _ = _outbox_rows(site)
+    agent = signed_in(site, "agent@school.test")
+    desk = agent.get("/tickets").text
+    banner = desk.split('id="outbox-banner"')[1].split("</div>")[0]
+    assert f'href="/tickets/{t1}"' in banner and "could not be sent: 554 5.7.1" in banner
+    assert f'href="/tickets/{t2}"' in banner and "has waited since" in banner
+    page = agent.get(f"/tickets/{t1}").text
+    assert 'id="outbox-banner"' in page and f'href="/tickets/{t2}"' not in page
+    # the requester and other departments' staff learn nothing of it
+    assert 'id="outbox-banner"' not in signed_in(site, "alice@example.test").get(f"/tickets/{t1}").text
+    from helpdesk_core.services.outbox import reply_problems
+    with site.session() as s:
+        root = s.scalar(select(User).where(User.email == "root@school.test"))
+        assert set(reply_problems(s, actor=root, ticket_ids=[t1, t2])) == {t1, t2}
+        assert reply_problems(s, actor=root, ticket_ids=[t2], now=datetime.now(UTC) - timedelta(minutes=90)) == {}
