@@ -340,3 +340,19 @@ def test_reply_problem_banner(site):
         root = s.scalar(select(User).where(User.email == "root@school.test"))
         assert set(reply_problems(s, actor=root, ticket_ids=[t1, t2])) == {t1, t2}
         assert reply_problems(s, actor=root, ticket_ids=[t2], now=datetime.now(UTC) - timedelta(minutes=90)) == {}
+
+
+def test_cli_user_invite(site):
+    from helpdesk_core.testing.apps import Cli
+
+    env = {"HELPDESK_HOME": str(site.config.home), "HELPDESK_DATABASE_URL": site.config.database_url,
+           "HELPDESK_SECRET_KEY": site.config.secret_key}
+    cli = Cli(env)
+    args = ["--as", "techadmin@school.test", "user", "invite", "--role", "agent", "--public-url",
+            "https://hd.school.test"]
+    out = cli(*args, "New@School.test", "--department", "Tech")
+    assert "User new@school.test is agent of 'Tech'; invitation" in out.output
+    [row] = outbox(site, "invite")
+    assert link_in(row.raw, "/invite").startswith("/invite/") and b"https://hd.school.test/invite/" in row.raw
+    refused = cli(*args, "y@school.test", "--department", "Office", ok=False)
+    assert refused.exit_code != 0 and "lacks the Manage Settings permission" in refused.output

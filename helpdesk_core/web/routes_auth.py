@@ -15,9 +15,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from helpdesk_core.errors import ConfigurationError
-from helpdesk_core.models import TokenPurpose
 from helpdesk_core.services import account_links
-from helpdesk_core.services.account_links import LinkInvalid
+from helpdesk_core.services.account_links import LinkInvalid, TokenPurpose
 from helpdesk_core.services.auth import MIN_PASSWORD_LENGTH, SignInFailed, authenticate
 from helpdesk_core.services.permissions import ANONYMOUS
 from helpdesk_core.web.pages import Page, page, redirect
