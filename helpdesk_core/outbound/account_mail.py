@@ -3,7 +3,8 @@ invitation. Rendered from the ``password_reset``, ``sign_in_link`` and ``invite`
 (overridable like the others, see :mod:`helpdesk_core.mail.rendering`) and queued in the outbox
 From a department's address, like every other mail, so it is delivered (and retried) by the
 same flush. The mail carries no ticket reference and a plain random Message-ID: an answer to it
-never threads onto a ticket. The link is in the mail only; nothing here logs it.
+never threads onto a ticket. The link is in the mail only; nothing here logs it, and once the
+mail is sent the outbox keeps only its headers (``outbox.SECRET_BODY_KINDS``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from helpdesk_core.mail.rendering import render_mail
 from helpdesk_core.models import Department, OutboxMessage, User
 from helpdesk_core.outbound.outbox import queue_mail
 
-#: outbox kind → mail template kind
+#: outbox kind → mail template kind (each is in :data:`helpdesk_core.outbound.outbox.SECRET_BODY_KINDS`)
 ACCOUNT_KINDS = {"password_reset": "password_reset", "sign_in_link": "sign_in_link", "invite": "invite"}
 
 

@@ -51,6 +51,9 @@ MAX_ATTEMPTS = 60
 STUCK_AFTER = timedelta(minutes=10)
 #: rows delivered per department per flush
 BATCH_SIZE = 50
+#: kinds whose body carries a secret (a single-use link, :mod:`helpdesk_core.outbound.account_mail`):
+#: once sent, the row keeps only the headers
+SECRET_BODY_KINDS = frozenset({"password_reset", "sign_in_link", "invite"})
 
 
 @dataclass
@@ -133,6 +136,9 @@ def _record(row: OutboxMessage, error: DeliveryError | None, now: datetime, coun
     if error is None:
         row.status, row.sent_at, row.last_error, row.last_error_kind = "sent", now, None, None
         row.next_attempt_at = None
+        if row.kind in SECRET_BODY_KINDS:
+            head = row.raw.split(b"\r\n\r\n", 1)[0]
+            row.raw = head + b"\r\n\r\n(body removed once sent: it held a single-use link)\r\n"
         counts.sent += 1
         return
     row.last_error, row.last_error_kind = error.message[:4000], error.kind
