@@ -9,6 +9,7 @@ import email
 import email.policy
 import hashlib
 import re
+import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,7 +22,7 @@ from helpdesk_core.services.auth import set_password
 from helpdesk_core.services.departments import set_mailbox
 from helpdesk_core.services.permissions import ANONYMOUS, SYSTEM
 from helpdesk_core.services.users import add_user
-from helpdesk_core.testing.apps import environment, installation
+from helpdesk_core.testing.apps import environment, installation, make_app
 from helpdesk_core.web.app import create_app
 
 PASSWORD = "correct horse battery"
@@ -42,6 +43,7 @@ def make_site(env, tmp_path, smtp=None):
     secrets = {}
     if smtp:
         config, secrets = config | smtp[0], smtp[1]
+    hashed = None
     with app.session() as s:
         set_mailbox(app, s, actor=SYSTEM, department="Tech", provider="generic", config=config, secrets=secrets)
         for mail, role, dept, pw in [("root@school.test", "admin", None, True),
@@ -49,17 +51,34 @@ def make_site(env, tmp_path, smtp=None):
                                      ("agent@school.test", "agent", "Tech", True),
                                      ("alice@example.test", "requester", None, True),
                                      ("zoe@example.test", "requester", "Tech", False)]:
-            add_user(s, actor=SYSTEM, email=mail, role=role, department=dept)
-            if pw:
-                set_password(s, actor=SYSTEM, email=mail, password=PASSWORD)
+            user = add_user(s, actor=SYSTEM, email=mail, role=role, department=dept)
+            if pw:  # one argon2 hash for all (they share the password)
+                if hashed is None:
+                    hashed = set_password(s, actor=SYSTEM, email=mail, password=PASSWORD).password_hash
+                user.password_hash = hashed
         s.commit()
     return app
 
 
+@pytest.fixture(scope="module")
+def site_template(tmp_path_factory):
+    """The site built (migrated, passwords hashed) once per module, on SQLite."""
+    root = tmp_path_factory.mktemp("site")
+    env = environment(root / "home", f"sqlite:///{root / 'helpdesk.db'}")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HELPDESK_MAILDIR_ROOT", str(root))
+        make_site(env, root).engine.dispose()
+    return env, root / "helpdesk.db"
+
+
 @pytest.fixture
-def site(tmp_path, sqlite_url, monkeypatch):
-    monkeypatch.setenv("HELPDESK_MAILDIR_ROOT", str(tmp_path))
-    app = make_site(environment(tmp_path / "home", sqlite_url), tmp_path)
+def site(site_template, tmp_path):
+    """A copy of the template site of its own."""
+    env, db = site_template
+    shutil.copy(db, tmp_path / "helpdesk.db")
+    (tmp_path / "home").mkdir()
+    app = make_app({**env, "HELPDESK_HOME": str(tmp_path / "home"),
+                    "HELPDESK_DATABASE_URL": f"sqlite:///{tmp_path / 'helpdesk.db'}"})
     yield app
     app.engine.dispose()
 
