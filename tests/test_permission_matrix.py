@@ -28,7 +28,7 @@ from helpdesk_core.errors import NotFoundError, PermissionDenied
 from helpdesk_core.models import FailedImport, ImportEvent, OutboxMessage, Ticket, User
 from helpdesk_core.services import administration, attachments, departments, failed, held, imports
 from helpdesk_core.services import lifecycle, outbox, reply_templates, replies, scale, search, settings
-from helpdesk_core.services import auth, tickets, users
+from helpdesk_core.services import account_links, auth, tickets, users
 from helpdesk_core.services.permissions import ANONYMOUS, SYSTEM
 
 from mailfactory import plain, with_attachments
@@ -104,7 +104,7 @@ def world(app, tmp_path, monkeypatch):
                                subject="carol private", sender="carol@example.test", error="boom", status=status))
         s.add(ImportEvent(department_id=it.id, key="k" * 64, raw_sha256="0" * 64, outcome="failed", reason="boom",
                           subject="carol private", sender="carol@example.test"))
-        s.add(OutboxMessage(department_id=it.id, kind="reply", mail_from="it@school.test", recipients=["a@b.test"],
+        s.add(OutboxMessage(department_id=it.id, ticket_id=1, kind="reply", mail_from="it@school.test", recipients=["a@b.test"],
                             raw=b"Subject: x\r\n\r\nx\r\n", message_id="<x@school.test>", status="failed"))
         reply_templates.add_template(s, actor=SYSTEM, department="IT", name="greet", body="Hello {{ requester_name }}")
         s.commit()
@@ -188,8 +188,16 @@ RUNNERS: dict[str, Callable[..., Any]] = {
     "held.discard_held": lambda a, s, u, w: held.discard_held(s, actor=u, held_id=_failed_id(s, "held")),
     "held.import_log": lambda a, s, u, w: bool(held.import_log(s, actor=u)),
     "outbox.list_outbox": lambda a, s, u, w: bool(outbox.list_outbox(s, actor=u)),
-    "outbox.flush": lambda a, s, u, w: outbox.flush(a, actor=u, department="HR"),
+    "outbox.flush": lambda a, s, u, w: outbox.flush(a, actor=u, department="IT"),
     "outbox.retry": lambda a, s, u, w: outbox.retry(s, actor=u, outbox_id=s.scalar(select(OutboxMessage.id))),
+    "outbox.reply_problems": lambda a, s, u, w: 1 in outbox.reply_problems(s, actor=u, ticket_ids=[1]),
+    "account_links.request_password_reset": lambda a, s, u, w: account_links.request_password_reset(
+        a, s, actor=u, email="x@school.test", base_url="https://helpdesk.school.test"),
+    "account_links.request_sign_in_link": lambda a, s, u, w: account_links.request_sign_in_link(
+        a, s, actor=u, email="alice@example.test", base_url="https://helpdesk.school.test"),
+    "account_links.invite_user": lambda a, s, u, w: account_links.invite_user(
+        a, s, actor=u, email="new@school.test", role="agent", department="IT",
+        base_url="https://helpdesk.school.test"),
     "settings.show_settings": lambda a, s, u, w: settings.show_settings(s, actor=u),
     "settings.change_setting": lambda a, s, u, w: settings.change_setting(
         a, s, actor=u, key="mail.max_message_size_mb", value="30"),

@@ -198,3 +198,42 @@ def test_admin_configures_imports_replies_and_requester_reads(live, page, doveco
     assert "Please check the power cable" in text and "manual.txt" in text
     assert "Staff only" not in text and "reply-form" not in page.content()
     page.screenshot(path=str(SHOTS / "portal.png"), full_page=True)
+
+
+def test_password_reset_in_the_browser(live, page, tmp_path, monkeypatch):
+    """Forgot your password? → the mail is queued in the outbox → its link sets a new password
+    once; opened again, it says it was used."""
+    import re
+
+    from sqlalchemy import select
+
+    from helpdesk_core.models import OutboxMessage
+    from helpdesk_core.services.departments import add_department, set_mailbox
+
+    monkeypatch.setenv("HELPDESK_MAILDIR_ROOT", str(tmp_path))
+    for sub in ("cur", "new", "tmp"):
+        (tmp_path / "tech" / sub).mkdir(parents=True)
+    with live.session() as s:
+        add_department(s, actor=SYSTEM, name="Tech", sender="tech@school.test")
+        set_mailbox(live, s, actor=SYSTEM, department="Tech", provider="generic", secrets={},
+                    config={"protocol": "maildir", "path": str(tmp_path / "tech"), "email": "tech@school.test"})
+        add_user(s, actor=SYSTEM, email="agent@school.test", role="agent", department="Tech")
+        s.commit()
+    base = live.url
+    page.goto(f"{base}/login")
+    page.click("text=Forgot your password?")
+    page.fill("#reset-request-form input[name=email]", "agent@school.test")
+    page.click("#reset-request-form button[type=submit]")
+    assert "is on its way" in page.inner_text("#link-notice")
+    with live.session() as s:
+        raw = s.scalar(select(OutboxMessage.raw).where(OutboxMessage.kind == "password_reset"))
+    text = email.message_from_bytes(raw, policy=email.policy.default).get_body(("plain",)).get_content()
+    link = re.search(r"(http://\S+/password-reset/\S+)", text).group(1)
+    page.goto(link)
+    page.fill("input[name=password]", "my new browser password")
+    page.fill("input[name=password_again]", "my new browser password")
+    page.click("#set-password-form button[type=submit]")
+    page.wait_for_url(f"{base}/tickets")
+    assert "agent@school.test" in page.inner_text("header")
+    page.goto(link)
+    assert "already used" in page.inner_text("#link-invalid")

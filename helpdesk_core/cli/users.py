@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from helpdesk_core.app import Helpdesk
 from helpdesk_core.cli.common import CliState, action, handle_errors, listing
+from helpdesk_core.services.account_links import deliver_link_mail, invite_user
 from helpdesk_core.services.auth import set_password
 from helpdesk_core.services.permissions import Actor
 from helpdesk_core.services.users import add_user, list_users
@@ -53,3 +54,26 @@ def user_set_password(state: CliState, email: str, password_stdin: bool) -> None
     with state.session() as (_app, session, actor):
         u = set_password(session, actor=actor, email=email, password=password)
         click.echo(f"Password of {u.email} set: they can sign in to the web app.")
+
+
+@user.command("invite")
+@click.argument("email")
+@click.option("--role", required=True, type=click.Choice(["admin", "agent", "requester"]))
+@click.option("--department", required=True, help="The department they join (its address sends the mail).")
+@click.option("--name", default="")
+@click.option("--public-url", envvar="HELPDESK_PUBLIC_URL", required=True, metavar="URL",
+              help="The web app's address for the link, e.g. https://helpdesk.district.org [env: HELPDESK_PUBLIC_URL].")
+@click.pass_obj
+@handle_errors
+def user_invite(state: CliState, email: str, role: str, department: str, name: str, public_url: str) -> None:
+    """Add a user (as 'user add') and mail them a link to choose their password (7 days, once)."""
+    with state.session() as (app, session, actor):
+        invitation = invite_user(app, session, actor=actor, email=email, role=role, department=department,
+                                 name=name, base_url=public_url)
+        address, outbox_id = invitation.user.email, invitation.outbox_id
+    if outbox_id is None:
+        click.echo(f"User {address} is {role} of {department!r}; they have a password already, so nothing was mailed.")
+        return
+    status = deliver_link_mail(app, outbox_id=outbox_id)
+    click.echo(f"User {address} is {role} of {department!r}; invitation {status} "
+               f"(outbox message {outbox_id}; see 'helpdesk outbox list').")

@@ -29,7 +29,7 @@ from markupsafe import Markup
 from helpdesk_core.errors import ConfigurationError
 
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
-KINDS = ("reply", "acknowledgement")
+KINDS = ("reply", "acknowledgement", "password_reset", "sign_in_link", "invite")
 
 
 @dataclass(frozen=True)

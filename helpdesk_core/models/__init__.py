@@ -13,6 +13,7 @@ from helpdesk_core.models.ticket import (
     Attachment, Direction, Ticket, TicketAlias, TicketMessage, TicketPriority, TicketStatus, TicketTag,
 )
 from helpdesk_core.models.user import Membership, Role, User
+from helpdesk_core.models.token import TokenPurpose, UserToken
 
 __all__ = [
     "Base", "utcnow", "Department", "Mailbox", "FailedImport", "FailedImportStatus", "ImportAttempt",
@@ -20,5 +21,5 @@ __all__ = [
     "Direction", "Ticket",
     "TicketMessage", "TicketStatus",
     "Membership", "Role", "User",
-    "TicketAlias", "TicketEvent", "TicketPriority", "TicketTag", "ReplyTemplate",
+    "TicketAlias", "TicketEvent", "TicketPriority", "TicketTag", "ReplyTemplate", "TokenPurpose", "UserToken",
 ]

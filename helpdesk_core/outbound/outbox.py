@@ -51,6 +51,9 @@ MAX_ATTEMPTS = 60
 STUCK_AFTER = timedelta(minutes=10)
 #: rows delivered per department per flush
 BATCH_SIZE = 50
+#: kinds whose body carries a secret (a single-use link, :mod:`helpdesk_core.outbound.account_mail`):
+#: once sent, the row keeps only the headers
+SECRET_BODY_KINDS = frozenset({"password_reset", "sign_in_link", "invite"})
 
 
 @dataclass
@@ -133,6 +136,9 @@ def _record(row: OutboxMessage, error: DeliveryError | None, now: datetime, coun
     if error is None:
         row.status, row.sent_at, row.last_error, row.last_error_kind = OutboxStatus.SENT, now, None, None
         row.next_attempt_at = None
+        if row.kind in SECRET_BODY_KINDS:
+            head = row.raw.split(b"\r\n\r\n", 1)[0]
+            row.raw = head + b"\r\n\r\n(body removed once sent: it held a single-use link)\r\n"
         counts.sent += 1
         return
     row.last_error, row.last_error_kind = error.message[:4000], error.kind
@@ -226,10 +232,13 @@ def outbox_json(row: OutboxMessage, department: str) -> dict[str, Any]:
 
 
 def list_outbox(session: Session, *, status: str | None = None, department: str | None = None,
-                limit: int = 100) -> list[dict[str, Any]]:
-    """Most recent outbox rows first, optionally of one status / department."""
+                limit: int = 100, department_ids: set[int] | None = None) -> list[dict[str, Any]]:
+    """Most recent outbox rows first, optionally of one status / department (by name, or among
+    ``department_ids``)."""
     query = (select(OutboxMessage, Department.name).join(Department, Department.id == OutboxMessage.department_id)
              .order_by(OutboxMessage.id.desc()).limit(limit))
+    if department_ids is not None:
+        query = query.where(OutboxMessage.department_id.in_(department_ids))
     if status:
         query = query.where(OutboxMessage.status == status)
     if department:

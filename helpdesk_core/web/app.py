@@ -33,9 +33,13 @@ def healthz(request: Request) -> Response:
 
 
 def create_app(helpdesk: Helpdesk, *, https: bool = False,
-               login_throttle: LoginThrottle | None = None) -> Starlette:
+               login_throttle: LoginThrottle | None = None, public_url: str | None = None,
+               link_throttle: LoginThrottle | None = None) -> Starlette:
     """The ASGI app over ``helpdesk``: the core's pages plus those plugins add through
-    ``helpdesk_register_routes``. ``https=True`` marks the session cookie Secure."""
+    ``helpdesk_register_routes``. ``https=True`` marks the session cookie Secure. ``public_url``
+    is the address users reach the app at, used in mailed links (default: the address each
+    request came to, i.e. its Host header). ``link_throttle`` limits requests for mailed links
+    (password reset, sign-in link): 3 per address and 10 per client in 15 minutes by default."""
     routes: list[BaseRoute] = [Route("/healthz", healthz), *routes_auth.routes, *routes_settings.routes,
                                *routes_desk.routes, *routes_admin.routes]
 
@@ -55,4 +59,6 @@ def create_app(helpdesk: Helpdesk, *, https: bool = False,
     ])
     app.state.helpdesk = helpdesk
     app.state.login_throttle = login_throttle or LoginThrottle()
+    app.state.link_throttle = link_throttle or LoginThrottle(per_account=3, per_address=10)
+    app.state.public_url = public_url.rstrip("/") if public_url else None
     return app

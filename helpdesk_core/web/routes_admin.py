@@ -1,6 +1,6 @@
-"""Admin lists: the import log, failed and held mail, the outbox (with "retry"), users and roles;
-a kept raw mail (failed or held) viewed as escaped text, downloaded, retried/released or discarded
-after a confirmation page."""
+"""Admin lists: the import log, failed and held mail, the outbox (``/outbox``: filters, the
+server's answer, "retry now"), users and roles (with invitations); a kept raw mail (failed or
+held) viewed as escaped text, downloaded, retried/released or discarded after a confirmation page."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from helpdesk_core.errors import ConflictError, HelpdeskError, NotFoundError, PermissionDenied
-from helpdesk_core.services import administration, failed, held, outbox, users
+from helpdesk_core.services import account_links, administration, failed, held, outbox, users
 from helpdesk_core.services.departments import list_departments
 from helpdesk_core.services.permissions import admin_department_ids, require_manage_settings
 from helpdesk_core.web.pages import Page, page, redirect
+from helpdesk_core.web.routes_auth import base_url
 from helpdesk_core.web.routes_desk import safe_download
 
 #: a kept raw mail shown on its page up to this size (the download has all of it)
@@ -25,8 +26,6 @@ VIEWS: dict[str, tuple[str, Callable[[Page], list[dict[str, Any]]]]] = {
     "log": ("Import log", lambda p: held.import_log(p.session, actor=p.user, limit=200)),
     "failed": ("Failed mail", lambda p: failed.list_failed(p.session, actor=p.user)),
     "held": ("Held mail", lambda p: held.list_held(p.session, actor=p.user)),
-    "outbox": ("Outbox", lambda p: outbox.list_outbox(p.session, actor=p.user,
-                                                      status=p.request.query_params.get("status") or None)),
 }
 
 
@@ -51,10 +50,40 @@ def admin_list(p: Page) -> Response:
                     rows=[[_cell(r.get(c)) for c in columns] for r in rows], ids=[r.get("id") for r in rows])
 
 
+#: the statuses the outbox page filters by
+OUTBOX_STATUSES = ("queued", "sending", "sent", "failed")
+
+
+@page()
+def outbox_page(p: Page) -> Response:
+    """Outgoing mail of the departments where the user has Manage Settings (``outbox.list_outbox``,
+    as ``helpdesk outbox list``), newest first, by status and department, with the server's answer."""
+    query = p.request.query_params
+    status = query.get("status") if query.get("status") in OUTBOX_STATUSES else None
+    department = query.get("department") or None
+    rows = outbox.list_outbox(p.session, actor=p.user, status=status, department=department, limit=200)
+    managed = admin_department_ids(p.user)
+    departments = [d.name for d in list_departments(p.session, actor=p.user) if managed is None or d.id in managed]
+    notice = None
+    retried = query.get("retried", "")
+    if retried.isdigit():
+        row = next((r for r in rows if r["id"] == int(retried)), None)
+        if row is not None:
+            notice = f"Message {row['id']}: {row['status']}" + (
+                f" ({row['last_error']})" if row["status"] != "sent" and row["last_error"] else ".")
+    return p.render("outbox.html", rows=rows, statuses=OUTBOX_STATUSES, departments=departments,
+                    status=status or "", department=department or "", notice=notice)
+
+
 @page()
 def outbox_retry(p: Page) -> Response:
-    outbox.retry(p.session, actor=p.user, outbox_id=int(p.request.path_params["outbox_id"]))
-    return redirect("/admin/outbox")
+    """"Retry now": queue the mail again (``outbox.retry``, as ``helpdesk outbox retry``) and, after
+    the commit, flush its department (``outbox.flush``); the page then shows where it stands."""
+    outbox_id = int(p.request.path_params["outbox_id"])
+    row = outbox.retry(p.session, actor=p.user, outbox_id=outbox_id)
+    helpdesk, actor, department_id = p.helpdesk, p.user, row.department_id
+    p.after_commit.append(lambda: outbox.flush(helpdesk, actor=actor, department=department_id))
+    return redirect(f"/outbox?retried={outbox_id}")
 
 
 ROLES = ("requester", "agent", "admin")
@@ -71,7 +100,7 @@ def _users_page(p: Page, *, error: str | None = None, notice: str | None = None,
     choices = [d.name for d in departments if managed is None or d.id in managed]
     return p.render("users.html", status_code=status_code, users=rows, names=names, departments=choices,
                     roles=ROLES, error=error, notice=notice, chosen={k: p.field(k) for k in ("email", "department",
-                                                                                            "role")})
+                                                                                            "role", "name")})
 
 
 @page()
@@ -99,6 +128,32 @@ def users_role(p: Page) -> Response:
         status = 403 if isinstance(exc, PermissionDenied) else 404 if isinstance(exc, NotFoundError) else 400
         return _users_page(p, error=str(exc), status_code=status)
     return _users_page(p, notice=notice)
+
+
+@page()
+def users_invite(p: Page) -> Response:
+    """Invite a user: the role as the role form gives it (``account_links.invite_user``, with the
+    rules of ``users.add_user``), and a mail with a link to choose a password (7 days, once),
+    sent after the commit. Someone who has a password already only gets the role."""
+    email, department, role, name = (p.field("email").strip(), p.field("department"), p.field("role"),
+                                     p.field("name").strip())
+    try:
+        if not department:
+            raise HelpdeskError("Choose a department.", kind="invalid")
+        invitation = account_links.invite_user(p.helpdesk, p.session, actor=p.user, email=email, role=role,
+                                               name=name, department=department, base_url=base_url(p))
+    except HelpdeskError as exc:
+        p.session.rollback()
+        status = 403 if isinstance(exc, PermissionDenied) else 404 if isinstance(exc, NotFoundError) else 400
+        return _users_page(p, error=str(exc), status_code=status)
+    who = invitation.user.email
+    if invitation.outbox_id is None:
+        return _users_page(p, notice=f"{who} is {role} of {department!r}; they have a password already, so no "
+                                     "invitation was mailed.")
+    helpdesk, outbox_id = p.helpdesk, invitation.outbox_id
+    p.after_commit.append(lambda: account_links.deliver_link_mail(helpdesk, outbox_id=outbox_id))
+    return _users_page(p, notice=f"{who} is {role} of {department!r}; an invitation to choose a password is on "
+                                 "its way (the link works once, within 7 days).")
 
 
 #: kind → (get, act on it ("Retry"/"Release"), discard); every permission is the service's
@@ -177,7 +232,10 @@ def kept_discard(p: Page) -> Response:
 routes = [
     Route("/admin/users", users_page),
     Route("/admin/users/role", users_role, methods=["POST"]),
-    Route("/admin/outbox/{outbox_id:int}/retry", outbox_retry, methods=["POST"]),
+    Route("/admin/users/invite", users_invite, methods=["POST"]),
+    Route("/outbox", outbox_page),
+    Route("/admin/outbox", outbox_page),  # the page's former address
+    Route("/outbox/{outbox_id:int}/retry", outbox_retry, methods=["POST"]),
     Route("/admin/{kind}/{kept_id:int}", kept_mail),
     Route("/admin/{kind}/{kept_id:int}/raw", kept_raw),
     Route("/admin/{kind}/{kept_id:int}/discard", kept_discard, methods=["GET", "POST"]),

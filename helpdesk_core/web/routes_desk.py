@@ -11,6 +11,7 @@ from helpdesk_core.errors import HelpdeskError, NotFoundError, PermissionDenied
 from helpdesk_core.services.attachments import get_attachment, ticket_attachments
 from helpdesk_core.services.departments import list_departments
 from helpdesk_core.services.lifecycle import create_ticket, normalize_tag, queued_for, send_queued, set_ticket
+from helpdesk_core.services.outbox import reply_problems
 from helpdesk_core.services.permissions import is_global_admin, sees_internal
 from helpdesk_core.services.replies import reply_to_ticket, send_now
 from helpdesk_core.services.tickets import get_ticket, list_tickets
@@ -34,7 +35,8 @@ def ticket_list(p: Page) -> Response:
     elif mine == "unassigned":
         tickets = [t for t in tickets if t["assignee"] is None]
     tickets.sort(key=lambda t: t["updated_at"], reverse=True)
-    return p.render("tickets.html", tickets=tickets, view=mine)
+    return p.render("tickets.html", tickets=tickets, view=mine,
+                    reply_problems=reply_problems(p.session, actor=p.user, ticket_ids=[t["id"] for t in tickets]))
 
 
 def _mail_srcdoc(html: str) -> str:
@@ -56,7 +58,8 @@ def _ticket_page(p: Page, ticket_id: int, error: str | None = None, notice: str 
     return p.render("ticket.html", status_code=status_code, ticket=ticket, messages=messages, staff=staff,
                     attachment_index=index, assignable=assignable, statuses=[str(v) for v in type(ticket.status)],
                     priorities=[str(v) for v in type(ticket.priority)],
-                    srcdoc=_mail_srcdoc, error=error, notice=notice)
+                    srcdoc=_mail_srcdoc, error=error, notice=notice,
+                    reply_problems=reply_problems(p.session, actor=p.user, ticket_ids=[ticket.id]))
 
 
 @page()
