@@ -188,3 +188,83 @@ def test_import_log_filters(hd):
     assert "Out of office" in page and "Broken mail" not in page and "Out of office too" not in page
     page = c.get("/admin/log?q=broken").text
     assert "Broken mail" in page and "Out of office" not in page
+
+
+# ---- Verify end to end, against the test Dovecot (IMAP) and the SMTP sink ----------------------
+
+@pytest.fixture
+def imap_desk(tmp_path, sqlite_url, dovecot, mail_user, smtp_sink):
+    """Department Tech importing ``mail_user``'s Dovecot INBOX over IMAPS, sending through the
+    SMTP sink, acknowledging new tickets; a global admin who can sign in."""
+    from helpdesk_core.services.auth import set_password
+    from helpdesk_core.services.departments import set_department_options, set_mailbox
+    from helpdesk_core.services.permissions import SYSTEM
+    from helpdesk_core.services.users import add_user
+    from helpdesk_core.testing.apps import environment, installation
+
+    app = installation(environment(tmp_path / "home", sqlite_url), departments={"Tech": mail_user.email})
+    with app.session() as s:
+        set_mailbox(app, s, actor=SYSTEM, department="Tech", provider="generic", secrets={"password": mail_user.password},
+                    config={"protocol": "imap", "host": "127.0.0.1", "port": dovecot.imaps_port, "security": "ssl",
+                            "email": mail_user.email, "ca_file": str(dovecot.ca_file), "smtp_host": "127.0.0.1",
+                            "smtp_port": smtp_sink.port_starttls, "smtp_security": "starttls", "timeout": 5})
+        set_department_options(s, actor=SYSTEM, department="Tech", acknowledge=True)
+        add_user(s, actor=SYSTEM, email="root@school.test", role="admin")
+        set_password(s, actor=SYSTEM, email="root@school.test", password=test_web.PASSWORD)
+        s.commit()
+        app.tech = _ids_of(s)["Tech"]
+    yield app
+    app.engine.dispose()
+
+
+def _ids_of(s):
+    from sqlalchemy import select
+
+    from helpdesk_core.models import Department
+
+    return {d.name: d.id for d in s.scalars(select(Department))}
+
+
+def _nothing_made(app):
+    from sqlalchemy import func, select
+
+    from helpdesk_core.models import OutboxMessage, Ticket
+
+    with app.session() as s:
+        return s.scalar(select(func.count(Ticket.id))) == 0 and s.scalar(select(func.count(OutboxMessage.id))) == 0
+
+
+def test_verify_end_to_end_sends_sees_and_removes_without_a_ticket(imap_desk, dovecot, mail_user, smtp_sink):
+    from sqlalchemy import select
+
+    from helpdesk_core.models import ImportEvent
+    from helpdesk_core.services.permissions import SYSTEM
+    from helpdesk_core.services.verify import verify_end_to_end
+
+    smtp_sink.deliver_to = lambda rcpt, raw: dovecot.deliver(rcpt, raw)  # the sink delivers into Dovecot
+    report = verify_end_to_end(imap_desk, actor=SYSTEM, department_id=imap_desk.tech, timeout=20, interval=0.2)
+    assert [(leg["leg"], leg["ok"]) for leg in report["legs"]] == [("sent", True), ("seen", True), ("removed", True)]
+    assert report["ok"] and not smtp_sink.errors
+    [sent] = smtp_sink.messages
+    assert sent.mail_from == mail_user.email and sent.rcpt_tos == (mail_user.email,)
+    assert report["message_id"].encode() in sent.raw
+    assert mail_user.count() == 0  # deleted from the mailbox
+    assert _nothing_made(imap_desk)  # no ticket, no acknowledgement
+    with imap_desk.session() as s:
+        [event] = s.scalars(select(ImportEvent).where(ImportEvent.outcome == "skipped"))
+        assert "own mail" in event.reason and event.message_id.strip("<>") == report["message_id"].strip("<>")
+
+
+def test_verify_end_to_end_reports_a_mail_that_never_arrives(imap_desk, mail_user, smtp_sink, monkeypatch):
+    from helpdesk_core.web import routes_settings
+
+    monkeypatch.setattr(routes_settings, "VERIFY_TIMEOUT", 0)  # one import cycle, then the verdict
+    c = signed_in(imap_desk, "root@school.test")  # the sink accepts the mail and delivers it nowhere
+    page = c.get(f"/settings/departments/{imap_desk.tech}").text
+    assert 'id="verify-form"' in page
+    r = c.post(f"/settings/departments/{imap_desk.tech}/verify", data={"csrf": csrf(c, "/tickets")})
+    assert r.status_code == 409 and "End-to-end check failed" in r.text
+    legs = dict(re.findall(r'data-leg="(\w+)">\s*\w+: (.) ', r.text))
+    assert legs == {"sent": "✓", "seen": "✗", "removed": "–"}, r.text[-1500:]
+    assert "Not seen within 0 s" in r.text and len(smtp_sink.messages) == 1
+    assert _nothing_made(imap_desk)
