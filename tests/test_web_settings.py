@@ -202,7 +202,9 @@ def imap_desk(tmp_path, sqlite_url, dovecot, mail_user, smtp_sink):
     from helpdesk_core.services.users import add_user
     from helpdesk_core.testing.apps import environment, installation
 
-    app = installation(environment(tmp_path / "home", sqlite_url), departments={"Tech": mail_user.email})
+    env = environment(tmp_path / "home", sqlite_url)
+    app = installation(env, departments={"Tech": mail_user.email})
+    app.env = env
     with app.session() as s:
         set_mailbox(app, s, actor=SYSTEM, department="Tech", provider="generic", secrets={"password": mail_user.password},
                     config={"protocol": "imap", "host": "127.0.0.1", "port": dovecot.imaps_port, "security": "ssl",
@@ -268,3 +270,8 @@ def test_verify_end_to_end_reports_a_mail_that_never_arrives(imap_desk, mail_use
     assert legs == {"sent": "✓", "seen": "✗", "removed": "–"}, r.text[-1500:]
     assert "Not seen within 0 s" in r.text and len(smtp_sink.messages) == 1
     assert _nothing_made(imap_desk)
+    # the same check from the command line
+    from helpdesk_core.testing.apps import Cli
+
+    result = Cli(imap_desk.env)("department", "verify", "Tech", "--timeout", "0", ok=False)
+    assert result.exit_code == 1 and "sent: ok" in result.output and "seen: FAILED  Not seen within 0 s" in result.output
