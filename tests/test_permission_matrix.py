@@ -28,7 +28,7 @@ from helpdesk_core.errors import NotFoundError, PermissionDenied
 from helpdesk_core.models import FailedImport, ImportEvent, OutboxMessage, Ticket, User
 from helpdesk_core.services import administration, attachments, departments, failed, held, imports
 from helpdesk_core.services import lifecycle, outbox, reply_templates, replies, scale, search, settings
-from helpdesk_core.services import account_links, auth, tickets, users
+from helpdesk_core.services import account_links, auth, tickets, users, verify
 from helpdesk_core.services.permissions import ANONYMOUS, SYSTEM
 
 from mailfactory import plain, with_attachments
@@ -178,6 +178,7 @@ RUNNERS: dict[str, Callable[..., Any]] = {
         s, actor=u, department="IT", acknowledge=True),
     "departments.clear_mailbox": lambda a, s, u, w: departments.clear_mailbox(s, actor=u, department="IT"),
     "departments.department_status": lambda a, s, u, w: departments.department_status(s, actor=u, department="IT"),
+    "departments.import_activity": lambda a, s, u, w: departments.import_activity(s, actor=u, department="IT"),
     "failed.list_failed": lambda a, s, u, w: _failed_id(s, "failed") in _ids(failed.list_failed(s, actor=u)),
     "failed.get_failed": lambda a, s, u, w: failed.get_failed(s, actor=u, failed_id=_failed_id(s, "failed")),
     "failed.retry_failed": lambda a, s, u, w: failed.retry_failed(a, s, actor=u, failed_id=_failed_id(s, "failed")),
@@ -217,6 +218,9 @@ RUNNERS: dict[str, Callable[..., Any]] = {
     "imports.run_worker": None,  # runs forever with signal handlers; its guard is checked below
     "imports.ingest_raw": lambda a, s, u, w: imports.ingest_raw(
         a, s, actor=u, department="IT", raw=plain(subject="new", sender="z@example.test", to="it@school.test")),
+    # the Maildir mailbox sends no mail: the check stops after its first leg
+    "verify.verify_end_to_end": lambda a, s, u, w: verify.verify_end_to_end(
+        a, actor=u, department_id=departments.get_department(s, "IT").id),
 }
 
 

@@ -251,3 +251,24 @@ def _status_line(item: tuple[str, Any]) -> str:
 def department_status(_app: Helpdesk, session: Session, actor: Actor, name: str) -> dict[str, Any]:
     """Health of the department's import."""
     return svc.department_status(session, actor=actor, department=name)
+
+
+@department.command("verify")
+@click.argument("name")
+@click.option("--timeout", default=30.0, show_default=True, type=float,
+              help="Seconds the import looks for the test mail.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@handle_errors
+def department_verify(state: CliState, name: str, timeout: float, as_json: bool) -> None:
+    """Verify end to end: send a test mail From the department to its own address, import until
+    it is seen, delete it without a ticket; report each leg (exit 1 when one fails)."""
+    from helpdesk_core.services.verify import verify_end_to_end
+
+    with state.session(commit=False) as (app, session, actor):
+        dept_id = svc.get_department(session, name).id
+    report = verify_end_to_end(app, actor=actor, department_id=dept_id, timeout=timeout)
+    emit(report, as_json, lambda leg: f"{leg['leg']}: {'ok' if leg['ok'] else 'FAILED' if leg['ok'] is False else '-'}"
+                                      f"  {leg['detail']}", rows=report["legs"])
+    if not report["ok"]:
+        sys.exit(1)

@@ -152,6 +152,10 @@ class MailboxProvider(ABC):
     label: ClassVar[str] = ""
     #: configuration fields, secrets included
     fields: ClassVar[tuple[ConfigField, ...]] = ()
+    #: the label of a "Connect …" button on the web admin's department page (e.g. an OAuth consent),
+    #: or None; it posts to ``/plugins/<name>/connect/<department id>``, which the plugin registers
+    #: with ``helpdesk_register_routes``
+    web_connect: ClassVar[str | None] = None
 
     def normalize_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """Check and complete a configuration (defaults, types). Raise ConfigurationError."""

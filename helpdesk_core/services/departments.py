@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -262,3 +262,27 @@ def reconciliation(counts: dict[str, Any] | None) -> dict[str, Any]:
             "deleted": int(counts.get("deleted", 0)), "server": counts.get("server"),
             "accounted": accounted, "gap": fetched - accounted, "balanced": fetched == accounted}
 
+
+
+#: the ledger's outcomes as the status chart counts them (``held`` was skipped by the rate limit;
+#: ``kept`` is still in the mailbox and not counted)
+ACTIVITY_OUTCOMES = {"imported": "imported", "skipped": "skipped", "held": "skipped", "failed": "failed"}
+
+
+def import_activity(session: Session, *, actor: Actor, department: str, days: int = 30,
+                    today: date | None = None) -> list[dict[str, Any]]:
+    """Imported, skipped (held included) and failed mail per UTC day of the last ``days`` days,
+    oldest first, one entry per day (zeros included), from the import ledger: the department
+    status chart. For the department's staff."""
+    dept = get_department(session, department)
+    require_department_staff(actor, dept, "the import status")
+    last = today or datetime.now(UTC).date()
+    first = last - timedelta(days=days - 1)
+    per_day = {first + timedelta(days=i): {"imported": 0, "skipped": 0, "failed": 0} for i in range(days)}
+    rows = session.execute(select(LedgerEntry.created_at, LedgerEntry.outcome).where(
+        LedgerEntry.department_id == dept.id, LedgerEntry.created_at >= datetime.combine(first, time(), UTC)))
+    for created, outcome in rows:
+        counts = per_day.get(created.astimezone(UTC).date())
+        if counts is not None and outcome in ACTIVITY_OUTCOMES:
+            counts[ACTIVITY_OUTCOMES[outcome]] += 1
+    return [{"day": day.isoformat(), **counts} for day, counts in per_day.items()]

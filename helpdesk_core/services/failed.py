@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from helpdesk_core.app import Helpdesk
@@ -13,25 +14,68 @@ from helpdesk_core.hooktypes import IMPORTED, ImportStatus
 from helpdesk_core.inbound.importer import Outcome, import_message
 from helpdesk_core.models import Department, FailedImport, FailedImportStatus, ImportAttempt, LedgerEntry
 from helpdesk_core.settings import GeneralSettings
-from helpdesk_core.services.permissions import Actor, is_staff, require_manage_settings, require_staff_somewhere
+from helpdesk_core.services.departments import get_department
+from helpdesk_core.services.permissions import (
+    Actor, is_staff, require_department_staff, require_manage_settings, require_staff_somewhere,
+)
+
+#: the statuses a failed import goes through (a held one: ``held.HELD_STATUSES``)
+FAILED_STATUSES = (FailedImportStatus.FAILED, FailedImportStatus.RETRIED, FailedImportStatus.DISCARDED)
 
 
-def list_failed(session: Session, *, actor: Actor, include_retried: bool = False) -> list[dict[str, Any]]:
-    """Failed imports of the departments where ``actor`` is staff (all for a global admin)."""
-    visible = require_staff_somewhere(actor, "failed imports")
-    query = select(FailedImport, Department.name).join(Department).order_by(FailedImport.id)
+def filter_rows(session: Session, query: Select[Any], actor: Actor, *, what: str, department_column: Any,
+                created_column: Any, text_columns: tuple[Any, ...], department: str | None = None,
+                since: date | None = None, until: date | None = None, text: str | None = None,
+                limit: int | None = None, offset: int = 0) -> Select[Any]:
+    """The filters the lists of failed, held and logged mail share: only the departments where
+    ``actor`` is staff (``department``: only that one, for its staff), created on or after
+    ``since`` and on or before ``until`` (UTC days), ``text`` anywhere in ``text_columns``
+    (case-insensitive), then ``offset``/``limit``."""
+    visible = require_staff_somewhere(actor, what)
     if visible is not None:
-        query = query.where(FailedImport.department_id.in_(visible))
-    if not include_retried:
-        query = query.where(FailedImport.status == FailedImportStatus.FAILED)
+        query = query.where(department_column.in_(visible))
+    if department:
+        dept = get_department(session, department)
+        require_department_staff(actor, dept, what)
+        query = query.where(department_column == dept.id)
+    if since is not None:
+        query = query.where(created_column >= datetime.combine(since, time(), UTC))
+    if until is not None:
+        query = query.where(created_column < datetime.combine(until + timedelta(days=1), time(), UTC))
+    if text and text.strip():
+        needle = text.strip().lower()
+        query = query.where(or_(*(func.lower(c).contains(needle, autoescape=True) for c in text_columns)))
+    if offset:
+        query = query.offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return query
+
+
+def list_failed(session: Session, *, actor: Actor, include_retried: bool = False, status: str | None = None,
+                department: str | None = None, since: date | None = None, until: date | None = None,
+                text: str | None = None, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+    """Failed imports of the departments where ``actor`` is staff (all for a global admin), oldest
+    first: ``status`` ``failed`` (the default), ``retried`` or ``discarded`` (``include_retried``:
+    all three); the other filters as :func:`filter_rows` (text: subject, sender, error)."""
+    statuses = (status,) if status else FAILED_STATUSES if include_retried else (FailedImportStatus.FAILED,)
+    query = select(FailedImport, Department.name).join(Department).order_by(FailedImport.id)
+    query = filter_rows(session, query.where(FailedImport.status.in_(statuses)), actor,
+                        what="failed imports", department_column=FailedImport.department_id,
+                        created_column=FailedImport.created_at,
+                        text_columns=(FailedImport.subject, FailedImport.sender, FailedImport.error),
+                        department=department, since=since, until=until, text=text, limit=limit, offset=offset)
     return [{"id": f.id, "department": name, "subject": f.subject, "sender": f.sender, "error": f.error,
              "attempts": f.attempts, "status": f.status, "size": len(f.raw),
              "created_at": f.created_at.isoformat()} for f, name in session.execute(query).all()]
 
 
 def get_failed(session: Session, *, actor: Actor, failed_id: int) -> FailedImport:
+    """A failed import (also once retried or discarded; never a held one), for the staff of its
+    department only; to others it does not exist."""
     row = session.get(FailedImport, failed_id)
-    if row is None or not is_staff(actor, session.get(Department, row.department_id)):
+    if (row is None or row.status not in FAILED_STATUSES
+            or not is_staff(actor, session.get(Department, row.department_id))):
         # staff of its department only; to others it does not exist
         require_staff_somewhere(actor, "failed imports")
         raise NotFoundError(f"No failed import {failed_id}.", details={"hint": "list_failed"})

@@ -7,6 +7,7 @@ with the rate limit switched off; the row then becomes ``released``.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
@@ -17,24 +18,30 @@ from helpdesk_core.errors import NotFoundError
 from helpdesk_core.inbound.importer import Outcome
 from helpdesk_core.models import Department, FailedImport, FailedImportStatus, ImportEvent
 from helpdesk_core.settings import GeneralSettings
-from helpdesk_core.services.departments import get_department
-from helpdesk_core.services.failed import discard, reimport
-from helpdesk_core.services.permissions import (
-    Actor, is_staff, require_department_staff, require_manage_settings, require_staff_somewhere,
-)
+from helpdesk_core.services.failed import discard, filter_rows, reimport
+from helpdesk_core.services.permissions import Actor, is_staff, require_manage_settings, require_staff_somewhere
 
 #: outcomes the import log shows (every one but a plain import; see ImportEvent)
 LOG_OUTCOMES = ("skipped", "held", "failed", "kept", "retry", "refused", "duplicate", "reused")
 
 
-def list_held(session: Session, *, actor: Actor, include_released: bool = False) -> list[dict[str, Any]]:
-    visible = require_staff_somewhere(actor, "held mail")
-    query = select(FailedImport, Department.name).join(Department).order_by(FailedImport.id)
-    if visible is not None:
-        query = query.where(FailedImport.department_id.in_(visible))
+#: the statuses a held import goes through (``discarded`` is shared with failed ones)
+HELD_STATUSES = (FailedImportStatus.HELD, FailedImportStatus.RELEASED, FailedImportStatus.DISCARDED)
+
+
+def list_held(session: Session, *, actor: Actor, include_released: bool = False, status: str | None = None,
+              department: str | None = None, since: date | None = None, until: date | None = None,
+              text: str | None = None, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+    """Held mail of the departments where ``actor`` is staff, oldest first: ``status`` ``held``
+    (the default) or ``released`` (``include_released``: both); the other filters as
+    :func:`~helpdesk_core.services.failed.filter_rows` (text: subject, sender, reason)."""
     held, released = FailedImportStatus.HELD, FailedImportStatus.RELEASED
-    statuses = (held, released) if include_released else (held,)
-    query = query.where(FailedImport.status.in_(statuses))
+    statuses = (status,) if status else (held, released) if include_released else (held,)
+    query = select(FailedImport, Department.name).join(Department).order_by(FailedImport.id)
+    query = filter_rows(session, query.where(FailedImport.status.in_(statuses)), actor, what="held mail",
+                        department_column=FailedImport.department_id, created_column=FailedImport.created_at,
+                        text_columns=(FailedImport.subject, FailedImport.sender, FailedImport.error),
+                        department=department, since=since, until=until, text=text, limit=limit, offset=offset)
     return [{"id": f.id, "department": name, "subject": f.subject, "sender": f.sender, "reason": f.error,
              "status": f.status, "size": len(f.raw), "created_at": f.created_at.isoformat()}
             for f, name in session.execute(query).all()]
@@ -68,18 +75,22 @@ def release_held(app: Helpdesk, session: Session, *, actor: Actor, held_id: int)
                     settings=unlimited)
 
 
-def import_log(session: Session, *, actor: Actor, department: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+def import_log(session: Session, *, actor: Actor, department: str | None = None, limit: int = 50,
+               offset: int = 0, outcome: str | None = None, since: date | None = None, until: date | None = None,
+               text: str | None = None) -> list[dict[str, Any]]:
     """Recent mail that did not simply become a ticket message (skipped, held, failed, left in
-    the mailbox, refused, duplicates, reused Message-IDs), newest first, with the reason."""
+    the mailbox, refused, duplicates, reused Message-IDs), newest first, with the reason; only
+    ``outcome`` (one of :data:`LOG_OUTCOMES`) when given, the other filters as
+    :func:`~helpdesk_core.services.failed.filter_rows` (text: subject, sender, reason, Message-ID)."""
     query = (select(ImportEvent, Department.name).join(Department, ImportEvent.department_id == Department.id)
-             .order_by(ImportEvent.id.desc()).limit(limit))
-    visible = require_staff_somewhere(actor, "the import log")
-    if visible is not None:
-        query = query.where(ImportEvent.department_id.in_(visible))
-    if department is not None:
-        dept = get_department(session, department)
-        require_department_staff(actor, dept, "the import log")
-        query = query.where(ImportEvent.department_id == dept.id)
+             .order_by(ImportEvent.id.desc()))
+    if outcome:
+        query = query.where(ImportEvent.outcome == outcome)
+    query = filter_rows(session, query, actor, what="the import log", department_column=ImportEvent.department_id,
+                        created_column=ImportEvent.created_at,
+                        text_columns=(ImportEvent.subject, ImportEvent.sender, ImportEvent.reason,
+                                      ImportEvent.message_id),
+                        department=department, since=since, until=until, text=text, limit=limit, offset=offset)
     return [{"id": e.id, "department": name, "outcome": e.outcome, "reason": e.reason or "",
              "key": e.message_id or e.key, "digest": e.key, "kind": e.kind, "subject": e.subject,
              "sender": e.sender, "created_at": e.created_at.isoformat()}

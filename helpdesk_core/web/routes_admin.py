@@ -1,16 +1,19 @@
-"""Admin lists: the import log, failed and held mail, the outbox (``/outbox``: filters, the
-server's answer, "retry now"), users and roles (with invitations); a kept raw mail (failed or
-held) viewed as escaped text, downloaded, retried/released or discarded after a confirmation page."""
+"""Admin lists: the import log, failed and held mail (filtered by department, status, date range
+and text, in pages), the outbox (``/outbox``: filters, the server's answer, "retry now"), users and
+roles (with invitations); a kept raw mail (failed or held) viewed as escaped text, downloaded,
+retried/released or discarded after a confirmation page."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.responses import Response
 from starlette.routing import Route
 
-from helpdesk_core.errors import ConflictError, HelpdeskError, NotFoundError, PermissionDenied
+from helpdesk_core.errors import ConfigurationError, ConflictError, HelpdeskError, NotFoundError, PermissionDenied
 from helpdesk_core.services import account_links, administration, failed, held, outbox, users
 from helpdesk_core.services.departments import list_departments
 from helpdesk_core.services.permissions import admin_department_ids, require_manage_settings
@@ -21,11 +24,41 @@ from helpdesk_core.web.routes_desk import safe_download
 #: a kept raw mail shown on its page up to this size (the download has all of it)
 RAW_SHOWN = 512 * 1024
 
+#: rows per page of a filtered list
+PAGE_SIZE = 50
+#: filtered view → the statuses its filter offers (the import log: outcomes)
+STATUSES: dict[str, tuple[str, ...]] = {"log": held.LOG_OUTCOMES, "failed": failed.FAILED_STATUSES,
+                                        "held": held.HELD_STATUSES[:2]}
+
+
+def _filters(p: Page, view: str) -> dict[str, Any]:
+    """The list filters of the query string as service keywords (one row more than a page, to
+    know whether there is a next one); a value that is not valid raises ConfigurationError."""
+    q = p.request.query_params
+    out: dict[str, Any] = {"department": q.get("department") or None, "text": q.get("q") or None}
+    status = q.get("status") or None
+    if status is not None and status not in STATUSES[view]:
+        raise ConfigurationError(f"Unknown status {status!r}: choose one of {', '.join(STATUSES[view])}.")
+    out["outcome" if view == "log" else "status"] = status
+    for key in ("since", "until"):
+        try:
+            out[key] = date.fromisoformat(q[key]) if q.get(key) else None
+        except ValueError:
+            raise ConfigurationError(f"{key}: write the date as YYYY-MM-DD (got {q[key]!r}).") from None
+    out.update(limit=PAGE_SIZE + 1, offset=(_page_number(p) - 1) * PAGE_SIZE)
+    return out
+
+
+def _page_number(p: Page) -> int:
+    number = p.request.query_params.get("page", "1")
+    return max(int(number), 1) if number.isdigit() else 1
+
+
 #: view name → (title, lister)
 VIEWS: dict[str, tuple[str, Callable[[Page], list[dict[str, Any]]]]] = {
-    "log": ("Import log", lambda p: held.import_log(p.session, actor=p.user, limit=200)),
-    "failed": ("Failed mail", lambda p: failed.list_failed(p.session, actor=p.user)),
-    "held": ("Held mail", lambda p: held.list_held(p.session, actor=p.user)),
+    "log": ("Import log", lambda p: held.import_log(p.session, actor=p.user, **_filters(p, "log"))),
+    "failed": ("Failed mail", lambda p: failed.list_failed(p.session, actor=p.user, **_filters(p, "failed"))),
+    "held": ("Held mail", lambda p: held.list_held(p.session, actor=p.user, **_filters(p, "held"))),
 }
 
 
@@ -39,15 +72,31 @@ def _cell(value: Any) -> str:
 
 @page()
 def admin_list(p: Page) -> Response:
-    require_manage_settings(p.user)
     view = p.request.path_params["view"]
+    if view not in STATUSES:  # the import log, failed and held mail: their staff (the services check)
+        require_manage_settings(p.user)
     if view not in VIEWS:
         return p.render("error.html", status_code=404, message="Not found.")
     title, lister = VIEWS[view]
-    rows = lister(p)
+    error, status_code = None, 200
+    try:
+        rows = lister(p)
+    except ConfigurationError as exc:
+        rows, error, status_code = [], str(exc), 400
+    paging: dict[str, Any] = {}
+    if view in STATUSES:
+        query = {k: v for k, v in p.request.query_params.items() if k != "page" and v}
+        number = _page_number(p)
+        more = len(rows) > PAGE_SIZE
+        rows = rows[:PAGE_SIZE]
+        paging = {"number": number, "query": query, "statuses": STATUSES[view],
+                  "departments": [d.name for d in list_departments(p.session, actor=p.user)],
+                  "prev": f"?{urlencode({**query, 'page': number - 1})}" if number > 1 else None,
+                  "next": f"?{urlencode({**query, 'page': number + 1})}" if more else None}
     columns = list(rows[0]) if rows else []
-    return p.render("admin_list.html", title=title, view=view, views=VIEWS, columns=columns,
-                    rows=[[_cell(r.get(c)) for c in columns] for r in rows], ids=[r.get("id") for r in rows])
+    return p.render("admin_list.html", status_code=status_code, title=title, view=view, views=VIEWS,
+                    columns=columns, rows=[[_cell(r.get(c)) for c in columns] for r in rows],
+                    ids=[r.get("id") for r in rows], paging=paging, error=error)
 
 
 #: the statuses the outbox page filters by

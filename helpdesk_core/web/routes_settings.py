@@ -1,5 +1,7 @@
-"""Settings → Departments: the list with each mail state, the Mail Server Configuration form
-(rendered from the provider's declared ConfigFields), Test connection, status and Import now."""
+"""Settings → Departments: the list with each mail state; a department's name, sender and
+interval; the Mail Server Configuration form (rendered from the provider's declared
+ConfigFields), Test connection (htmx: the result is swapped in; a plain POST without JavaScript),
+Verify end to end, the status page with its 30-day chart, and Import now."""
 
 from __future__ import annotations
 
@@ -11,10 +13,13 @@ from starlette.routing import Route
 from helpdesk_core.errors import HelpdeskError
 from helpdesk_core.providers.base import MailboxProvider
 from helpdesk_core.services import departments as depts
+from helpdesk_core.services.administration import update_department
 from helpdesk_core.services.imports import import_targets, run_import
-from helpdesk_core.services.permissions import require_manage_settings
+from helpdesk_core.services.permissions import can_manage_settings, require_manage_settings
 from helpdesk_core.services.settings import change_setting, show_settings
+from helpdesk_core.services.verify import DEFAULT_TIMEOUT, verify_end_to_end
 from helpdesk_core.settings import SETTINGS
+from helpdesk_core.web.charts import activity_chart
 from helpdesk_core.web.pages import Page, page, redirect
 
 
@@ -39,18 +44,25 @@ def department_add(p: Page) -> Response:
         return p.render("departments.html", status_code=400, rows=rows, error=str(exc))
     return redirect(f"/settings/departments/{dept.id}")
 
+#: how long "Verify end to end" waits for the test mail (seconds; the request waits as long)
+VERIFY_TIMEOUT = DEFAULT_TIMEOUT
 
-def _department(p: Page) -> Any:
+
+def _department(p: Page, *, manage: bool = True) -> Any:
+    """The department of the URL; with ``manage`` only for whom has Manage Settings for it."""
     dept_id = int(p.request.path_params["dept_id"])
     for d in depts.list_departments(p.session, actor=p.user):
         if d.id == dept_id:
-            require_manage_settings(p.user, d)
+            if manage:
+                require_manage_settings(p.user, d)
             return d
     raise depts.NotFoundError("No such department.")
 
 
 def _provider_form(p: Page, dept: Any, provider_name: str | None, values: dict[str, Any] | None,
-                   error: HelpdeskError | None = None, notice: str | None = None, status_code: int = 200) -> Response:
+                   error: HelpdeskError | None = None, notice: str | None = None, status_code: int = 200,
+                   verify: dict[str, Any] | None = None, edit_error: str | None = None,
+                   edit_notice: str | None = None) -> Response:
     providers = dict(sorted(p.helpdesk.providers.providers.items()))
     current = dept.mailbox
     name = provider_name or (current.provider if current else None) or next(iter(providers), None)
@@ -62,7 +74,61 @@ def _provider_form(p: Page, dept: Any, provider_name: str | None, values: dict[s
     status = depts.department_status(p.session, actor=p.user, department=dept.name)
     return p.render("department.html", status_code=status_code, dept=dept, providers=providers,
                     provider=provider, values=values, has_secret=has_secret, error=error, notice=notice,
-                    status=status)
+                    status=status, verify=verify, edit_error=edit_error, edit_notice=edit_notice,
+                    edit={k: p.field(k) for k in ("name", "sender", "interval_minutes")} if edit_error else None)
+
+
+def _htmx(p: Page) -> bool:
+    """Whether htmx sent the request (it then gets the fragment to swap in, always with 200:
+    htmx swaps no 4xx answer)."""
+    return p.request.headers.get("hx-request") == "true"
+
+
+@page()
+def department_edit_names(p: Page) -> Response:
+    """Rename the department, change its sender address or import interval
+    (``administration.update_department``, as ``helpdesk department set --rename/--sender/--interval``)."""
+    dept = _department(p)
+    try:
+        interval = int(p.field("interval_minutes") or dept.interval_minutes)
+        name, sender = p.field("name").strip(), p.field("sender").strip()
+        update_department(p.session, actor=p.user, department=dept.name,
+                          rename=name if name != dept.name else None,
+                          sender=sender if sender != dept.sender_address else None,
+                          interval_minutes=interval if interval != dept.interval_minutes else None)
+    except (HelpdeskError, ValueError) as exc:
+        p.session.rollback()
+        message = str(exc) if isinstance(exc, HelpdeskError) else "The import interval must be a whole number."
+        return _provider_form(p, _department(p), None, None, edit_error=message, status_code=400)
+    return _provider_form(p, dept, None, None, edit_notice="Saved.")
+
+
+@page()
+def department_verify(p: Page) -> Response:
+    """Verify end to end: a test mail From the department to its own address, imported and
+    deleted without a ticket; each leg is reported (``verify.verify_end_to_end``)."""
+    dept = _department(p)
+    dept_id = dept.id
+    p.session.commit()  # the check runs its own sessions and import cycles
+    try:
+        report = verify_end_to_end(p.helpdesk, actor=p.user, department_id=dept_id,
+                                   timeout=VERIFY_TIMEOUT)
+    except HelpdeskError as exc:
+        p.session.expire_all()
+        return _provider_form(p, _department(p), None, None, error=exc, status_code=400)
+    p.session.expire_all()
+    return _provider_form(p, _department(p), None, None, verify=report, status_code=200 if report["ok"] else 409)
+
+
+@page()
+def department_status_page(p: Page) -> Response:
+    """Department status (for its staff): last success, failing since, last error, next run,
+    waiting, the reconciliation counts and a chart of the last 30 days; Import now for whom may."""
+    dept = _department(p, manage=False)
+    status = depts.department_status(p.session, actor=p.user, department=dept.name)
+    days = depts.import_activity(p.session, actor=p.user, department=dept.name)
+    return p.render("department_status.html", dept=dept, status=status, chart=activity_chart(days),
+                    days=days, can_manage=can_manage_settings(p.user, dept))
 
 
 @page()
@@ -96,14 +162,19 @@ def department_mailbox(p: Page) -> Response:
                                   config=config, secrets=secrets)
     except HelpdeskError as exc:
         p.session.rollback()
+        if testing and _htmx(p):
+            return p.render("mailbox_result.html", error=exc, notice=None)
         dept = _department(p)
         return _provider_form(p, dept, name, config, error=exc, status_code=400)
     waiting = facts.get("waiting")
     detail = f" ({waiting} message(s) waiting)" if waiting is not None else ""
     if testing:
         p.session.rollback()  # Test connection saves nothing
+        notice = f"Connection OK{detail}. Nothing was saved."
+        if _htmx(p):
+            return p.render("mailbox_result.html", error=None, notice=notice)
         dept = _department(p)
-        return _provider_form(p, dept, name, config, notice=f"Connection OK{detail}. Nothing was saved.")
+        return _provider_form(p, dept, name, config, notice=notice)
     p.session.expire_all()  # the department's new mailbox row (flushed) is loaded again
     return _provider_form(p, _department(p), name, None, notice=f"Saved: the mailbox works{detail}.")
 
@@ -140,6 +211,9 @@ routes = [
     Route("/settings/departments/{dept_id:int}/mailbox", department_mailbox, methods=["POST"]),
     Route("/settings/departments/{dept_id:int}/clear-mailbox", department_clear, methods=["POST"]),
     Route("/settings/departments/{dept_id:int}/import", department_import, methods=["POST"]),
+    Route("/settings/departments/{dept_id:int}/edit", department_edit_names, methods=["POST"]),
+    Route("/settings/departments/{dept_id:int}/verify", department_verify, methods=["POST"]),
+    Route("/settings/departments/{dept_id:int}/status", department_status_page),
 ]
 
 

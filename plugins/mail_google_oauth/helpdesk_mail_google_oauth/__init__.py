@@ -2,7 +2,8 @@
 
 Only hook implementations live here; the code is in :mod:`.provider` (IMAP/SMTP with XOAUTH2: the
 provider object imports and sends the mailbox's mail),
-:mod:`.oauth` (Authlib client), :mod:`.service` (admin flow) and :mod:`.cli` (commands).
+:mod:`.oauth` (Authlib client), :mod:`.service` (admin flow), :mod:`.cli` (commands) and :mod:`.web`
+(the web admin's consent redirect and callback).
 """
 
 from __future__ import annotations
@@ -30,3 +31,11 @@ def helpdesk_register_commands(cli: click.Group) -> None:
     from .cli import register
 
     register(cli)
+
+
+@hookimpl
+def helpdesk_register_routes(register: Callable[..., Any]) -> None:
+    """Add the web admin's "Connect Google Workspace" consent redirect and callback."""
+    from .web import register_routes
+
+    register_routes(register)

@@ -82,6 +82,7 @@ class GoogleProvider(MailboxProvider):
 
     name = "google"
     label = "Gmail / Google Workspace (OAuth 2.0)"
+    web_connect = "Connect Google Workspace"
     fields = (
         ConfigField("email", "Department address", type="email", required=True,
                     help="The Gmail or Workspace address; the token must belong to it."),
