@@ -9,7 +9,7 @@ import click
 from sqlalchemy.orm import Session
 
 from helpdesk_core.app import Helpdesk
-from helpdesk_core.cli.common import CliState, action, fail, handle_errors, listing
+from helpdesk_core.cli.common import CliState, action, emit, fail, handle_errors, listing
 from helpdesk_core.errors import HelpdeskError, MailboxError
 from helpdesk_core.providers.base import ConfigField, MailboxProvider, ProviderRegistry
 from helpdesk_core.services import departments as svc

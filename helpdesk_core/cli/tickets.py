@@ -38,6 +38,7 @@ def _ticket_line(t: dict[str, Any]) -> str:
 @click.option("--assignee", default=None, metavar="me|EMAIL|none")
 @click.option("--requester", default=None, metavar="EMAIL")
 @click.option("--tag", default=None)
+@click.option("--priority", default=None, help="low, normal, high, urgent (several: comma-separated).")
 @click.option("--since", type=click.DateTime(), default=None, help="Updated at or after (UTC).")
 @click.option("--query", default=None, metavar="TEXT", help="Full-text search: subject, bodies, addresses.")
 @click.option("--sort", type=click.Choice(SORTS), default="number", show_default=True)

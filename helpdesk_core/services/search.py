@@ -1,8 +1,8 @@
 """Finding tickets: filters and full-text search, through the permission model.
 
-:func:`search_tickets` is what ``ticket list`` (and the web app) call; :func:`matching_ticket_ids`
-is the one place that knows the two full-text backends (SQLite FTS5, PostgreSQL ``tsvector``; see
-:mod:`helpdesk_core.models.search`). A requester only ever searches their own tickets, and never
+:func:`search_tickets` is what ``ticket list`` (and the web app) call, :func:`count_tickets` its
+total for paging; :func:`matching_ticket_ids` is the one place that knows the two full-text
+backends (SQLite FTS5, PostgreSQL ``tsvector``; see :mod:`helpdesk_core.models.search`). A requester only ever searches their own tickets, and never
 the text of internal notes.
 """
 
@@ -56,17 +56,11 @@ def _user_by(session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(User.email == email.strip().lower()))
 
 
-def search_tickets(session: Session, *, actor: Actor, department: str | None = None,
-                   status: str | None = None, assignee: str | None = None, requester: str | None = None,
-                   tag: str | None = None, since: datetime | None = None, query: str | None = None,
-                   sort: str = "number", limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
-    """Tickets ``actor`` may see, filtered; each as ``ticket list --json`` shows it (the existing
-    keys plus ``assignee``, ``priority``, ``tags``). ``assignee``: ``me``, ``none`` or an address;
-    ``since``: updated at or after; ``status``: one status or several separated by commas."""
-    counts = message_counts(actor)
-    q = (select(Ticket, func.coalesce(counts.c.n, 0)).outerjoin(counts, counts.c.ticket_id == Ticket.id)
-         .options(selectinload(Ticket.requester), selectinload(Ticket.department),
-                  selectinload(Ticket.assignee), selectinload(Ticket.tag_rows)))
+def _filtered(session: Session, actor: Actor, *, department: str | None, status: str | None,
+              assignee: str | None, requester: str | None, tag: str | None, since: datetime | None,
+              query: str | None, priority: str | None, q: Select[Any]) -> Select[Any]:
+    """``q`` (a select over Ticket) with the filters of :func:`search_tickets`, limited to what
+    ``actor`` may see."""
     if department:
         q = q.where(Ticket.department_id == get_department(session, department).id)
     if status:
@@ -76,6 +70,13 @@ def search_tickets(session: Session, *, actor: Actor, department: str | None = N
             raise ConfigurationError(f"Unknown status in {status!r}; use "
                                      f"{', '.join(s.value for s in TicketStatus)}.") from None
         q = q.where(Ticket.status.in_(wanted))
+    if priority:
+        try:
+            ranks = [TicketPriority(p.strip().lower()) for p in priority.split(",") if p.strip()]
+        except ValueError:
+            raise ConfigurationError(f"Unknown priority in {priority!r}; use "
+                                     f"{', '.join(p.value for p in TicketPriority)}.") from None
+        q = q.where(Ticket.priority.in_(ranks))
     if assignee:
         if assignee.lower() == "none":
             q = q.where(Ticket.assignee_id.is_(None))
@@ -92,18 +93,44 @@ def search_tickets(session: Session, *, actor: Actor, department: str | None = N
     if query and query.strip():
         q = q.where(Ticket.id.in_(matching_ticket_ids(session, query.strip(),
                                                       notes_of=staff_department_ids(actor))))
+    return visible_tickets(actor, q)
+
+
+def search_tickets(session: Session, *, actor: Actor, department: str | None = None,
+                   status: str | None = None, assignee: str | None = None, requester: str | None = None,
+                   tag: str | None = None, since: datetime | None = None, query: str | None = None,
+                   priority: str | None = None, sort: str = "number", limit: int | None = None,
+                   offset: int = 0) -> list[dict[str, Any]]:
+    """Tickets ``actor`` may see, filtered; each as ``ticket list --json`` shows it (the existing
+    keys plus ``assignee``, ``priority``, ``tags``). ``assignee``: ``me``, ``none`` or an address;
+    ``since``: updated at or after; ``status`` and ``priority``: one value or several separated by
+    commas."""
+    counts = message_counts(actor)
+    q = (select(Ticket, func.coalesce(counts.c.n, 0)).outerjoin(counts, counts.c.ticket_id == Ticket.id)
+         .options(selectinload(Ticket.requester), selectinload(Ticket.department),
+                  selectinload(Ticket.assignee), selectinload(Ticket.tag_rows)))
     order = {"number": (Ticket.department_id, Ticket.number), "created": (Ticket.created_at, Ticket.id),
              "-created": (Ticket.created_at.desc(), Ticket.id.desc()), "updated": (Ticket.updated_at, Ticket.id),
              "-updated": (Ticket.updated_at.desc(), Ticket.id.desc()),
              "priority": (_priority_rank(), Ticket.updated_at.desc())}
     if sort not in order:
         raise ConfigurationError(f"Unknown sort {sort!r}; use {', '.join(SORTS)}.")
-    q = visible_tickets(actor, q.order_by(*order[sort]))
+    q = _filtered(session, actor, department=department, status=status, assignee=assignee, requester=requester,
+                  tag=tag, since=since, query=query, priority=priority, q=q).order_by(*order[sort])
     if offset:
         q = q.offset(offset)
     if limit is not None:
         q = q.limit(limit)
     return [ticket_summary(t, n) for t, n in session.execute(q).all()]
+
+
+def count_tickets(session: Session, *, actor: Actor, department: str | None = None, status: str | None = None,
+                  assignee: str | None = None, requester: str | None = None, tag: str | None = None,
+                  since: datetime | None = None, query: str | None = None, priority: str | None = None) -> int:
+    """How many tickets :func:`search_tickets` finds with these filters (for paging: the total)."""
+    q = _filtered(session, actor, department=department, status=status, assignee=assignee, requester=requester,
+                  tag=tag, since=since, query=query, priority=priority, q=select(Ticket.id))
+    return int(session.scalar(select(func.count()).select_from(q.subquery())) or 0)
 
 
 def _priority_rank() -> Any:

@@ -17,6 +17,10 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "frame-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
 #: the policy of a mail body shown in ``<iframe sandbox srcdoc>``: no script, no remote load
 MAIL_CSP = "default-src 'none'; img-src data: cid:; style-src 'unsafe-inline'"
+#: a mail body whose reader chose "load remote images": https images too, still nothing else
+MAIL_CSP_REMOTE_IMAGES = "default-src 'none'; img-src https: data: cid:; style-src 'unsafe-inline'; form-action 'none'"
+#: the page around such a body (a srcdoc frame is also bound by its page's policy)
+CSP_REMOTE_IMAGES = CSP.replace("img-src 'self' data:", "img-src 'self' data: https:")
 
 SECURITY_HEADERS = {
     "content-security-policy": CSP,
@@ -29,7 +33,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class SecurityHeaders:
-    """ASGI middleware adding :data:`SECURITY_HEADERS` to every response."""
+    """ASGI middleware adding :data:`SECURITY_HEADERS` to every response; a response that set its
+    own Content-Security-Policy (a download's ``default-src 'none'; sandbox``, a ticket page with
+    remote images allowed) keeps it."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -42,8 +48,9 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", [])
-                           if k.decode().lower() not in SECURITY_HEADERS]
-                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                           if k.decode().lower() not in SECURITY_HEADERS or k.lower() == b"content-security-policy"]
+                own = {k.decode().lower() for k, _v in headers}
+                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items() if k not in own]
                 message["headers"] = headers
             await send(message)
 
