@@ -4,7 +4,7 @@ Mail dated before it is a backlog (a first import of a full mailbox) and gets no
 Existing mailboxes take the time their row was written (``updated_at``, set when it was created).
 
 Revision ID: 0011_backlog
-Revises: 0009
+Revises: 0010_tokens
 Create Date: 2026-12-02 14:40:00
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0011_backlog'
-down_revision = '0009'
+down_revision = '0010_tokens'
 branch_labels = None
 depends_on = None
 
