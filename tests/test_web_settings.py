@@ -14,16 +14,16 @@ from test_web import _keep, csrf, signed_in
 hd = test_web.hd  # the installation of test_web (departments Tech and Office, a user of each role)
 
 
-@pytest.mark.parametrize("kind,other", [("failed", "held"), ("held", "failed")])
-def test_kept_mail_is_found_only_under_its_own_kind(hd, kind, other):
+def test_kept_mail_is_found_only_under_its_own_kind(hd):
     """A held mail is not shown (nor retried, released, discarded) through the failed-mail URL,
     and a failed one not through the held-mail URL."""
-    kept = _keep(hd, kind)
     c = signed_in(hd, "root@school.test")
-    assert c.get(f"/admin/{kind}/{kept}").status_code == 200
-    for url in (f"/admin/{other}/{kept}", f"/admin/{other}/{kept}/raw", f"/admin/{other}/{kept}/discard"):
-        r = c.get(url)
-        assert r.status_code == 404 and "Not found." in r.text, url
+    for kind, other in (("failed", "held"), ("held", "failed")):
+        kept = _keep(hd, kind)
+        assert c.get(f"/admin/{kind}/{kept}").status_code == 200
+        for url in (f"/admin/{other}/{kept}", f"/admin/{other}/{kept}/raw", f"/admin/{other}/{kept}/discard"):
+            r = c.get(url)
+            assert r.status_code == 404 and "Not found." in r.text, url
 
 
 def _ids(app):
@@ -149,7 +149,7 @@ def _subjects(page):
     return re.findall(r"<td>((?:Printer|Scanner)[^<]*)</td>", page)
 
 
-def test_failed_and_held_lists_filter_and_page(hd, monkeypatch):
+def test_failed_held_and_log_lists_filter_and_page(hd, monkeypatch):
     from helpdesk_core.web import routes_admin
 
     _keep_many(hd)
@@ -172,8 +172,7 @@ def test_failed_and_held_lists_filter_and_page(hd, monkeypatch):
     second = c.get("/admin/failed?q=r&page=2").text
     assert _subjects(second) == ["Printer ink"] and 'rel="prev"' in second and 'rel="next"' not in second
 
-
-def test_import_log_filters(hd):
+    # the import log: by outcome, department and text
     from helpdesk_core.models import ImportEvent
 
     tech, office = _ids(hd)
@@ -183,7 +182,6 @@ def test_import_log_filters(hd):
             s.add(ImportEvent(department_id=dept_id, key="k" * 64, raw_sha256="0" * 64, outcome=outcome,
                               reason="auto-reply", subject=subject, sender="a@example.test"))
         s.commit()
-    c = signed_in(hd, "root@school.test")
     page = c.get("/admin/log?status=skipped&department=Tech").text
     assert "Out of office" in page and "Broken mail" not in page and "Out of office too" not in page
     page = c.get("/admin/log?q=broken").text

@@ -16,7 +16,7 @@ from starlette.routing import Route
 from helpdesk_core.errors import ConfigurationError, ConflictError, HelpdeskError, NotFoundError, PermissionDenied
 from helpdesk_core.services import account_links, administration, failed, held, outbox, users
 from helpdesk_core.services.departments import list_departments
-from helpdesk_core.services.permissions import admin_department_ids, require_manage_settings
+from helpdesk_core.services.permissions import admin_department_ids, require_manage_settings, staff_department_ids
 from helpdesk_core.web.pages import Page, page, redirect
 from helpdesk_core.web.routes_auth import base_url
 from helpdesk_core.web.routes_desk import safe_download
@@ -89,8 +89,10 @@ def admin_list(p: Page) -> Response:
         number = _page_number(p)
         more = len(rows) > PAGE_SIZE
         rows = rows[:PAGE_SIZE]
+        staff = staff_department_ids(p.user)
         paging = {"number": number, "query": query, "statuses": STATUSES[view],
-                  "departments": [d.name for d in list_departments(p.session, actor=p.user)],
+                  "departments": [d.name for d in list_departments(p.session, actor=p.user)
+                                  if staff is None or d.id in staff],
                   "prev": f"?{urlencode({**query, 'page': number - 1})}" if number > 1 else None,
                   "next": f"?{urlencode({**query, 'page': number + 1})}" if more else None}
     columns = list(rows[0]) if rows else []

@@ -44,6 +44,7 @@ def department_add(p: Page) -> Response:
         return p.render("departments.html", status_code=400, rows=rows, error=str(exc))
     return redirect(f"/settings/departments/{dept.id}")
 
+
 #: how long "Verify end to end" waits for the test mail (seconds; the request waits as long)
 VERIFY_TIMEOUT = DEFAULT_TIMEOUT
 
@@ -128,7 +129,7 @@ def department_status_page(p: Page) -> Response:
     status = depts.department_status(p.session, actor=p.user, department=dept.name)
     days = depts.import_activity(p.session, actor=p.user, department=dept.name)
     return p.render("department_status.html", dept=dept, status=status, chart=activity_chart(days),
-                    days=days, can_manage=can_manage_settings(p.user, dept))
+                    can_manage=can_manage_settings(p.user, dept))
 
 
 @page()
