@@ -13,7 +13,10 @@ from helpdesk_core.services.permissions import SYSTEM
 from helpdesk_core.services.reply_templates import add_template
 from helpdesk_core.testing.apps import ingest
 from helpdesk_core.web.security import CSP, CSP_REMOTE_IMAGES, MAIL_CSP, MAIL_CSP_REMOTE_IMAGES
-from test_web import csrf, hd, signed_in  # noqa: F401 - hd is the fixture
+from test_web import csrf, signed_in
+from test_web import hd as web_fixture
+
+hd = web_fixture  # the fixture of test_web.py: departments Tech and Office, its users, ticket 1
 
 REMOTE_MAIL = (
     "From: alice@example.test\r\nTo: tech@school.test\r\nSubject: Newsletter\r\nMessage-ID: <nl@example.test>\r\n"
