@@ -17,7 +17,7 @@ from html.parser import HTMLParser
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from helpdesk_core.mail.html import sanitize_html
+from helpdesk_core.mail.html import allow_remote_images, sanitize_html
 
 #: attributes a browser loads (or may load) without a click
 _FETCHING = {"src", "srcset", "background", "poster", "lowsrc", "dynsrc", "data", "codebase", "archive",
@@ -129,3 +129,14 @@ def test_sanitized_html_fetches_nothing(html: str) -> None:
 def test_surrounding_text_and_nesting_do_not_help(text: str, html: str) -> None:
     out = sanitize_html(f"<div>{text}{html}<p>{text}</p></div>")
     assert fetchable(out) == [], (html, out)
+
+
+_HTTPS_IMG_RE = re.compile(r"^img src='https://[^\s\\/?#@']+(?:[/?#][^\s\\']*)?'$")
+
+
+@given(st.text(max_size=100), html_with_url())
+def test_remote_images_opt_in_loads_only_https_images(text: str, html: str) -> None:
+    """"Load remote images" (the web app's per-message opt-in) turns on nothing but ``<img src>``
+    of an https URL the sanitiser wrote."""
+    out = allow_remote_images(sanitize_html(f"<div>{text}{html}</div>"))
+    assert [f for f in fetchable(out) if not _HTTPS_IMG_RE.match(f)] == [], (html, out)
