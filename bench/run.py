@@ -293,7 +293,7 @@ def _main(state_holder: list[Path]) -> None:
     server = DovecotServer(state / "dc", free_port_base())
     server.start()
     dbs = [d.strip() for d in opts.db.split(",") if d.strip()]
-    pg = start_postgres(state) if "postgresql" in dbs and ns else None
+    pg = start_postgres(state) if "postgresql" in dbs and ns and not opts.profile else None
     try:
         server.add_user(EMAIL, PASSWORD)
         for n in ns:

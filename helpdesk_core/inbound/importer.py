@@ -323,8 +323,8 @@ def import_batch(ctx: HelpdeskContext, department: Department, raws: list[bytes]
     Messages are parsed ahead in a helper process when the batch is large (:mod:`.parsepool`);
     the ledger and the attempt counters are read with one query per parsed chunk, not two per
     message. When the core's own store is in effect (:func:`bulk_eligible`) a parsed chunk is
-    written in bulk (:class:`_Chunk`), else message by message. The caller commits once for the batch, then acknowledges the mailbox. A message
-    too large for ``mail.max_message_size_mb`` is parsed only for its header (for the log).
+    written in bulk (:class:`_Chunk`), else message by message. The caller commits once for the
+    batch, then acknowledges the mailbox. A message too large for ``mail.max_message_size_mb`` is parsed only for its header (for the log).
     """
     outcomes: list[Outcome] = []
     limit = ctx.settings.max_message_bytes
@@ -562,15 +562,17 @@ class _Staged:
 class _Chunk:
     """One parsed chunk written in bulk: runs of messages in one savepoint each.
 
-    Each message is classified, threaded and built (:func:`~helpdesk_core.defaults.store.build_ticket_message`)
-    as the per-message path would; the run's rows are written together (:func:`~helpdesk_core.defaults.store.store_chunk`),
-    then ``helpdesk_message_imported`` is called for each message, in order. A message that may
-    depend on a row of the run not yet written -- same sender (rate limit, requester, acknowledgement
-    count), a Message-ID of the run in its own or referenced ids, a ticket reference in its subject
-    (``mail.ticket_reference_format``) that could name a ticket of the run, the same ledger key -- ends the run first. Whatever is not a plain new
-    message (duplicate, empty, too large, retried, a parse failure, skipped, held) goes through
-    :func:`_import_one` with the hooks' answers. Any failure in a run rolls its savepoint back and
-    redoes the run message by message, so one bad message still costs only itself.
+    Each message is classified, threaded and built as the per-message path would
+    (:func:`~helpdesk_core.defaults.store.build_ticket_message`); the run's rows are written together
+    (:func:`~helpdesk_core.defaults.store.store_chunk`), then ``helpdesk_message_imported`` is called
+    for each message, in order. A message that may depend on a row of the run not yet written ends
+    the run first: the same sender (rate limit, requester, acknowledgement count), a Message-ID of
+    the run among its own or referenced ids, a ticket reference in its subject
+    (``mail.ticket_reference_format``) that could name a ticket of the run, the same ledger key.
+    Whatever is not a plain new message (duplicate, empty, too large, retried, a parse failure,
+    skipped, held) goes through :func:`_import_one`, with the hooks' answers when they were asked.
+    Any failure in a run rolls its savepoint back and redoes the run message by message, so one bad
+    message still costs only itself.
     """
 
     def __init__(self, ctx: HelpdeskContext, department: Department, known: dict[str, list[LedgerEntry]],
