@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from helpdesk_core.inbound.leases import LEASE_SECONDS, acquire_lease, release_lease
-from helpdesk_core.models import FailedImport, Mailbox, Ticket, TicketMessage
+from helpdesk_core.models import KeptMail, Mailbox, Ticket, TicketMessage
 from helpdesk_core.services.departments import add_department, set_mailbox
 from helpdesk_core.services.permissions import SYSTEM
 
@@ -99,7 +99,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(cli, hd_env, dovec
             counts = dict(session.execute(select(TicketMessage.message_id, func.count())
                                           .group_by(TicketMessage.message_id)).all())
             tickets = session.scalar(select(func.count()).select_from(Ticket))
-            failed = session.scalar(select(func.count()).select_from(FailedImport))
+            failed = session.scalar(select(func.count()).select_from(KeptMail))
             lease = session.scalar(select(Mailbox.lease_owner))
         assert counts == {mid: 1 for mid in delivered}, f"seed {seed}"
         assert tickets == len(delivered) and failed == 0 and lease is None

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DataError
 
 from helpdesk_core import hookimpl
 from helpdesk_core.inbound.cycle import run_cycle
-from helpdesk_core.models import FailedImport, ImportAttempt, LedgerEntry, Mailbox, Ticket, TicketMessage
+from helpdesk_core.models import KeptMail, ImportAttempt, LedgerEntry, Mailbox, Ticket, TicketMessage
 from helpdesk_core.services.departments import add_department, department_status, set_mailbox
 from helpdesk_core.services.held import import_log
 from helpdesk_core.services.imports import ingest_raw
@@ -81,7 +81,7 @@ def test_poison_message_id_never_blocks_later_mail(fake_app, msgid):
         keys = list(s.scalars(select(LedgerEntry.key)))
         assert all(len(k) == 64 for k in keys)
         imported = "poison id" in set(s.scalars(select(TicketMessage.subject)))
-        failed = list(s.scalars(select(FailedImport)))
+        failed = list(s.scalars(select(KeptMail)))
         assert imported != bool(failed), "the poison mail must end imported or kept as failed"
         assert all(f.raw == raw for f in failed)
 
@@ -105,7 +105,7 @@ def test_an_overlong_or_nul_message_id_is_imported_and_threads(fake_app, msgid):
     result = _cycle(fake_app)
     assert (result.updated, result.duplicates, result.failed) == (1, 1, 0)
     with fake_app.session() as s:
-        assert list(s.scalars(select(FailedImport))) == []
+        assert list(s.scalars(select(KeptMail))) == []
         assert len(list(s.scalars(select(Ticket)))) == 1
         stored = [m.message_id for m in s.scalars(select(TicketMessage).order_by(TicketMessage.id))]
     assert len(stored) == 2 and len(stored[0]) <= 998 and "\x00" not in stored[0]
@@ -118,7 +118,7 @@ class Poison:
             raise RuntimeError("poisoned")
 
 
-@pytest.mark.parametrize("broken", [(ImportAttempt,), (ImportAttempt, FailedImport)], ids=["attempt", "all"])
+@pytest.mark.parametrize("broken", [(ImportAttempt,), (ImportAttempt, KeptMail)], ids=["attempt", "all"])
 def test_failure_path_with_the_database_failing_inside_it(hd_env, broken):
     """Every write about a failure has its own savepoint: when recording the attempt fails, the raw
     mail is kept in a minimal record; when that fails too, it stays in the mailbox (logged)."""
@@ -144,7 +144,7 @@ def test_failure_path_with_the_database_failing_inside_it(hd_env, broken):
         assert result.error is None and result.created == 1 and result.failed == 1
         assert "good" in _subjects(app)
         with app.session() as s:
-            kept = list(s.scalars(select(FailedImport)))
+            kept = list(s.scalars(select(KeptMail)))
         if len(broken) == 1:
             assert len(box) == 0 and [f.raw for f in kept] == [poison]
             assert [e["outcome"] for e in _log(app)] == ["failed"]

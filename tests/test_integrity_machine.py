@@ -28,7 +28,7 @@ from sqlalchemy import select, text
 
 from helpdesk_core import hookimpl
 from helpdesk_core.inbound.cycle import run_cycle
-from helpdesk_core.models import Base, FailedImport, ImportEvent, TicketMessage
+from helpdesk_core.models import Base, KeptMail, ImportEvent, TicketMessage
 from helpdesk_core.services.departments import add_department, department_status, set_mailbox
 from helpdesk_core.services.permissions import SYSTEM
 from helpdesk_core.settings import set_setting
@@ -190,7 +190,7 @@ class IntegrityMachine(RuleBasedStateMachine):
         in_box = {_sha(raw) for _key, raw in self.box.snapshot()}
         with self.app.session() as s:
             imported = [tm.raw_sha256 for tm in s.scalars(select(TicketMessage))]
-            failed = {f.raw_sha256: f for f in s.scalars(select(FailedImport))}
+            failed = {f.raw_sha256: f for f in s.scalars(select(KeptMail))}
             events: dict[str, set[str]] = {}
             for e in s.scalars(select(ImportEvent)):
                 events.setdefault(e.raw_sha256, set()).add(e.outcome)

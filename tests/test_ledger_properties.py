@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from helpdesk_core import hookimpl
 from helpdesk_core.inbound.cycle import run_cycle
-from helpdesk_core.models import FailedImport, LedgerEntry, Mailbox, TicketMessage
+from helpdesk_core.models import KeptMail, LedgerEntry, Mailbox, TicketMessage
 from helpdesk_core.services.departments import add_department, set_mailbox
 from helpdesk_core.services.permissions import SYSTEM
 from helpdesk_core.testing.apps import memory_app
@@ -92,7 +92,7 @@ class LedgerMachine(RuleBasedStateMachine):
             counts = self._counts()
             assert counts == {mid: 1 for mid in self.delivered}, "lost or duplicated messages"
             with app.session() as session:
-                assert session.scalar(select(func.count()).select_from(FailedImport)) == 0
+                assert session.scalar(select(func.count()).select_from(KeptMail)) == 0
         finally:
             app.engine.dispose()
 

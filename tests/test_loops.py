@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from helpdesk_core.models import FailedImport, LedgerEntry, OutboxMessage, Ticket, TicketMessage
+from helpdesk_core.models import KeptMail, LedgerEntry, OutboxMessage, Ticket, TicketMessage
 from helpdesk_core.models.imports import ledger_key
 from helpdesk_core.mail.parsing import parse_message
 from helpdesk_core.mail.automated import auto_reply_reason, bounce_info, bounce_reason
@@ -219,7 +219,7 @@ def test_rate_limit_holds_mail_and_release_imports_it(hd_env, cli):
     assert [h["subject"] for h in cli.json("held", "list", "--json")] == ["Case 3"]
     with app.session() as s:
         assert s.scalar(select(Ticket).where(Ticket.subject == "Case 2")) is not None
-        assert s.get(FailedImport, held[0]["id"]).status == "released"
+        assert s.get(KeptMail, held[0]["id"]).status == "released"
     assert cli("held", "release", str(held[0]["id"]), ok=False).exit_code != 0
     assert any(e["outcome"] == "held" for e in cli.json("log", "--json"))
 
@@ -260,7 +260,7 @@ def test_a_release_that_fails_keeps_one_held_copy_and_can_be_released_later(hd_e
     from sqlalchemy import select
 
     from helpdesk_core import hookimpl
-    from helpdesk_core.models import FailedImport
+    from helpdesk_core.models import KeptMail
     from helpdesk_core.services.held import release_held
     from helpdesk_core.services.permissions import SYSTEM
     from helpdesk_core.settings import set_setting
@@ -283,19 +283,19 @@ def test_a_release_that_fails_keeps_one_held_copy_and_can_be_released_later(hd_e
     ingest(app, plain(subject="Case 1", sender="busy@example.test"), department="Tech")
     ingest(app, plain(subject="Case 2", sender="busy@example.test"), department="Tech")
     with app.session() as s:
-        [held] = s.scalars(select(FailedImport).where(FailedImport.status == "held")).all()
+        [held] = s.scalars(select(KeptMail).where(KeptMail.status == "held")).all()
         held_id = held.id
     breaks.on = True
     with app.session() as s:
         assert release_held(app, s, actor=SYSTEM, held_id=held_id).status == "failed"
         s.commit()
     with app.session() as s:
-        rows = s.scalars(select(FailedImport)).all()
+        rows = s.scalars(select(KeptMail)).all()
         assert [(r.id, r.status) for r in rows] == [(held_id, "held")] and "storage is down" in rows[0].error
     breaks.on = False
     with app.session() as s:
         assert release_held(app, s, actor=SYSTEM, held_id=held_id).status == "created"
         s.commit()
     with app.session() as s:
-        assert s.get(FailedImport, held_id).status == "released"
+        assert s.get(KeptMail, held_id).status == "released"
     app.engine.dispose()

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from helpdesk_core.models import FailedImport, ImportEvent
+from helpdesk_core.models import KeptMail, ImportEvent
 from helpdesk_core.services import departments as dsvc
 from helpdesk_core.services.imports import ingest_raw
 from helpdesk_core.services.permissions import SYSTEM
@@ -37,7 +37,7 @@ def desk(cli, tmp_path):
         assert ingest_raw(app, s, actor=SYSTEM, department="IT", raw=raw).status == "created"
         hr = dsvc.get_department(s, "HR")
         for status in ("failed", "held"):
-            s.add(FailedImport(department_id=hr.id, raw=RAW_FAILED, raw_sha256=hashlib.sha256(RAW_FAILED).hexdigest(),
+            s.add(KeptMail(department_id=hr.id, raw=RAW_FAILED, raw_sha256=hashlib.sha256(RAW_FAILED).hexdigest(),
                                subject="carol's private mail", sender="carol@example.test", error="boom",
                                status=status))
         s.add(ImportEvent(department_id=hr.id, key="k" * 64, raw_sha256="0" * 64, outcome="failed",

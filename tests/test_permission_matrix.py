@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 import helpdesk_core.services as services_pkg
 from helpdesk_core.errors import NotFoundError, PermissionDenied
-from helpdesk_core.models import FailedImport, ImportEvent, OutboxMessage, Ticket, User
+from helpdesk_core.models import KeptMail, ImportEvent, OutboxMessage, Ticket, User
 from helpdesk_core.services import administration, attachments, departments, failed, held, imports
 from helpdesk_core.services import lifecycle, outbox, reply_templates, replies, scale, search, settings
 from helpdesk_core.services import account_links, auth, tickets, users, verify
@@ -100,7 +100,7 @@ def world(app, tmp_path, monkeypatch):
         it = departments.get_department(s, "IT")
         bad = b"From: carol@example.test\r\nSubject: carol private\r\n\r\nhunter2\r\n"
         for status in ("failed", "held"):
-            s.add(FailedImport(department_id=it.id, raw=bad, raw_sha256=hashlib.sha256(bad).hexdigest(),
+            s.add(KeptMail(department_id=it.id, raw=bad, raw_sha256=hashlib.sha256(bad).hexdigest(),
                                subject="carol private", sender="carol@example.test", error="boom", status=status))
         s.add(ImportEvent(department_id=it.id, key="k" * 64, raw_sha256="0" * 64, outcome="failed", reason="boom",
                           subject="carol private", sender="carol@example.test"))
@@ -120,7 +120,7 @@ def _ids(rows: list[dict[str, Any]]) -> set[Any]:
 
 
 def _failed_id(s, status: str) -> int:
-    return s.scalar(select(FailedImport.id).where(FailedImport.status == status))
+    return s.scalar(select(KeptMail.id).where(KeptMail.status == status))
 
 
 def _remove_it(app, s, actor) -> int:

@@ -310,13 +310,13 @@ def _keep(app, status: str) -> int:
     """A kept raw mail of Tech (failed or held) whose body carries markup."""
     import hashlib
 
-    from helpdesk_core.models import FailedImport
+    from helpdesk_core.models import KeptMail
     from helpdesk_core.services.departments import get_department
 
     raw = plain(sender="Mallory <mallory@example.test>", subject="Kept one",
                 body="<script>alert(1)</script> please help")
     with app.session() as s:
-        row = FailedImport(department_id=get_department(s, "Tech").id, raw=raw,
+        row = KeptMail(department_id=get_department(s, "Tech").id, raw=raw,
                            raw_sha256=hashlib.sha256(raw).hexdigest(), subject="Kept one",
                            sender="mallory@example.test", error="boom", status=status)
         s.add(row)
@@ -325,10 +325,10 @@ def _keep(app, status: str) -> int:
 
 
 def _kept_status(app, kept_id: int) -> str:
-    from helpdesk_core.models import FailedImport
+    from helpdesk_core.models import KeptMail
 
     with app.session() as s:
-        return s.get(FailedImport, kept_id).status
+        return s.get(KeptMail, kept_id).status
 
 
 @pytest.mark.parametrize("kind", ["failed", "held"])

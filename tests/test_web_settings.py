@@ -26,6 +26,23 @@ def test_kept_mail_is_found_only_under_its_own_kind(hd):
             assert r.status_code == 404 and "Not found." in r.text, url
 
 
+def test_a_discarded_held_mail_stays_held(hd):
+    """``kind`` outlives the status: once discarded, a held mail is still not a failed import
+    (before ``kept_mail.kind`` a discarded row looked the same whichever list it came from)."""
+    from helpdesk_core.services import failed, held
+    from helpdesk_core.services.permissions import SYSTEM
+
+    kept = _keep(hd, "held")
+    with hd.session() as s:
+        held.discard_held(s, actor=SYSTEM, held_id=kept)
+        s.commit()
+    c = signed_in(hd, "root@school.test")
+    assert c.get(f"/admin/failed/{kept}").status_code == 404
+    with hd.session() as s:
+        assert [r["id"] for r in failed.list_failed(s, actor=SYSTEM, include_retried=True)] == []
+        assert [r["id"] for r in held.list_held(s, actor=SYSTEM, status="discarded")] == [kept]
+
+
 def _ids(app):
     from helpdesk_core.services.departments import get_department
 
@@ -131,7 +148,7 @@ def _keep_many(app):
     import hashlib
     from datetime import UTC, datetime
 
-    from helpdesk_core.models import FailedImport
+    from helpdesk_core.models import KeptMail
 
     tech, office = _ids(app)
     rows = [(tech, "failed", "Printer jam", 1), (tech, "failed", "Scanner", 2), (office, "failed", "Printer ink", 3),
@@ -139,7 +156,7 @@ def _keep_many(app):
     with app.session() as s:
         for dept_id, status, subject, day in rows:
             raw = subject.encode()
-            s.add(FailedImport(department_id=dept_id, raw=raw, raw_sha256=hashlib.sha256(raw).hexdigest(),
+            s.add(KeptMail(department_id=dept_id, raw=raw, raw_sha256=hashlib.sha256(raw).hexdigest(),
                                subject=subject, sender="x@example.test", error="boom", status=status,
                                created_at=datetime(2026, 11, day, 12, tzinfo=UTC)))
         s.commit()

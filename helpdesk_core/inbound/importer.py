@@ -10,7 +10,7 @@ One cycle of one department:
 5. record the cycle and the mailbox health.
 
 A crash between 4's commit and its delete is harmless: the next cycle finds the ledger entry and
-only deletes. A message that fails three times is kept raw as a :class:`FailedImport`, then deleted.
+only deletes. A message that fails three times is kept raw as a :class:`KeptMail`, then deleted.
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ from sqlalchemy.exc import OperationalError
 
 from helpdesk_core.errors import DatabaseUnavailable
 from helpdesk_core.defaults.store import build_ticket_message, store_chunk
-from helpdesk_core.hooktypes import Classification, HelpdeskContext, ThreadMatch
+from helpdesk_core.hooktypes import Classification, HelpdeskContext, ImportStatus, ThreadMatch
 from helpdesk_core.inbound.matching import CHUNK_FACTS, ChunkFacts, settle
 from helpdesk_core.mail.message import ParsedMessage
 from helpdesk_core.mail.references import find_references
 from helpdesk_core.models import (
-    Attachment, Department, FailedImport, ImportAttempt, ImportEvent, LedgerEntry, OutboxMessage, Ticket,
-    TicketMessage, User,
+    Attachment, Department, ImportAttempt, ImportEvent, KeptMail, KeptMailStatus, LedgerEntry,
+    OutboxMessage, Ticket, TicketMessage, User,
 )
 from helpdesk_core.models.imports import LONG_TEXT, SHORT_TEXT, bounded, ledger_key, normalized_message_id
 from helpdesk_core.models.ticket import stored_message_id
@@ -87,17 +87,17 @@ class CycleResult:
     def count(self, outcome: Outcome) -> None:
         """Count one message's outcome: exactly once in created + updated + failed + skipped."""
         status = outcome.status
-        if status in ("created", "updated"):
+        if status in (ImportStatus.CREATED, ImportStatus.UPDATED):
             setattr(self, status, getattr(self, status) + 1)
-        elif status in ("failed", "retry"):
+        elif status in (ImportStatus.FAILED, ImportStatus.RETRY):
             self.failed += 1
-            self.retried += status == "retry"
+            self.retried += status == ImportStatus.RETRY
         else:  # skipped (or held), duplicate, kept, refused
             self.skipped += 1
-            self.duplicates += status == "duplicate"
+            self.duplicates += status == ImportStatus.DUPLICATE
             self.held += outcome.held
-            self.kept += status in ("kept", "refused")
-            if status == "skipped" and not outcome.held:
+            self.kept += status in (ImportStatus.KEPT, ImportStatus.REFUSED)
+            if status == ImportStatus.SKIPPED and not outcome.held:
                 kind = outcome.kind or "skipped"
                 self.skipped_by_reason[kind] = self.skipped_by_reason.get(kind, 0) + 1
 
@@ -115,7 +115,7 @@ class Outcome:
     to the mail server: ``helpdesk ingest`` exits 65). ``kind`` is the classification kind of a
     skipped or held mail."""
 
-    status: str
+    status: ImportStatus
     ticket_id: int | None = None
     ticket_message_id: int | None = None
     reason: str = ""
@@ -125,7 +125,8 @@ class Outcome:
 
     @property
     def delete(self) -> bool:
-        return self.status in {"created", "updated", "skipped", "duplicate", "failed"}
+        return self.status in {ImportStatus.CREATED, ImportStatus.UPDATED, ImportStatus.SKIPPED,
+                               ImportStatus.DUPLICATE, ImportStatus.FAILED}
 
 
 @dataclass
@@ -260,17 +261,17 @@ def _store(ctx: HelpdeskContext, department: Department, mail: _Mail, note: str 
     if (ticket is None and match.sender_verified is False and match.mentions
             and ctx.settings.get("mail.unverified_followups") == "hold"):
         reason = f"sender not verified (DKIM/DMARC failed), follow-up to {match.mentions}"
-        _keep_failed(ctx, department, mail, reason, 0, status="held")
+        _keep_failed(ctx, department, mail, reason, 0, status=KeptMailStatus.HELD)
         _event(ctx, department, mail, "held", reason, classification.kind)
-        return Outcome("skipped", reason=reason, kind=classification.kind, held=True)
+        return Outcome(ImportStatus.SKIPPED, reason=reason, kind=classification.kind, held=True)
     if ticket is None and not classification.may_create:
         return _skip(ctx, department, mail, classification.reason or f"{classification.kind} does not open tickets",
                      classification.kind)
     if ticket is None and classification.action == "hold":
         reason = classification.reason or "held"
-        _keep_failed(ctx, department, mail, reason, 0, status="held")
+        _keep_failed(ctx, department, mail, reason, 0, status=KeptMailStatus.HELD)
         _event(ctx, department, mail, "held", reason, classification.kind)
-        return Outcome("skipped", reason=reason, kind=classification.kind, held=True)
+        return Outcome(ImportStatus.SKIPPED, reason=reason, kind=classification.kind, held=True)
     created = ticket is None
     tm = hooks.message_to_ticket(message=message, department=department, ticket=ticket,
                                  classification=classification, match=match, context=ctx)
@@ -281,25 +282,25 @@ def _store(ctx: HelpdeskContext, department: Department, mail: _Mail, note: str 
     hooks.message_imported(message=message, ticket_message=tm, created=created, department=department,
                            classification=classification, match=match, context=ctx)
     # the savepoint's release flushes what the notification added
-    return Outcome("created" if created else "updated", ticket_id=tm.ticket_id, ticket_message_id=tm.id,
-                   reason=note)
+    return Outcome(ImportStatus.CREATED if created else ImportStatus.UPDATED, ticket_id=tm.ticket_id,
+                   ticket_message_id=tm.id, reason=note)
 
 
 def _skip(ctx: HelpdeskContext, department: Department, mail: _Mail, reason: str, kind: str) -> Outcome:
     _ledger(ctx, department, mail, "skipped", reason)
     _event(ctx, department, mail, "skipped", reason, kind)
-    return Outcome("skipped", reason=reason, kind=kind)
+    return Outcome(ImportStatus.SKIPPED, reason=reason, kind=kind)
 
 
 def _keep_failed(ctx: HelpdeskContext, department: Department, mail: _Mail, error: str, attempts: int,
-                 status: str = "failed", *, minimal: bool = False) -> None:
+                 status: KeptMailStatus = KeptMailStatus.FAILED, *, minimal: bool = False) -> None:
     """Keep the raw message (``status`` ``failed``, or ``held`` by the rate limit) and ledger it.
 
     ``minimal`` keeps only what cannot fail to store (the raw bytes, digests, a fixed error):
     the last resort when storing the full record failed."""
     message = mail.message
     sender = "" if minimal or not message.from_ else message.from_.email
-    ctx.session.add(FailedImport(department_id=department.id, raw=mail.raw, raw_sha256=message.raw_sha256,
+    ctx.session.add(KeptMail(department_id=department.id, raw=mail.raw, raw_sha256=message.raw_sha256,
                                  subject="" if minimal else bounded(message.subject, 1000),
                                  sender=bounded(sender, 320), error=bounded(error, LONG_TEXT),
                                  attempts=attempts, status=status))
@@ -397,24 +398,24 @@ def _import_one(ctx: HelpdeskContext, department: Department, mail: _Mail, parse
     if same is not None and same.outcome != "kept":
         reason = f"already {same.outcome}"
         _log_alone(ctx, department, mail, "duplicate", reason)
-        return Outcome("duplicate", ticket_message_id=same.ticket_message_id, reason=same.outcome)
+        return Outcome(ImportStatus.DUPLICATE, ticket_message_id=same.ticket_message_id, reason=same.outcome)
     if not mail.raw or mail.raw.isspace():  # as `not raw.strip()`, without a copy of a big message
         if not from_mailbox:
             _log_alone(ctx, department, mail, "refused", "empty message")
-            return Outcome("refused", reason="empty message")
+            return Outcome(ImportStatus.REFUSED, reason="empty message")
         return (_alone(ctx, department, mail, lambda: _skip(ctx, department, mail, "empty message", "empty"))
-                or Outcome("skipped", reason="empty message", kind="empty"))
+                or Outcome(ImportStatus.SKIPPED, reason="empty message", kind="empty"))
     too_large = _too_large(ctx, mail.raw)
     if too_large and not from_mailbox:
         _log_alone(ctx, department, mail, "refused", too_large)
-        return Outcome("refused", reason=too_large)
+        return Outcome(ImportStatus.REFUSED, reason=too_large)
     if too_large:
         reason = too_large + "; left in the mailbox"
         if same is None:  # reported once, in the log and in `department status`
             _alone(ctx, department, mail, lambda: _keep_in_mailbox(ctx, department, mail, reason))
             known.setdefault(mail.key, []).append(LedgerEntry(key=mail.key, content_sha256=mail.content,
                                                               outcome="kept"))
-        return Outcome("kept", reason=reason)
+        return Outcome(ImportStatus.KEPT, reason=reason)
     mail.kept_entry = same
     note = ""
     if same is None and entries:
@@ -430,7 +431,7 @@ def _import_one(ctx: HelpdeskContext, department: Department, mail: _Mail, parse
     except Exception as exc:  # noqa: BLE001 - a bad message must never block the others
         _drop_unreferenced(ctx, mail.message)
         outcome = _failed(ctx, department, mail, f"{type(exc).__name__}: {exc}", max_attempts)
-        if outcome.status == "failed":
+        if outcome.status == ImportStatus.FAILED:
             known.setdefault(mail.key, []).append(LedgerEntry(key=mail.key, content_sha256=mail.content,
                                                               outcome="failed"))
         else:
@@ -509,25 +510,25 @@ def _failed(ctx: HelpdeskContext, department: Department, mail: _Mail, error: st
         attempt.updated_at = datetime.now(UTC)
         if attempt.attempts < max_attempts:
             _event(ctx, department, mail, "retry", f"attempt {attempt.attempts} of {max_attempts}: {error}")
-            return Outcome("retry", reason=error)
+            return Outcome(ImportStatus.RETRY, reason=error)
         _keep_failed(ctx, department, mail, error, attempt.attempts)
         _event(ctx, department, mail, "failed", error)
-        if attempt in session.new:  # the count now lives on the FailedImport
+        if attempt in session.new:  # the count now lives on the KeptMail
             session.expunge(attempt)
         else:
             session.delete(attempt)
-        return Outcome("failed", reason=error)
+        return Outcome(ImportStatus.FAILED, reason=error)
 
     def keep_minimal() -> Outcome:
         reason = f"could not be imported nor recorded in full: {error[:200]}"
         _keep_failed(ctx, department, mail, reason, max_attempts, minimal=True)
         _event(ctx, department, mail, "failed", reason)
-        return Outcome("failed", reason=error)
+        return Outcome(ImportStatus.FAILED, reason=error)
 
     outcome = _alone(ctx, department, mail, count) or _alone(ctx, department, mail, keep_minimal)
     if outcome is None:
         _log_alone(ctx, department, mail, "retry", f"could not record the failure: {error}")
-        return Outcome("retry", reason=error)
+        return Outcome(ImportStatus.RETRY, reason=error)
     return outcome
 
 
@@ -744,7 +745,7 @@ class _Chunk:
                 requester = tm.ticket.requester
                 if s.created and requester is not None and requester.email in facts.senders:
                     facts.new_tickets[requester.email] = facts.new_tickets.get(requester.email, 0) + 1
-            outcomes.append(Outcome("created" if s.created else "updated", ticket_id=tm.ticket_id,
+            outcomes.append(Outcome(ImportStatus.CREATED if s.created else ImportStatus.UPDATED, ticket_id=tm.ticket_id,
                                     ticket_message_id=tm.id))
         self._reset()
         return outcomes

@@ -4,7 +4,7 @@ from helpdesk_core.models.base import Base, utcnow
 from helpdesk_core.models.department import Department, Mailbox
 from helpdesk_core.models.events import TicketEvent
 from helpdesk_core.models.imports import (
-    FailedImport, FailedImportStatus, ImportAttempt, ImportCycle, ImportEvent, LedgerEntry,
+    KeptMail, KeptMailKind, KeptMailStatus, ImportAttempt, ImportCycle, ImportEvent, LedgerEntry,
 )
 from helpdesk_core.models.outbox import OutboxMessage, OutboxStatus
 from helpdesk_core.models.reply_template import ReplyTemplate
@@ -16,7 +16,7 @@ from helpdesk_core.models.user import Membership, Role, User
 from helpdesk_core.models.token import TokenPurpose, UserToken
 
 __all__ = [
-    "Base", "utcnow", "Department", "Mailbox", "FailedImport", "FailedImportStatus", "ImportAttempt",
+    "Base", "utcnow", "Department", "Mailbox", "KeptMail", "KeptMailKind", "KeptMailStatus", "ImportAttempt",
     "ImportCycle", "ImportEvent", "LedgerEntry", "OutboxMessage", "OutboxStatus", "Setting", "Attachment",
     "Direction", "Ticket",
     "TicketMessage", "TicketStatus",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -62,7 +62,7 @@ class LedgerEntry(Base):
     a printer for a different mail gets an entry of its own.
 
     ``outcome``: ``imported`` (on ``ticket_message_id``), ``skipped`` (with ``reason``),
-    ``failed`` (kept as a :class:`FailedImport`), ``held`` (rate-limited, awaiting an admin),
+    ``failed`` (kept as a :class:`KeptMail`), ``held`` (rate-limited, awaiting an admin),
     ``kept`` (too large, left in the mailbox; becomes ``imported`` once the limit allows it).
     """
 
@@ -84,7 +84,7 @@ class LedgerEntry(Base):
 
 
 class ImportAttempt(Base):
-    """Failed attempts at importing one raw message (by hash); after 3 it becomes a FailedImport."""
+    """Failed attempts at importing one raw message (by hash); after 3 it becomes a KeptMail."""
 
     __tablename__ = "import_attempts"
     __table_args__ = (UniqueConstraint("department_id", "raw_sha256"),)
@@ -97,8 +97,17 @@ class ImportAttempt(Base):
     updated_at: Mapped[created_at]
 
 
-class FailedImportStatus(enum.StrEnum):
-    """Where a kept raw message (:class:`FailedImport`) stands."""
+class KeptMailKind(enum.StrEnum):
+    """Why a raw message was kept (:class:`KeptMail`); it stays when the status moves on."""
+
+    #: its import failed (``helpdesk failed list``)
+    FAILED = "failed"
+    #: held by the rate limit (``helpdesk held list``)
+    HELD = "held"
+
+
+class KeptMailStatus(enum.StrEnum):
+    """Where a kept raw message (:class:`KeptMail`) stands."""
 
     #: the import failed (``helpdesk failed list``)
     FAILED = "failed"
@@ -112,11 +121,19 @@ class FailedImportStatus(enum.StrEnum):
     DISCARDED = "discarded"
 
 
-class FailedImport(Base):
-    """A message that could not be imported, kept raw so nothing is lost (or held by the rate
-    limit); ``status`` is a :class:`FailedImportStatus`."""
+def _kind_of_new_row(context: Any) -> str:
+    """A new row's ``kind`` unless given: ``held`` when it starts as held, else ``failed``."""
+    status = context.get_current_parameters().get("status")
+    return KeptMailKind.HELD.value if status == KeptMailStatus.HELD else KeptMailKind.FAILED.value
 
-    __tablename__ = "failed_imports"
+
+class KeptMail(Base):
+    """A raw message kept so nothing is lost: its import failed, or the rate limit held it
+    (``kind``, a :class:`KeptMailKind`); ``status`` is a :class:`KeptMailStatus`. The failed and
+    held lists, retry, release and discard all work on these rows (``services/failed.py``,
+    ``services/held.py``)."""
+
+    __tablename__ = "kept_mail"
 
     id: Mapped[intpk]
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"), index=True)
@@ -126,9 +143,11 @@ class FailedImport(Base):
     sender: Mapped[str] = mapped_column(String(320), default="")
     error: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: ``failed`` or ``held``, from the start to the end
+    kind: Mapped[KeptMailKind] = mapped_column(StatusColumn(KeptMailKind), default=_kind_of_new_row,
+                                               server_default=KeptMailKind.FAILED.value)
     #: ``failed`` until a retry imports it (``retried``); ``held`` until released (``released``)
-    status: Mapped[FailedImportStatus] = mapped_column(StatusColumn(FailedImportStatus),
-                                                       default=FailedImportStatus.FAILED)
+    status: Mapped[KeptMailStatus] = mapped_column(StatusColumn(KeptMailStatus), default=KeptMailStatus.FAILED)
     ticket_message_id: Mapped[int | None] = mapped_column(
         ForeignKey("ticket_messages.id", ondelete="SET NULL"))
     created_at: Mapped[created_at]

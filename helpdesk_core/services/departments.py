@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from helpdesk_core.app import Helpdesk
 from helpdesk_core.errors import ConfigurationError, ConflictError, HelpdeskError, NotFoundError
 from helpdesk_core.models import (
-    Department, FailedImport, FailedImportStatus, ImportCycle, ImportEvent, LedgerEntry, Mailbox, OutboxMessage,
+    Department, KeptMail, KeptMailStatus, ImportCycle, ImportEvent, LedgerEntry, Mailbox, OutboxMessage,
     OutboxStatus,
 )
 from helpdesk_core.providers.secrets import stored_secrets  # noqa: F401 - re-exported for callers of services
@@ -208,8 +208,8 @@ def department_status(session: Session, *, actor: Actor, department: str) -> dic
     mb = dept.mailbox
     last = session.scalar(select(ImportCycle).where(ImportCycle.department_id == dept.id)
                           .order_by(ImportCycle.id.desc()).limit(1))
-    failed = session.scalar(select(func.count(FailedImport.id)).where(
-        FailedImport.department_id == dept.id, FailedImport.status == FailedImportStatus.FAILED))
+    failed = session.scalar(select(func.count(KeptMail.id)).where(
+        KeptMail.department_id == dept.id, KeptMail.status == KeptMailStatus.FAILED))
     left = list(session.scalars(select(LedgerEntry).where(LedgerEntry.department_id == dept.id,
                                                           LedgerEntry.outcome == "kept")
                                 .order_by(LedgerEntry.id)))

@@ -12,7 +12,7 @@ from helpdesk_core.app import Helpdesk
 from helpdesk_core.errors import ConflictError, NotFoundError
 from helpdesk_core.hooktypes import IMPORTED, ImportStatus
 from helpdesk_core.inbound.importer import Outcome, import_message
-from helpdesk_core.models import Department, FailedImport, FailedImportStatus, ImportAttempt, LedgerEntry
+from helpdesk_core.models import Department, KeptMail, KeptMailKind, KeptMailStatus, ImportAttempt, LedgerEntry
 from helpdesk_core.settings import GeneralSettings
 from helpdesk_core.services.departments import get_department
 from helpdesk_core.services.permissions import (
@@ -20,7 +20,7 @@ from helpdesk_core.services.permissions import (
 )
 
 #: the statuses a failed import goes through (a held one: ``held.HELD_STATUSES``)
-FAILED_STATUSES = (FailedImportStatus.FAILED, FailedImportStatus.RETRIED, FailedImportStatus.DISCARDED)
+FAILED_STATUSES = (KeptMailStatus.FAILED, KeptMailStatus.RETRIED, KeptMailStatus.DISCARDED)
 
 
 def filter_rows(session: Session, query: Select[Any], actor: Actor, *, what: str, department_column: Any,
@@ -58,23 +58,24 @@ def list_failed(session: Session, *, actor: Actor, include_retried: bool = False
     """Failed imports of the departments where ``actor`` is staff (all for a global admin), oldest
     first: ``status`` ``failed`` (the default), ``retried`` or ``discarded`` (``include_retried``:
     all three); the other filters as :func:`filter_rows` (text: subject, sender, error)."""
-    statuses = (status,) if status else FAILED_STATUSES if include_retried else (FailedImportStatus.FAILED,)
-    query = select(FailedImport, Department.name).join(Department).order_by(FailedImport.id)
-    query = filter_rows(session, query.where(FailedImport.status.in_(statuses)), actor,
-                        what="failed imports", department_column=FailedImport.department_id,
-                        created_column=FailedImport.created_at,
-                        text_columns=(FailedImport.subject, FailedImport.sender, FailedImport.error),
+    statuses = (status,) if status else FAILED_STATUSES if include_retried else (KeptMailStatus.FAILED,)
+    query = select(KeptMail, Department.name).join(Department).order_by(KeptMail.id)
+    query = query.where(KeptMail.kind == KeptMailKind.FAILED, KeptMail.status.in_(statuses))
+    query = filter_rows(session, query, actor,
+                        what="failed imports", department_column=KeptMail.department_id,
+                        created_column=KeptMail.created_at,
+                        text_columns=(KeptMail.subject, KeptMail.sender, KeptMail.error),
                         department=department, since=since, until=until, text=text, limit=limit, offset=offset)
     return [{"id": f.id, "department": name, "subject": f.subject, "sender": f.sender, "error": f.error,
              "attempts": f.attempts, "status": f.status, "size": len(f.raw),
              "created_at": f.created_at.isoformat()} for f, name in session.execute(query).all()]
 
 
-def get_failed(session: Session, *, actor: Actor, failed_id: int) -> FailedImport:
+def get_failed(session: Session, *, actor: Actor, failed_id: int) -> KeptMail:
     """A failed import (also once retried or discarded; never a held one), for the staff of its
     department only; to others it does not exist."""
-    row = session.get(FailedImport, failed_id)
-    if (row is None or row.status not in FAILED_STATUSES
+    row = session.get(KeptMail, failed_id)
+    if (row is None or row.kind != KeptMailKind.FAILED or row.status not in FAILED_STATUSES
             or not is_staff(actor, session.get(Department, row.department_id))):
         # staff of its department only; to others it does not exist
         require_staff_somewhere(actor, "failed imports")
@@ -87,28 +88,28 @@ def retry_failed(app: Helpdesk, session: Session, *, actor: Actor, failed_id: in
     row = get_failed(session, actor=actor, failed_id=failed_id)
     department = session.get(Department, row.department_id)
     require_manage_settings(actor, department)
-    return reimport(app, session, row, department, done_status=FailedImportStatus.RETRIED)
+    return reimport(app, session, row, department, done_status=KeptMailStatus.RETRIED)
 
 
-def discard_failed(session: Session, *, actor: Actor, failed_id: int) -> FailedImport:
+def discard_failed(session: Session, *, actor: Actor, failed_id: int) -> KeptMail:
     """Give up on a failed message (Manage Settings of its department): it leaves the list of
     failed imports as ``discarded``; its raw copy is kept (``helpdesk failed export`` still has it)."""
     row = get_failed(session, actor=actor, failed_id=failed_id)
-    return discard(session, actor, row, FailedImportStatus.FAILED)
+    return discard(session, actor, row, KeptMailStatus.FAILED)
 
 
-def discard(session: Session, actor: Actor, row: FailedImport, status: FailedImportStatus) -> FailedImport:
+def discard(session: Session, actor: Actor, row: KeptMail, status: KeptMailStatus) -> KeptMail:
     """Mark a kept raw message (``failed`` or ``held``) ``discarded``; Manage Settings of its department."""
     require_manage_settings(actor, session.get(Department, row.department_id))
     if row.status != status:
         raise ConflictError(f"Import {row.id} is {row.status}, not {status}: nothing to discard.")
-    row.status = FailedImportStatus.DISCARDED
+    row.status = KeptMailStatus.DISCARDED
     session.flush()
     return row
 
 
-def reimport(app: Helpdesk, session: Session, row: FailedImport, department: Department, *,
-             done_status: FailedImportStatus, settings: GeneralSettings | None = None) -> Outcome:
+def reimport(app: Helpdesk, session: Session, row: KeptMail, department: Department, *,
+             done_status: KeptMailStatus, settings: GeneralSettings | None = None) -> Outcome:
     """Import a kept raw message (failed or held) again, once. Caller commits.
 
     Its ``failed``/``held`` ledger entries and attempt counter are dropped first, so the importer
@@ -129,9 +130,9 @@ def reimport(app: Helpdesk, session: Session, row: FailedImport, department: Dep
         row.ticket_message_id = outcome.ticket_message_id
     elif outcome.status == ImportStatus.FAILED:
         # import_message kept a new failed row; keep only this one, with the new error
-        newest = session.scalar(select(FailedImport).where(
-            FailedImport.raw_sha256 == row.raw_sha256, FailedImport.id != row.id,
-            FailedImport.department_id == row.department_id).order_by(FailedImport.id.desc()))
+        newest = session.scalar(select(KeptMail).where(
+            KeptMail.raw_sha256 == row.raw_sha256, KeptMail.id != row.id,
+            KeptMail.department_id == row.department_id).order_by(KeptMail.id.desc()))
         if newest is not None:
             row.error, row.attempts = newest.error, row.attempts + 1
             session.delete(newest)

@@ -1,6 +1,6 @@
 """Held imports (mail beyond ``mail.rate_limit_per_hour``) and the import log.
 
-Held mail is kept raw as a :class:`~helpdesk_core.models.FailedImport` with status ``held`` (and a
+Held mail is kept raw as a :class:`~helpdesk_core.models.KeptMail` with status ``held`` (and a
 ledger entry ``held``); it has already been removed from the mailbox. Releasing imports it again
 with the rate limit switched off; the row then becomes ``released``.
 """
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from helpdesk_core.app import Helpdesk
 from helpdesk_core.errors import NotFoundError
 from helpdesk_core.inbound.importer import Outcome
-from helpdesk_core.models import Department, FailedImport, FailedImportStatus, ImportEvent
+from helpdesk_core.models import Department, KeptMail, KeptMailKind, KeptMailStatus, ImportEvent
 from helpdesk_core.settings import GeneralSettings
 from helpdesk_core.services.failed import discard, filter_rows, reimport
 from helpdesk_core.services.permissions import Actor, is_staff, require_manage_settings, require_staff_somewhere
@@ -26,7 +26,7 @@ LOG_OUTCOMES = ("skipped", "held", "failed", "kept", "retry", "refused", "duplic
 
 
 #: the statuses a held import goes through (``discarded`` is shared with failed ones)
-HELD_STATUSES = (FailedImportStatus.HELD, FailedImportStatus.RELEASED, FailedImportStatus.DISCARDED)
+HELD_STATUSES = (KeptMailStatus.HELD, KeptMailStatus.RELEASED, KeptMailStatus.DISCARDED)
 
 
 def list_held(session: Session, *, actor: Actor, include_released: bool = False, status: str | None = None,
@@ -35,33 +35,35 @@ def list_held(session: Session, *, actor: Actor, include_released: bool = False,
     """Held mail of the departments where ``actor`` is staff, oldest first: ``status`` ``held``
     (the default) or ``released`` (``include_released``: both); the other filters as
     :func:`~helpdesk_core.services.failed.filter_rows` (text: subject, sender, reason)."""
-    held, released = FailedImportStatus.HELD, FailedImportStatus.RELEASED
+    held, released = KeptMailStatus.HELD, KeptMailStatus.RELEASED
     statuses = (status,) if status else (held, released) if include_released else (held,)
-    query = select(FailedImport, Department.name).join(Department).order_by(FailedImport.id)
-    query = filter_rows(session, query.where(FailedImport.status.in_(statuses)), actor, what="held mail",
-                        department_column=FailedImport.department_id, created_column=FailedImport.created_at,
-                        text_columns=(FailedImport.subject, FailedImport.sender, FailedImport.error),
+    query = select(KeptMail, Department.name).join(Department).order_by(KeptMail.id)
+    query = query.where(KeptMail.kind == KeptMailKind.HELD, KeptMail.status.in_(statuses))
+    query = filter_rows(session, query, actor,
+                        what="held mail",
+                        department_column=KeptMail.department_id, created_column=KeptMail.created_at,
+                        text_columns=(KeptMail.subject, KeptMail.sender, KeptMail.error),
                         department=department, since=since, until=until, text=text, limit=limit, offset=offset)
     return [{"id": f.id, "department": name, "subject": f.subject, "sender": f.sender, "reason": f.error,
              "status": f.status, "size": len(f.raw), "created_at": f.created_at.isoformat()}
             for f, name in session.execute(query).all()]
 
 
-def get_held(session: Session, *, actor: Actor, held_id: int) -> FailedImport:
+def get_held(session: Session, *, actor: Actor, held_id: int) -> KeptMail:
     """A held message (not yet released or discarded), for the staff of its department only; to
     others it does not exist."""
-    row = session.get(FailedImport, held_id)
-    if (row is None or row.status != FailedImportStatus.HELD
+    row = session.get(KeptMail, held_id)
+    if (row is None or row.status != KeptMailStatus.HELD
             or not is_staff(actor, session.get(Department, row.department_id))):
         require_staff_somewhere(actor, "held mail")
         raise NotFoundError(f"No held import {held_id}.", details={"hint": "list_held"})
     return row
 
 
-def discard_held(session: Session, *, actor: Actor, held_id: int) -> FailedImport:
+def discard_held(session: Session, *, actor: Actor, held_id: int) -> KeptMail:
     """Drop a held message without importing it (Manage Settings of its department): it becomes
     ``discarded``; its raw copy is kept."""
-    return discard(session, actor, get_held(session, actor=actor, held_id=held_id), FailedImportStatus.HELD)
+    return discard(session, actor, get_held(session, actor=actor, held_id=held_id), KeptMailStatus.HELD)
 
 
 def release_held(app: Helpdesk, session: Session, *, actor: Actor, held_id: int) -> Outcome:
@@ -71,7 +73,7 @@ def release_held(app: Helpdesk, session: Session, *, actor: Actor, held_id: int)
     require_manage_settings(actor, department)
     base = GeneralSettings.load(session)
     unlimited = GeneralSettings({**base.as_dict(), "mail.rate_limit_per_hour": 0})
-    return reimport(app, session, row, department, done_status=FailedImportStatus.RELEASED,
+    return reimport(app, session, row, department, done_status=KeptMailStatus.RELEASED,
                     settings=unlimited)
 
 
