@@ -8,8 +8,9 @@ the text of internal notes.
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Integer, Select, case, column, func, literal_column, or_, select, text
 from sqlalchemy.orm import Session, selectinload
@@ -22,6 +23,8 @@ from helpdesk_core.models.search import FTS_TABLE, PG_DOCUMENT
 from helpdesk_core.services.departments import get_department
 from helpdesk_core.services.permissions import Actor, staff_department_ids, visible_tickets
 from helpdesk_core.services.tickets import message_counts, ticket_summary
+
+E = TypeVar("E", bound=enum.StrEnum)
 
 #: ``--sort`` values: newest/oldest by creation, by last update, by priority (most urgent first)
 SORTS = ("number", "created", "-created", "updated", "-updated", "priority")
@@ -56,6 +59,16 @@ def _user_by(session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(User.email == email.strip().lower()))
 
 
+def _members(enum_class: type[E], values: str, what: str) -> list[E]:
+    """The members named in ``values`` (comma-separated, any case); an unknown one is refused
+    with the names to choose from."""
+    try:
+        return [enum_class(v.strip().lower()) for v in values.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigurationError(f"Unknown {what} in {values!r}; use "
+                                 f"{', '.join(m.value for m in enum_class)}.") from None
+
+
 def _filtered(session: Session, actor: Actor, *, department: str | None, status: str | None,
               assignee: str | None, requester: str | None, tag: str | None, since: datetime | None,
               query: str | None, priority: str | None, q: Select[Any]) -> Select[Any]:
@@ -64,19 +77,9 @@ def _filtered(session: Session, actor: Actor, *, department: str | None, status:
     if department:
         q = q.where(Ticket.department_id == get_department(session, department).id)
     if status:
-        try:
-            wanted = [TicketStatus(s.strip().lower()) for s in status.split(",") if s.strip()]
-        except ValueError:
-            raise ConfigurationError(f"Unknown status in {status!r}; use "
-                                     f"{', '.join(s.value for s in TicketStatus)}.") from None
-        q = q.where(Ticket.status.in_(wanted))
+        q = q.where(Ticket.status.in_(_members(TicketStatus, status, "status")))
     if priority:
-        try:
-            ranks = [TicketPriority(p.strip().lower()) for p in priority.split(",") if p.strip()]
-        except ValueError:
-            raise ConfigurationError(f"Unknown priority in {priority!r}; use "
-                                     f"{', '.join(p.value for p in TicketPriority)}.") from None
-        q = q.where(Ticket.priority.in_(ranks))
+        q = q.where(Ticket.priority.in_(_members(TicketPriority, priority, "priority")))
     if assignee:
         if assignee.lower() == "none":
             q = q.where(Ticket.assignee_id.is_(None))
