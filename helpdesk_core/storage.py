@@ -23,6 +23,10 @@ from helpdesk_core.mail.filetypes import safe_content_type
 _ASCII_FALLBACK_RE = re.compile(r'[^\x20-\x7e]|["\\]')
 
 
+#: folders :meth:`AttachmentStorage._dir` remembers as made (then it forgets them and checks again)
+MADE_FOLDERS_KEPT = 1024
+
+
 class AttachmentStorage:
     """Stores blobs by sha256 under ``root/ab/cd/<sha256>``."""
 
@@ -77,6 +81,8 @@ class AttachmentStorage:
                        and not p.exists()]
             for folder in reversed(missing):
                 folder.mkdir(mode=0o700, exist_ok=True)
+            if len(self._made) >= MADE_FOLDERS_KEPT:  # a backlog fills up to 65,536 ab/cd folders:
+                self._made = {self.root}               # remember some, not all (memory flat)
             self._made.add(path)
         return path
 

@@ -63,3 +63,15 @@ def test_a_long_cycle_holds_nothing_per_message_across_batches(sqlite_url, tmp_p
         assert not isinstance(value, (list, tuple, set)), f"CycleResult.{f.name} is a per-message collection"
     assert len(result.skipped_by_reason) <= 1
     app.engine.dispose()
+
+
+def test_the_attachment_store_remembers_a_bounded_number_of_folders(tmp_path):
+    """Blobs live in up to 65,536 ``ab/cd`` folders; the store remembers which it made (to save a
+    stat per blob) only up to a bound: over a backlog of 50,000 mails that set had grown by
+    ~300 bytes a mail."""
+    from helpdesk_core.storage import MADE_FOLDERS_KEPT, AttachmentStorage
+
+    storage = AttachmentStorage(tmp_path / "attachments")
+    keys = [storage.put(f"blob {i}".encode()) for i in range(3 * MADE_FOLDERS_KEPT)]
+    assert len(storage._made) <= MADE_FOLDERS_KEPT
+    assert all(storage.path(k).read_bytes() == f"blob {i}".encode() for i, k in enumerate(keys))

@@ -218,6 +218,12 @@ class ImapSession(MailboxSession):
                 client.expunge()
         except MAIL_ERRORS as exc:
             raise translate(exc, config=self.config, step="delete") from exc
+        finally:
+            # imaplib files every "* n EXPUNGE" answer away and nothing reads them: over a backlog
+            # of 50,000 mails in one session they would pile up
+            imap = getattr(client, "_imap", None)
+            if imap is not None:
+                imap.untagged_responses.pop("EXPUNGE", None)
         self._expunged(uids)
 
     def ensure_folder(self, name: str) -> None:

@@ -406,3 +406,16 @@ def test_pop3_big_message_is_spooled_byte_identical(dovecot: Any, mail_user: Any
     assert [lf(m.raw) for m in streamed] == [lf(message(1)), lf(big), lf(message(2))]
     assert [m.size for m in streamed] == [len(m.raw) for m in streamed]
     assert type(streamed[1].raw) is bytes
+
+
+def test_imap_session_keeps_no_expunge_responses(dovecot: Any, mail_user: Any) -> None:
+    """A first import of 50,000 mails runs in one session: the server's ``* n EXPUNGE`` answers,
+    which imaplib files away and nothing reads, must not pile up batch after batch (issue 16)."""
+    for n in range(30):
+        mail_user.deliver(message(n))
+    with open_session(dovecot, mail_user, "imap", "ssl") as session:
+        for batch in session.fetch(batch_size=10):
+            session.delete([m.key for m in batch])
+        assert isinstance(session, ImapSession) and session.client is not None
+        assert not session.client._imap.untagged_responses.get("EXPUNGE")
+    assert mail_user.count() == 0
