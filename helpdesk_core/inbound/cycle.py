@@ -185,7 +185,7 @@ class FetchAhead:
     def _next(self):
         with self.lock:
             if self._batches is None:
-                self._batches = self.remote.fetch(batch_size=self.batch_size)
+                self._batches = iter(self.remote.fetch(batch_size=self.batch_size))
             return next(self._batches, None)
 
     def _submit(self) -> Future:
@@ -219,8 +219,10 @@ class FetchAhead:
             self._pool.shutdown(wait=True)
             self._pool = None
         if self._batches is not None:
-            with self.lock:
-                self._batches.close()
+            close = getattr(self._batches, "close", None)  # a generator; a provider may return any iterator
+            if close is not None:
+                with self.lock:
+                    close()
             self._batches = None
 
 
