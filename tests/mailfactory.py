@@ -17,6 +17,11 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+#: when each distinct mail was first built: the same arguments within a minute build the same bytes
+#: (a copy is a duplicate), later ones a fresh Date (a test much later must not build "old" mail)
+_DATES: dict[tuple[object, ...], datetime] = {}
+
+
 def plain(subject: str = "Printer broken", sender: str = "Alice Parent <alice@example.test>",
           to: str = "techhelp@district.test", body: str = "The printer in room 12 is broken.\n",
           msgid: str | None = None, **headers: str) -> bytes:
@@ -25,8 +30,13 @@ def plain(subject: str = "Printer broken", sender: str = "Alice Parent <alice@ex
     msg["To"] = to
     msg["Subject"] = subject
     # dated now: mail older than mail.acknowledge_max_age_days, or dated before its mailbox was
-    # configured, is a backlog (no acknowledgement, no staff notification)
-    msg["Date"] = format_datetime(datetime.now(timezone.utc).replace(microsecond=0))
+    # configured, is a backlog (no acknowledgement, no staff notification); the same mail built
+    # again within a minute keeps its Date, so both copies have the same bytes
+    key = (subject, sender, to, body, msgid, tuple(sorted(headers.items())))
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    if key not in _DATES or (now - _DATES[key]).total_seconds() > 60:
+        _DATES[key] = now
+    msg["Date"] = format_datetime(_DATES[key])
     msg["Message-ID"] = msgid or make_msgid(domain="example.test")
     for key, value in headers.items():
         msg[key.replace("_", "-")] = value

@@ -4,6 +4,7 @@ loses and duplicates nothing when the process dies between that fetch and the co
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import pytest
@@ -22,12 +23,14 @@ from conftest import make_app, memory_app
 from mailfactory import plain
 
 
-def _mails() -> list[bytes]:
+@functools.cache
+def _mails() -> tuple[bytes, ...]:
     """New threads, replies and a subject reference to tickets of the same chunk, one sender
-    twice, a duplicate, an empty mail, a Message-ID reused with other content, an auto-reply."""
+    twice, a duplicate, an empty mail, a Message-ID reused with other content, an auto-reply.
+    Built once: ``plain()`` dates a mail when it is built, and both paths must get the same bytes."""
     new = [plain(subject=f"Case {i}", sender=f"P{i} <p{i}@example.test>", msgid=f"<n{i}@example.test>",
                  body=f"Message {i}\n") for i in range(8)]
-    return [
+    return (
         *new[:4],
         plain(subject="Re: Case 1", sender="P1 <p1@example.test>", msgid="<r1@example.test>",
               In_Reply_To="<n1@example.test>", body="Thanks\n"),
@@ -42,7 +45,7 @@ def _mails() -> list[bytes]:
               Auto_Submitted="auto-replied", body="I am away\n"),
         *new[5:],
         plain(subject="Case 9", sender="P1 <p1@example.test>", msgid="<n9@example.test>", body="Again\n"),
-    ]
+    )
 
 
 def _setup(app, fake: FakePlugin) -> int:
