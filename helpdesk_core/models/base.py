@@ -6,7 +6,7 @@ import enum
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from sqlalchemy import JSON, DateTime, Integer, MetaData, String, TypeDecorator
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, mapped_column
 
 NAMING_CONVENTION = {
@@ -67,6 +67,8 @@ class StatusColumn(TypeDecorator[_Status], Generic[_Status]):
 
 intpk = Annotated[int, mapped_column(Integer, primary_key=True)]
 email_str = Annotated[str, mapped_column(String(320))]
+#: the department a row belongs to (deleted with it)
+department_fk = Annotated[int, mapped_column(ForeignKey("departments.id", ondelete="CASCADE"))]
 created_at = Annotated[datetime, mapped_column(UTCDateTime(), default=utcnow, nullable=False)]
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from helpdesk_core.models.base import Base, StatusColumn, created_at, intpk
+from helpdesk_core.models.base import Base, created_at, department_fk, intpk, StatusColumn
 
 if TYPE_CHECKING:
     from helpdesk_core.models.ticket import TicketMessage
@@ -70,7 +70,7 @@ class LedgerEntry(Base):
     __table_args__ = (UniqueConstraint("department_id", "key", "content_sha256"),)
 
     id: Mapped[intpk]
-    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"))
+    department_id: Mapped[department_fk]
     key: Mapped[str] = mapped_column(String(64))
     content_sha256: Mapped[str | None] = mapped_column(String(64))
     raw_sha256: Mapped[str] = mapped_column(String(64))
@@ -90,7 +90,7 @@ class ImportAttempt(Base):
     __table_args__ = (UniqueConstraint("department_id", "raw_sha256"),)
 
     id: Mapped[intpk]
-    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"))
+    department_id: Mapped[department_fk]
     raw_sha256: Mapped[str] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)

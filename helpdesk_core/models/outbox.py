@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from helpdesk_core.models.base import Base, StatusColumn, created_at, intpk
+from helpdesk_core.models.base import Base, created_at, department_fk, intpk, StatusColumn
 
 #: kinds of outgoing mail
 KINDS = ("reply", "acknowledgement")
@@ -45,7 +45,7 @@ class OutboxMessage(Base):
     )
 
     id: Mapped[intpk]
-    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"))
+    department_id: Mapped[department_fk]
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
     ticket_message_id: Mapped[int | None] = mapped_column(ForeignKey("ticket_messages.id", ondelete="SET NULL"))
     #: ``reply`` (a staff member's answer) or ``acknowledgement`` (automatic, for a new ticket)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from helpdesk_core.models.base import Base, created_at, intpk
+from helpdesk_core.models.base import Base, created_at, department_fk, intpk
 
 
 class ReplyTemplate(Base):
@@ -15,7 +15,7 @@ class ReplyTemplate(Base):
     __table_args__ = (UniqueConstraint("department_id", "name"),)
 
     id: Mapped[intpk]
-    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"))
+    department_id: Mapped[department_fk]
     name: Mapped[str] = mapped_column(String(100))
     #: jinja2 source; variables as in reply templates (``ticket``, ``requester_name``, ``reference`` …)
     body: Mapped[str] = mapped_column(Text)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from helpdesk_core.models.base import Base, created_at, email_str, intpk, utcnow
+from helpdesk_core.models.base import Base, created_at, department_fk, email_str, intpk, utcnow
 from helpdesk_core.models.imports import bounded
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class Ticket(Base):
     )
 
     id: Mapped[intpk]
-    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"))
+    department_id: Mapped[department_fk]
     #: per-department number shown as ``[Ticket #N]``
     number: Mapped[int] = mapped_column(Integer)
     subject: Mapped[str] = mapped_column(Text, default="")
@@ -134,7 +134,7 @@ class TicketAlias(Base):
 
     id: Mapped[intpk]
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
-    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"))
+    department_id: Mapped[department_fk]
     number: Mapped[int] = mapped_column(Integer)
 
 
@@ -149,7 +149,7 @@ class TicketMessage(Base):
     id: Mapped[intpk]
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
     #: denormalised for an index-bound thread lookup scoped to the department
-    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"))
+    department_id: Mapped[department_fk]
     direction: Mapped[Direction] = mapped_column(
         Enum(Direction, name="message_direction", native_enum=False, length=20))
     #: ``message`` for ordinary mail; ``auto_reply``, ``bounce`` … for classified inbound mail
