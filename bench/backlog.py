@@ -37,6 +37,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from children import EMAIL, PASSWORD, _mb  # noqa: E402 - the measuring side's names
+from run import fill  # noqa: E402 - the same filling as the throughput runs
 
 #: how often the importer's memory and the mailbox are sampled
 SAMPLE_SECONDS = 0.5
@@ -71,24 +72,6 @@ def _left(maildir: Path) -> int:
     return total
 
 
-def fill_maildir(server: Any, messages: list[bytes]) -> float:
-    """Empty the mailbox, write ``messages`` into its Maildir in order, let Dovecot index them."""
-    from imapclient import IMAPClient
-
-    server.reset(EMAIL, kick=True)
-    t0 = time.perf_counter()
-    for raw in messages:
-        server.deliver(EMAIL, raw)
-    client = IMAPClient("127.0.0.1", port=server.imap_port, ssl=False, timeout=1800)
-    client.login(EMAIL, PASSWORD)
-    exists = int(client.select_folder("INBOX")[b"EXISTS"])
-    client.logout()
-    if exists != len(messages):
-        raise SystemExit(f"mailbox holds {exists} messages after writing {len(messages)}")
-    subprocess.run(["sync"], check=False)
-    return time.perf_counter() - t0
-
-
 def run(server: Any, state: Path, n: int = 50_000, seed: int | None = None) -> dict[str, Any]:
     """Fill, import with sampling, print the figures; returns them (for bench/run.py's JSON)."""
     import mailgen
@@ -102,7 +85,7 @@ def run(server: Any, state: Path, n: int = 50_000, seed: int | None = None) -> d
     messages = mailgen.generate(n, seed)
     st = mailgen.stats()
     generated = time.perf_counter() - t0
-    filled = fill_maildir(server, messages)
+    filled = fill(server, messages, timeout=1800)  # a 50,000-mail SELECT indexes for minutes
     del messages
     print(f"mailbox: {st.total_bytes / 1048576:.0f} MB, {st.new_threads:,} new threads, {st.replies:,} replies, "
           f"{st.with_attachment:,} with attachment; generated in {generated:.0f} s, written and indexed in "

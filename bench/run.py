@@ -101,7 +101,7 @@ def new_home(state: Path, name: str, server: Any = None, settings: dict[str, str
     return home
 
 
-def fill(server: Any, messages: list[bytes]) -> float:
+def fill(server: Any, messages: list[bytes], timeout: float = 600) -> float:
     """Empty the mailbox, deliver ``messages`` in order, and let Dovecot index them (one SELECT)."""
     from imapclient import IMAPClient
 
@@ -111,7 +111,7 @@ def fill(server: Any, messages: list[bytes]) -> float:
         server.deliver(EMAIL, raw)
     # Direct Maildir writes are indexed on the next SELECT; do it here, unmeasured, for both runs
     # (with LDA/LMTP delivery the index is kept up to date as mail arrives).
-    client = IMAPClient("127.0.0.1", port=server.imap_port, ssl=False, timeout=600)
+    client = IMAPClient("127.0.0.1", port=server.imap_port, ssl=False, timeout=timeout)
     client.login(EMAIL, PASSWORD)
     info = client.select_folder("INBOX")
     client.logout()

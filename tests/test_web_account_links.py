@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
-from starlette.testclient import TestClient
 
 from helpdesk_core.models import OutboxMessage, TokenPurpose, User, UserToken
 from helpdesk_core.services import account_links
@@ -24,9 +23,9 @@ from helpdesk_core.services.departments import set_mailbox
 from helpdesk_core.services.permissions import ANONYMOUS, SYSTEM
 from helpdesk_core.services.users import add_user
 from helpdesk_core.testing.apps import environment, installation, make_app
-from helpdesk_core.web.app import create_app
 
-PASSWORD = "correct horse battery"
+from test_web import PASSWORD, client, csrf, signed_in
+
 NEW_PASSWORD = "a brand new passphrase"
 
 
@@ -84,18 +83,6 @@ def site(site_template, tmp_path):
     app.engine.dispose()
 
 
-def client(app, **kw) -> TestClient:
-    return TestClient(create_app(app, **kw), follow_redirects=False)
-
-
-def csrf(c: TestClient, url: str = "/login") -> str:
-    return re.search(r'name="csrf" value="([^"]+)"', c.get(url).text).group(1)
-
-
-def signed_in(app, mail: str) -> TestClient:
-    c = client(app)
-    assert c.post("/login", data={"email": mail, "password": PASSWORD, "csrf": csrf(c)}).status_code == 303
-    return c
 
 
 def outbox(app, kind=None):
