@@ -127,6 +127,19 @@ def test_automated_mail_is_logged_with_its_kind(hd_env, cli) -> None:
         assert words in reasons, (words, reasons)
 
 
+def test_the_log_and_the_kept_lists_filter_on_the_command_line(hd_env, cli) -> None:
+    """``log``, ``failed list`` and ``held list`` take the web lists' filters (department, days,
+    text; the log also by outcome)."""
+    app = setup(hd_env)
+    for name in ("arf_yahoo.eml", "sympa_loop.eml"):
+        ingest(app, (CORPORA / "automated" / name).read_bytes())
+    assert len(cli.json("log", "--json", "--text", "mailing-list manager")) == 1
+    assert len(cli.json("log", "--json", "--outcome", "skipped", "--since", "2000-01-01")) == 2
+    assert cli.json("log", "--json", "--until", "2000-01-01") == []
+    assert cli.json("failed", "list", "--json", "--text", "anything", "--all") == []
+    assert cli.json("held", "list", "--json", "--since", "2000-01-01") == []
+
+
 def test_human_mail_mentioning_failures_opens_tickets(hd_env) -> None:
     app = setup(hd_env)
     for path in sorted((CORPORA / "human").glob("*.eml")):

@@ -150,6 +150,23 @@ def listing(line: Callable[[Any], str | Iterable[str]], nothing: str | None = No
     return decorate
 
 
+def kept_filters(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The filters the lists of failed, held and logged mail share (as their web pages do):
+    ``--department``, ``--since``/``--until`` (UTC days, YYYY-MM-DD) and ``--text``; they reach
+    ``fn`` as the service's keywords (``department``, ``since``, ``until``, ``text``)."""
+    day = click.DateTime(formats=["%Y-%m-%d"])
+
+    @click.option("--department", default=None, help="Only this department.")
+    @click.option("--since", type=day, default=None, help="Only from this day on (YYYY-MM-DD, UTC).")
+    @click.option("--until", type=day, default=None, help="Only up to this day (YYYY-MM-DD, UTC).")
+    @click.option("--text", default=None, help="Only those whose subject, sender or reason contains TEXT.")
+    @functools.wraps(fn)
+    def command(*args: Any, since: Any = None, until: Any = None, **options: Any) -> Any:
+        return fn(*args, since=since and since.date(), until=until and until.date(), **options)
+
+    return command
+
+
 def action(fn: Callable[..., str]) -> Callable[..., None]:
     """Make a command of a function ``fn(app, session, actor, **options)`` that changes something
     through a service and returns the line that says what was done: it runs in one session,

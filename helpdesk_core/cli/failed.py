@@ -9,7 +9,7 @@ import click
 from sqlalchemy.orm import Session
 
 from helpdesk_core.app import Helpdesk
-from helpdesk_core.cli.common import CliState, fail, handle_errors, listing
+from helpdesk_core.cli.common import CliState, fail, handle_errors, kept_filters, listing
 from helpdesk_core.hooktypes import IMPORTED
 from helpdesk_core.services import failed as svc
 from helpdesk_core.services.permissions import Actor
@@ -21,12 +21,14 @@ def failed() -> None:
 
 
 @failed.command("list")
-@click.option("--all", "include_retried", is_flag=True, help="Include retried ones.")
+@click.option("--all", "include_retried", is_flag=True, help="Include retried and discarded ones.")
 @listing(lambda f: f"{f['id']:>5}  {f['department']}  {f['sender']}  {f['subject']!r}  {f['error']}",
          "No failed imports.")
-def failed_list(_app: Helpdesk, session: Session, actor: Actor, include_retried: bool) -> list[dict[str, Any]]:
-    """List failed imports."""
-    return svc.list_failed(session, actor=actor, include_retried=include_retried)
+@kept_filters
+def failed_list(_app: Helpdesk, session: Session, actor: Actor, include_retried: bool,
+                **filters: Any) -> list[dict[str, Any]]:
+    """List failed imports, oldest first."""
+    return svc.list_failed(session, actor=actor, include_retried=include_retried, **filters)
 
 
 @failed.command("retry")

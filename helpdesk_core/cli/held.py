@@ -8,7 +8,7 @@ import click
 from sqlalchemy.orm import Session
 
 from helpdesk_core.app import Helpdesk
-from helpdesk_core.cli.common import action, listing
+from helpdesk_core.cli.common import action, kept_filters, listing
 from helpdesk_core.services.held import list_held, release_held
 from helpdesk_core.services.permissions import Actor
 
@@ -22,9 +22,11 @@ def held() -> None:
 @click.option("--all", "include_released", is_flag=True, help="Include released ones.")
 @listing(lambda r: f"{r['id']}  {r['department']}  {r['sender']}  {r['subject'][:60]!r}  {r['status']}",
          "No held mail.")
-def held_list(_app: Helpdesk, session: Session, actor: Actor, include_released: bool) -> list[dict[str, Any]]:
-    """List held mail."""
-    return list_held(session, actor=actor, include_released=include_released)
+@kept_filters
+def held_list(_app: Helpdesk, session: Session, actor: Actor, include_released: bool,
+              **filters: Any) -> list[dict[str, Any]]:
+    """List held mail, oldest first."""
+    return list_held(session, actor=actor, include_released=include_released, **filters)
 
 
 @held.command("release")
