@@ -190,7 +190,9 @@ def test_killed_workers_and_a_restarted_redis_lose_and_duplicate_nothing(
         counts = _message_counts(app)
         assert counts == {mid: 1 for mid in delivered}, f"seed {seed}"
         print("celery chaos: imported when the blows fell:", progress, "seed", seed)
-        assert progress[-1] < len(delivered), f"every blow fell after the import was done: {progress}"
+        # the chaos meant something: the first blow fell while mail was still being imported (the
+        # later ones may come after the end now that a fast import can finish within seconds)
+        assert progress[0] < len(delivered), f"every blow fell after the import was done: {progress}"
         with app.session() as session:
             assert session.scalar(select(func.count()).select_from(Mailbox)) == MAILBOXES
     finally:
