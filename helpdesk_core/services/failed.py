@@ -75,7 +75,7 @@ def get_failed(session: Session, *, actor: Actor, failed_id: int) -> KeptMail:
     """A failed import (also once retried or discarded; never a held one), for the staff of its
     department only; to others it does not exist."""
     row = session.get(KeptMail, failed_id)
-    if (row is None or row.kind != KeptMailKind.FAILED or row.status not in FAILED_STATUSES
+    if (row is None or row.kind != KeptMailKind.FAILED
             or not is_staff(actor, session.get(Department, row.department_id))):
         # staff of its department only; to others it does not exist
         require_staff_somewhere(actor, "failed imports")
