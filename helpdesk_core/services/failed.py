@@ -59,16 +59,23 @@ def list_failed(session: Session, *, actor: Actor, include_retried: bool = False
     first: ``status`` ``failed`` (the default), ``retried`` or ``discarded`` (``include_retried``:
     all three); the other filters as :func:`filter_rows` (text: subject, sender, error)."""
     statuses = (status,) if status else FAILED_STATUSES if include_retried else (KeptMailStatus.FAILED,)
-    query = select(KeptMail, Department.name).join(Department).order_by(KeptMail.id)
-    query = query.where(KeptMail.kind == KeptMailKind.FAILED, KeptMail.status.in_(statuses))
-    query = filter_rows(session, query, actor,
-                        what="failed imports", department_column=KeptMail.department_id,
-                        created_column=KeptMail.created_at,
-                        text_columns=(KeptMail.subject, KeptMail.sender, KeptMail.error),
-                        department=department, since=since, until=until, text=text, limit=limit, offset=offset)
+    rows = kept_rows(session, actor, KeptMailKind.FAILED, statuses, what="failed imports", department=department,
+                     since=since, until=until, text=text, limit=limit, offset=offset)
     return [{"id": f.id, "department": name, "subject": f.subject, "sender": f.sender, "error": f.error,
              "attempts": f.attempts, "status": f.status, "size": len(f.raw),
-             "created_at": f.created_at.isoformat()} for f, name in session.execute(query).all()]
+             "created_at": f.created_at.isoformat()} for f, name in rows]
+
+
+def kept_rows(session: Session, actor: Actor, kind: KeptMailKind, statuses: tuple[str, ...], *, what: str,
+              **filters: Any) -> list[Any]:
+    """Kept mail of ``kind`` in one of ``statuses`` with its department's name, oldest first,
+    filtered as :func:`filter_rows` (text: subject, sender, error/reason)."""
+    query = select(KeptMail, Department.name).join(Department).order_by(KeptMail.id)
+    query = query.where(KeptMail.kind == kind, KeptMail.status.in_(statuses))
+    query = filter_rows(session, query, actor, what=what, department_column=KeptMail.department_id,
+                        created_column=KeptMail.created_at,
+                        text_columns=(KeptMail.subject, KeptMail.sender, KeptMail.error), **filters)
+    return list(session.execute(query).all())
 
 
 def get_failed(session: Session, *, actor: Actor, failed_id: int) -> KeptMail:

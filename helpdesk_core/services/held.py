@@ -18,7 +18,7 @@ from helpdesk_core.errors import NotFoundError
 from helpdesk_core.inbound.importer import Outcome
 from helpdesk_core.models import Department, KeptMail, KeptMailKind, KeptMailStatus, ImportEvent
 from helpdesk_core.settings import GeneralSettings
-from helpdesk_core.services.failed import discard, filter_rows, reimport
+from helpdesk_core.services.failed import discard, filter_rows, kept_rows, reimport
 from helpdesk_core.services.permissions import Actor, is_staff, require_manage_settings, require_staff_somewhere
 
 #: outcomes the import log shows (every one but a plain import; see ImportEvent)
@@ -37,16 +37,11 @@ def list_held(session: Session, *, actor: Actor, include_released: bool = False,
     :func:`~helpdesk_core.services.failed.filter_rows` (text: subject, sender, reason)."""
     held, released = KeptMailStatus.HELD, KeptMailStatus.RELEASED
     statuses = (status,) if status else (held, released) if include_released else (held,)
-    query = select(KeptMail, Department.name).join(Department).order_by(KeptMail.id)
-    query = query.where(KeptMail.kind == KeptMailKind.HELD, KeptMail.status.in_(statuses))
-    query = filter_rows(session, query, actor,
-                        what="held mail",
-                        department_column=KeptMail.department_id, created_column=KeptMail.created_at,
-                        text_columns=(KeptMail.subject, KeptMail.sender, KeptMail.error),
-                        department=department, since=since, until=until, text=text, limit=limit, offset=offset)
+    rows = kept_rows(session, actor, KeptMailKind.HELD, statuses, what="held mail", department=department,
+                     since=since, until=until, text=text, limit=limit, offset=offset)
     return [{"id": f.id, "department": name, "subject": f.subject, "sender": f.sender, "reason": f.error,
              "status": f.status, "size": len(f.raw), "created_at": f.created_at.isoformat()}
-            for f, name in session.execute(query).all()]
+            for f, name in rows]
 
 
 def get_held(session: Session, *, actor: Actor, held_id: int) -> KeptMail:
