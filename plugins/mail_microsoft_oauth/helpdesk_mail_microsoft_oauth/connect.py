@@ -13,10 +13,11 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import click
+import msal
 
 from helpdesk_core.cli.common import CliState, fail, handle_errors
 from helpdesk_core.errors import ConfigurationError, MailboxError
@@ -26,9 +27,6 @@ from helpdesk_core.services.permissions import require_manage_settings
 
 from .provider import MicrosoftProvider
 from .tokens import DELEGATED_SCOPES, call, msal_app, token_error
-
-if TYPE_CHECKING:  # loaded on first use, as in tokens.py
-    import msal
 
 CLIENT_KEY = "microsoft.client"
 MAIL_OPTIONS = ("protocol", "host", "port", "folder", "smtp_host", "smtp_port", "smtp_security", "send_via",
@@ -96,8 +94,6 @@ def connect_microsoft(state: CliState, name: str, email: str | None, app_only: b
         config = {**{k: v for k, v in client.items() if v}, **{k: v for k, v in options.items() if v is not None},
                   "email": address, "mode": "app_only" if app_only else "delegated"}
         pending = f"microsoft.pending.{dept.id}"
-        import msal
-
         cache = msal.SerializableTokenCache()
         if not app_only and code is None:
             with warnings.catch_warnings():  # MSAL recommends form_post, which a pasted redirect cannot use

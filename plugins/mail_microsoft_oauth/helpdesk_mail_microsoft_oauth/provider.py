@@ -13,9 +13,10 @@ import base64
 import poplib
 import smtplib
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
+import requests
 from imapclient.exceptions import LoginError
 
 from helpdesk_core.errors import ConfigurationError, DeliveryError, MailboxError
@@ -25,9 +26,6 @@ from helpdesk_mail_generic.provider import connect_imap, connect_pop3
 from helpdesk_mail_generic.smtp import connect_smtp, smtp_settings
 
 from .tokens import AUTHORITY_HOST, GRAPH_SCOPES, Tokens, http_session
-
-if TYPE_CHECKING:  # loaded on first use (tokens.py)
-    import requests
 
 __all__ = ["MicrosoftProvider"]
 T = TypeVar("T")
@@ -167,8 +165,6 @@ def _graph_batch(http: requests.Session, cfg: Mapping[str, Any], token: str,
 
 
 def _graph_send(http: requests.Session, cfg: Mapping[str, Any], token: str, mail: OutgoingMail) -> DeliveryError | None:
-    import requests
-
     url = f"{str(cfg['graph_url']).rstrip('/')}/v1.0/users/{quote(cfg['email'])}/sendMail"
     try:
         answer = http.post(url, data=base64.b64encode(mail.raw),

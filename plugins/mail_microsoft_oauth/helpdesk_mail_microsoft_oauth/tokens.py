@@ -11,15 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
+
+import msal
+import requests
 
 from helpdesk_core.errors import MailboxError
 from helpdesk_core.providers import StoredSecrets, update_secrets
-
-if TYPE_CHECKING:  # msal and requests load on first use: a command that reaches no Microsoft
-    # mailbox (an IMAP import, ``helpdesk ingest``) does not pay their ~6 MB
-    import msal
-    import requests
 
 __all__ = ["AUTHORITY_HOST", "DELEGATED_SCOPES", "GRAPH_SCOPES", "Tokens", "call", "http_session", "msal_app",
            "token_error"]
@@ -35,8 +33,6 @@ T = TypeVar("T")
 
 def call(what: str, fn: Callable[[], T]) -> T:
     """Run an MSAL call; network trouble becomes a temporary MailboxError (never with a token in it)."""
-    import requests
-
     try:
         return fn()
     except requests.exceptions.SSLError as exc:
@@ -53,8 +49,6 @@ def call(what: str, fn: Callable[[], T]) -> T:
 
 def http_session(cfg: Mapping[str, Any]) -> requests.Session:
     """HTTP for MSAL and Graph: ``ca_file`` (when set) wins over ``REQUESTS_CA_BUNDLE``; ``timeout`` applies."""
-    import requests
-
     http = requests.Session()
     if cfg.get("ca_file"):
         http.verify, http.trust_env = str(cfg["ca_file"]), False
@@ -66,8 +60,6 @@ def msal_app(cfg: Mapping[str, Any], secret: str | None, cache: msal.TokenCache 
     """A confidential client (with the client secret) or a public client of the app in ``cfg``.
 
     MSAL adds ``offline_access openid profile`` to the scopes of every request."""
-    import msal
-
     host = str(cfg.get("authority_host") or AUTHORITY_HOST).rstrip("/")
     kwargs: dict[str, Any] = {"authority": f"{host}/{cfg.get('tenant') or 'organizations'}", "token_cache": cache,
                               "http_client": http_session(cfg)}
@@ -106,8 +98,6 @@ class Tokens:
         if isinstance(secrets, StoredSecrets):
             secrets.reload()  # another process may have rotated the refresh token meanwhile
         self.cfg, self.secrets = cfg, secrets
-        import msal
-
         self.cache = msal.SerializableTokenCache()
         if secrets.get("token_cache"):
             self.cache.deserialize(secrets["token_cache"])
