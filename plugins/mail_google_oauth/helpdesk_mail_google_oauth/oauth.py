@@ -22,16 +22,15 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import requests
-from authlib.common.security import generate_token
-from authlib.integrations.requests_client import OAuth2Session, OAuthError
-from authlib.oauth2.rfc7523 import JWTBearerGrant
-from joserfc.jwk import RSAKey
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from helpdesk_core.errors import MailboxError
 from helpdesk_core.providers.base import StoredSecrets, update_secrets
+
+if TYPE_CHECKING:  # requests, authlib and joserfc load on first use: a command that reaches no
+    # Google mailbox (an IMAP import, ``helpdesk ingest``) does not pay their ~8 MB
+    import requests
+    from authlib.integrations.requests_client import OAuth2Session, OAuthError
 
 __all__ = ["GOOGLE_ENDPOINTS", "MAIL_SCOPE", "CONSENT_SCOPES", "REFRESH_AHEAD", "Consent", "ServiceAccountKey",
            "AccessTokens", "consent_request", "exchange_code", "refresh_access_token",
@@ -79,6 +78,8 @@ class ServiceAccountKey:
     @classmethod
     def from_json(cls, text: str | bytes) -> ServiceAccountKey:
         """Parse a key file; raise ValueError naming what is missing."""
+        from joserfc.jwk import RSAKey
+
         data = json.loads(text)
         if not isinstance(data, dict) or data.get("type") != "service_account":
             raise ValueError("it is not a service account key file (\"type\": \"service_account\" missing)")
@@ -93,6 +94,9 @@ class ServiceAccountKey:
 
 def consent_request(client_id: str, redirect_uri: str, *, auth_url: str, login_hint: str | None) -> Consent:
     """Build the authorization URL (state, PKCE S256, offline access, consent prompt, login hint)."""
+    from authlib.common.security import generate_token
+    from authlib.integrations.requests_client import OAuth2Session
+
     verifier = generate_token(64)
     session = OAuth2Session(client_id, scope=CONSENT_SCOPES, redirect_uri=redirect_uri,
                             code_challenge_method="S256")
@@ -104,12 +108,16 @@ def consent_request(client_id: str, redirect_uri: str, *, auth_url: str, login_h
 
 
 def _client(client_id: str, client_secret: str | None, **kwargs: Any) -> OAuth2Session:
+    from authlib.integrations.requests_client import OAuth2Session
+
     return OAuth2Session(client_id, client_secret, token_endpoint_auth_method="client_secret_post",
                          default_timeout=HTTP_TIMEOUT, **kwargs)
 
 
 def _call(what: str, url: str, fn: Callable[[], T]) -> T:
     """Run one request against an OAuth endpoint; network trouble becomes a temporary MailboxError."""
+    import requests
+
     try:
         return fn()
     except requests.Timeout as exc:
@@ -144,6 +152,8 @@ def _with_expiry(token: Mapping[str, Any]) -> dict[str, Any]:
 def exchange_code(client_id: str, client_secret: str, *, token_url: str, code: str, redirect_uri: str,
                   code_verifier: str) -> dict[str, Any]:
     """Trade an authorization code for tokens (``access_token``, ``refresh_token``, ``expires_at``)."""
+    from authlib.integrations.requests_client import OAuthError
+
     session = _client(client_id, client_secret, redirect_uri=redirect_uri)
     try:
         token = _call("Exchanging the authorization code", token_url, lambda: session.fetch_token(
@@ -159,6 +169,8 @@ def exchange_code(client_id: str, client_secret: str, *, token_url: str, code: s
 def refresh_access_token(client_id: str, client_secret: str, *, token_url: str, refresh_token: str,
                          email: str) -> dict[str, Any]:
     """A new access token (and maybe a rotated ``refresh_token``) from the refresh-token grant."""
+    from authlib.integrations.requests_client import OAuthError
+
     session = _client(client_id, client_secret)
     try:
         token = _call("Refreshing the access token", token_url,
@@ -172,6 +184,10 @@ def refresh_access_token(client_id: str, client_secret: str, *, token_url: str, 
 
 def service_account_token(key: ServiceAccountKey, *, subject: str, token_url: str) -> dict[str, Any]:
     """An access token acting as ``subject`` via domain-wide delegation (RFC 7523, RS256)."""
+    from authlib.integrations.requests_client import OAuth2Session, OAuthError
+    from authlib.oauth2.rfc7523 import JWTBearerGrant
+    from joserfc.jwk import RSAKey
+
     header = {"alg": "RS256", "typ": "JWT"}
     if key.private_key_id:
         header["kid"] = key.private_key_id
@@ -195,6 +211,8 @@ def service_account_token(key: ServiceAccountKey, *, subject: str, token_url: st
 
 def token_email(token: Mapping[str, Any], *, tokeninfo_url: str) -> str | None:
     """The lower-cased address a token belongs to: token-info endpoint, else the ``id_token``."""
+    import requests
+
     access_token = str(token["access_token"])
 
     def ask() -> requests.Response:
@@ -222,6 +240,8 @@ def token_email(token: Mapping[str, Any], *, tokeninfo_url: str) -> str | None:
 
 def revoke(token: str, *, revoke_url: str) -> bool:
     """Ask the revocation endpoint to revoke ``token``; False when that did not work (best effort)."""
+    import requests
+
     try:
         response = requests.post(revoke_url, data={"token": token}, timeout=HTTP_TIMEOUT)
     except requests.RequestException:
