@@ -158,7 +158,7 @@ _TRACE_HEADERS = frozenset({
 #: the end of the header block, CRLF or LF: a line break, maybe a "\r", a line break
 _BLANK_LINE = re.compile(rb"\n\r?\n")
 #: bytes of body read per step by :func:`content_digest`
-_DIGEST_WINDOW = 1024 * 1024
+_DIGEST_WINDOW = 64 * 1024
 
 
 def content_digest(raw: bytes) -> str:
