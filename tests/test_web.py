@@ -92,6 +92,19 @@ def test_sign_in_wrong_password_and_throttle(hd):
     assert r.status_code == 303
 
 
+def test_passwords_are_stored_as_argon2id_at_the_rfc_9106_cost():
+    """The suite hashes with argon2's cheapest profile (tests/conftest.py); production does not."""
+    from argon2 import PasswordHasher, extract_parameters
+    from argon2.profiles import RFC_9106_LOW_MEMORY
+
+    from helpdesk_core.services import auth
+
+    assert auth.PASSWORD_PARAMETERS == RFC_9106_LOW_MEMORY
+    stored = PasswordHasher.from_parameters(auth.PASSWORD_PARAMETERS).hash(PASSWORD)
+    assert stored.startswith("$argon2id$")
+    assert extract_parameters(stored) == RFC_9106_LOW_MEMORY
+
+
 def test_unsafe_request_without_csrf_token_is_refused(hd):
     c = signed_in(hd, "agent@school.test")
     r = c.post(f"/tickets/{hd.ticket_id}/reply", data={"body": "hi", "kind": "note"})

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import cache
 
-from argon2 import PasswordHasher
+from argon2 import Parameters, PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from argon2.profiles import RFC_9106_LOW_MEMORY
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -13,7 +14,9 @@ from helpdesk_core.errors import ConfigurationError, PermissionDenied
 from helpdesk_core.models import User
 from helpdesk_core.services.permissions import Actor, require_manage_settings, require_signed_in
 
-_hasher = PasswordHasher()
+#: argon2id as RFC 9106 recommends where memory is limited (argon2-cffi's default: t=3, 64 MiB, p=4)
+PASSWORD_PARAMETERS: Parameters = RFC_9106_LOW_MEMORY
+_hasher = PasswordHasher.from_parameters(PASSWORD_PARAMETERS)
 #: the shortest password accepted
 MIN_PASSWORD_LENGTH = 10
 
