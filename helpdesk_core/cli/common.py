@@ -167,6 +167,25 @@ def kept_filters(fn: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def kept_mail_group(name: str, doc: str, *, list_doc: str, everything: str, line: Callable[[Any], str],
+                    nothing: str, rows: Callable[..., list[dict[str, Any]]]) -> click.Group:
+    """The group of one kind of kept mail (``helpdesk failed``, ``helpdesk held``) with its
+    ``list`` command: ``--all`` (help ``everything``), the :func:`kept_filters`, ``--json``, one
+    ``line`` per row or ``nothing``; ``rows(session, actor=..., everything=..., **filters)`` is
+    the service call. The kind's own commands are added to the group by its module."""
+    group = click.Group(name, help=doc)
+
+    @group.command("list", help=list_doc)
+    @click.option("--all", "everything", is_flag=True, help=everything)
+    @listing(line, nothing)
+    @kept_filters
+    def list_kept(_app: Helpdesk, session: Session, actor: Actor, everything: bool,
+                  **filters: Any) -> list[dict[str, Any]]:
+        return rows(session, actor=actor, everything=everything, **filters)
+
+    return group
+
+
 def action(fn: Callable[..., str]) -> Callable[..., None]:
     """Make a command of a function ``fn(app, session, actor, **options)`` that changes something
     through a service and returns the line that says what was done: it runs in one session,

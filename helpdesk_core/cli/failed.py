@@ -3,32 +3,21 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import click
-from sqlalchemy.orm import Session
 
-from helpdesk_core.app import Helpdesk
-from helpdesk_core.cli.common import CliState, fail, handle_errors, kept_filters, listing
+from helpdesk_core.cli.common import CliState, fail, handle_errors, kept_mail_group
 from helpdesk_core.hooktypes import IMPORTED
 from helpdesk_core.services import failed as svc
-from helpdesk_core.services.permissions import Actor
 
 
-@click.group()
-def failed() -> None:
-    """Messages that could not be imported (kept raw, nothing lost)."""
-
-
-@failed.command("list")
-@click.option("--all", "include_retried", is_flag=True, help="Include retried and discarded ones.")
-@listing(lambda f: f"{f['id']:>5}  {f['department']}  {f['sender']}  {f['subject']!r}  {f['error']}",
-         "No failed imports.")
-@kept_filters
-def failed_list(_app: Helpdesk, session: Session, actor: Actor, include_retried: bool,
-                **filters: Any) -> list[dict[str, Any]]:
-    """List failed imports, oldest first."""
-    return svc.list_failed(session, actor=actor, include_retried=include_retried, **filters)
+failed = kept_mail_group(
+    "failed", "Messages that could not be imported (kept raw, nothing lost).",
+    list_doc="List failed imports, oldest first.", everything="Include retried and discarded ones.",
+    line=lambda f: f"{f['id']:>5}  {f['department']}  {f['sender']}  {f['subject']!r}  {f['error']}",
+    nothing="No failed imports.",
+    rows=lambda session, *, actor, everything, **filters: svc.list_failed(
+        session, actor=actor, include_retried=everything, **filters))
 
 
 @failed.command("retry")

@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 from sqlalchemy.orm import Session
 
 from helpdesk_core.app import Helpdesk
-from helpdesk_core.cli.common import action, kept_filters, listing
+from helpdesk_core.cli.common import action, kept_mail_group
 from helpdesk_core.services.held import list_held, release_held
 from helpdesk_core.services.permissions import Actor
 
 
-@click.group()
-def held() -> None:
-    """Mail held by the rate limit (mail.rate_limit_per_hour)."""
-
-
-@held.command("list")
-@click.option("--all", "include_released", is_flag=True, help="Include released ones.")
-@listing(lambda r: f"{r['id']}  {r['department']}  {r['sender']}  {r['subject'][:60]!r}  {r['status']}",
-         "No held mail.")
-@kept_filters
-def held_list(_app: Helpdesk, session: Session, actor: Actor, include_released: bool,
-              **filters: Any) -> list[dict[str, Any]]:
-    """List held mail, oldest first."""
-    return list_held(session, actor=actor, include_released=include_released, **filters)
+held = kept_mail_group(
+    "held", "Mail held by the rate limit (mail.rate_limit_per_hour).",
+    list_doc="List held mail, oldest first.", everything="Include released ones.",
+    line=lambda r: f"{r['id']}  {r['department']}  {r['sender']}  {r['subject'][:60]!r}  {r['status']}",
+    nothing="No held mail.",
+    rows=lambda session, *, actor, everything, **filters: list_held(
+        session, actor=actor, include_released=everything, **filters))
 
 
 @held.command("release")

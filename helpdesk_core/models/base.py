@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, TypeDecorator
-from sqlalchemy.orm import DeclarativeBase, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -70,6 +70,15 @@ email_str = Annotated[str, mapped_column(String(320))]
 #: the department a row belongs to (deleted with it)
 department_fk = Annotated[int, mapped_column(ForeignKey("departments.id", ondelete="CASCADE"))]
 created_at = Annotated[datetime, mapped_column(UTCDateTime(), default=utcnow, nullable=False)]
+
+
+class DepartmentRow:
+    """Mixin of a table whose rows belong to one department: an integer key ``id`` and
+    ``department_id`` (the row is deleted with its department), the first two columns of the
+    table, as the migrations create them."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, sort_order=-2)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"), sort_order=-1)
 
 
 class Base(DeclarativeBase):

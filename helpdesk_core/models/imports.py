@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from helpdesk_core.models.base import Base, created_at, department_fk, intpk, StatusColumn
+from helpdesk_core.models.base import Base, DepartmentRow, StatusColumn, created_at, intpk
 
 if TYPE_CHECKING:
     from helpdesk_core.models.ticket import TicketMessage
@@ -53,7 +53,7 @@ def ledger_key(message_id: str | None, content_sha256: str) -> str:
     return content_sha256
 
 
-class LedgerEntry(Base):
+class LedgerEntry(DepartmentRow, Base):
     """One message handled for a department. The unique key makes re-fetches harmless.
 
     ``key`` is :func:`ledger_key` (Message-ID digest), ``content_sha256`` the digest of what the
@@ -69,8 +69,6 @@ class LedgerEntry(Base):
     __tablename__ = "import_ledger"
     __table_args__ = (UniqueConstraint("department_id", "key", "content_sha256"),)
 
-    id: Mapped[intpk]
-    department_id: Mapped[department_fk]
     key: Mapped[str] = mapped_column(String(64))
     content_sha256: Mapped[str | None] = mapped_column(String(64))
     raw_sha256: Mapped[str] = mapped_column(String(64))
@@ -83,14 +81,12 @@ class LedgerEntry(Base):
     ticket_message: Mapped[TicketMessage | None] = relationship()
 
 
-class ImportAttempt(Base):
+class ImportAttempt(DepartmentRow, Base):
     """Failed attempts at importing one raw message (by hash); after 3 it becomes a KeptMail."""
 
     __tablename__ = "import_attempts"
     __table_args__ = (UniqueConstraint("department_id", "raw_sha256"),)
 
-    id: Mapped[intpk]
-    department_id: Mapped[department_fk]
     raw_sha256: Mapped[str] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from helpdesk_core.models.base import Base, created_at, department_fk, intpk, StatusColumn
+from helpdesk_core.models.base import Base, DepartmentRow, StatusColumn, created_at
 
 #: kinds of outgoing mail
 KINDS = ("reply", "acknowledgement")
@@ -33,7 +33,7 @@ class OutboxStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-class OutboxMessage(Base):
+class OutboxMessage(DepartmentRow, Base):
     """One outgoing mail of one department, with its delivery state."""
 
     __tablename__ = "outbox_messages"
@@ -44,8 +44,6 @@ class OutboxMessage(Base):
         Index("ix_outbox_messages_department_id_message_id", "department_id", "message_id"),
     )
 
-    id: Mapped[intpk]
-    department_id: Mapped[department_fk]
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
     ticket_message_id: Mapped[int | None] = mapped_column(ForeignKey("ticket_messages.id", ondelete="SET NULL"))
     #: ``reply`` (a staff member's answer) or ``acknowledgement`` (automatic, for a new ticket)

@@ -5,17 +5,15 @@ from __future__ import annotations
 from sqlalchemy import String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from helpdesk_core.models.base import Base, created_at, department_fk, intpk
+from helpdesk_core.models.base import Base, DepartmentRow, created_at
 
 
-class ReplyTemplate(Base):
+class ReplyTemplate(DepartmentRow, Base):
     """A canned reply of one department, used by ``ticket reply --template NAME``."""
 
     __tablename__ = "reply_templates"
     __table_args__ = (UniqueConstraint("department_id", "name"),)
 
-    id: Mapped[intpk]
-    department_id: Mapped[department_fk]
     name: Mapped[str] = mapped_column(String(100))
     #: jinja2 source; variables as in reply templates (``ticket``, ``requester_name``, ``reference`` …)
     body: Mapped[str] = mapped_column(Text)

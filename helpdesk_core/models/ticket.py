@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from helpdesk_core.models.base import Base, created_at, department_fk, email_str, intpk, utcnow
+from helpdesk_core.models.base import Base, DepartmentRow, created_at, department_fk, email_str, intpk, utcnow
 from helpdesk_core.models.imports import bounded
 
 if TYPE_CHECKING:
@@ -68,15 +68,13 @@ class Direction(enum.StrEnum):
     NOTE = "note"
 
 
-class Ticket(Base):
+class Ticket(DepartmentRow, Base):
     __tablename__ = "tickets"
     __table_args__ = (
         UniqueConstraint("department_id", "number"),
         Index("ix_tickets_department_id_requester_id", "department_id", "requester_id"),
     )
 
-    id: Mapped[intpk]
-    department_id: Mapped[department_fk]
     #: per-department number shown as ``[Ticket #N]``
     number: Mapped[int] = mapped_column(Integer)
     subject: Mapped[str] = mapped_column(Text, default="")

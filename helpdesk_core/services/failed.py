@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -78,16 +79,23 @@ def kept_rows(session: Session, actor: Actor, kind: KeptMailKind, statuses: tupl
     return list(session.execute(query).all())
 
 
+def kept_row(session: Session, actor: Actor, row_id: int, *, shown: Callable[[KeptMail], bool], what: str,
+             missing: str, hint: str) -> KeptMail:
+    """Kept mail ``row_id`` if ``shown(row)``, for the staff of its department only; to others it
+    does not exist (:class:`NotFoundError` ``missing``, ``details["hint"]`` ``hint``; a user who is
+    staff nowhere is refused first, as for the list of ``what``)."""
+    row = session.get(KeptMail, row_id)
+    if row is None or not shown(row) or not is_staff(actor, session.get(Department, row.department_id)):
+        require_staff_somewhere(actor, what)
+        raise NotFoundError(missing, details={"hint": hint})
+    return row
+
+
 def get_failed(session: Session, *, actor: Actor, failed_id: int) -> KeptMail:
     """A failed import (also once retried or discarded; never a held one), for the staff of its
     department only; to others it does not exist."""
-    row = session.get(KeptMail, failed_id)
-    if (row is None or row.kind != KeptMailKind.FAILED
-            or not is_staff(actor, session.get(Department, row.department_id))):
-        # staff of its department only; to others it does not exist
-        require_staff_somewhere(actor, "failed imports")
-        raise NotFoundError(f"No failed import {failed_id}.", details={"hint": "list_failed"})
-    return row
+    return kept_row(session, actor, failed_id, shown=lambda row: row.kind == KeptMailKind.FAILED,
+                    what="failed imports", missing=f"No failed import {failed_id}.", hint="list_failed")
 
 
 def retry_failed(app: Helpdesk, session: Session, *, actor: Actor, failed_id: int) -> Outcome:

@@ -14,12 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from helpdesk_core.app import Helpdesk
-from helpdesk_core.errors import NotFoundError
 from helpdesk_core.inbound.importer import Outcome
 from helpdesk_core.models import Department, KeptMail, KeptMailKind, KeptMailStatus, ImportEvent
 from helpdesk_core.settings import GeneralSettings
-from helpdesk_core.services.failed import discard, filter_rows, kept_rows, reimport
-from helpdesk_core.services.permissions import Actor, is_staff, require_manage_settings, require_staff_somewhere
+from helpdesk_core.services.failed import discard, filter_rows, kept_row, kept_rows, reimport
+from helpdesk_core.services.permissions import Actor, require_manage_settings
 
 #: outcomes the import log shows (every one but a plain import; see ImportEvent)
 LOG_OUTCOMES = ("skipped", "held", "failed", "kept", "retry", "refused", "duplicate", "reused")
@@ -47,12 +46,8 @@ def list_held(session: Session, *, actor: Actor, include_released: bool = False,
 def get_held(session: Session, *, actor: Actor, held_id: int) -> KeptMail:
     """A held message (not yet released or discarded), for the staff of its department only; to
     others it does not exist."""
-    row = session.get(KeptMail, held_id)
-    if (row is None or row.status != KeptMailStatus.HELD
-            or not is_staff(actor, session.get(Department, row.department_id))):
-        require_staff_somewhere(actor, "held mail")
-        raise NotFoundError(f"No held import {held_id}.", details={"hint": "list_held"})
-    return row
+    return kept_row(session, actor, held_id, shown=lambda row: row.status == KeptMailStatus.HELD,
+                    what="held mail", missing=f"No held import {held_id}.", hint="list_held")
 
 
 def discard_held(session: Session, *, actor: Actor, held_id: int) -> KeptMail:

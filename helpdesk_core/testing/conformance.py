@@ -110,6 +110,17 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+def oauth_client(oauth_server: Any, smtp_sink: Any, *, app: bool = False) -> tuple[str, str]:
+    """``(client_id, client_secret)`` of a new client of the local OAuth server
+    (:class:`~helpdesk_core.testing.servers.oauth.OAuthServer`; ``app``: a Microsoft app, which may
+    also use the client-credentials grant) for an OAuth provider's conformance mailbox: the server
+    keeps its refresh tokens (the suite validates the same secrets many times) and ``smtp_sink``
+    accepts its access tokens (XOAUTH2)."""
+    oauth_server.rotate_refresh_tokens = False
+    smtp_sink.accept_tokens(oauth_server.token_owner)
+    return oauth_server.add_app() if app else oauth_server.add_client()
+
+
 def message(n: int, *, size: int = 0, sender: str = "requester@example.test") -> bytes:
     """A plain test message; ``size`` pads the body to about that many bytes."""
     body = f"Hello {n}.\r\n" + ("x" * 76 + "\r\n") * (size // 78)

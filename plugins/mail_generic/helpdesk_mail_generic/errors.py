@@ -20,12 +20,13 @@ import re
 import smtplib
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from types import TracebackType
 from typing import Any
 
 from helpdesk_core.errors import MailboxError
 
-__all__ = ["translate", "translate_smtp", "MAIL_ERRORS"]
+__all__ = ["translate", "translate_smtp", "Opening", "close_quietly", "MAIL_ERRORS"]
 
 #: exception families a session wraps with :func:`translate`; anything else is a bug and propagates
 MAIL_ERRORS: tuple[type[BaseException], ...] = (
@@ -48,6 +49,51 @@ _STEPS = {
     "close": "closing the connection",
     "send": "sending mail",
 }
+
+
+class Opening:
+    """Open a session step by step (``connect``, ``tls``, ``login``, ``select`` …): an exception of
+    ``errors`` becomes the :class:`MailboxError` of ``translation`` (:func:`translate` or
+    :func:`translate_smtp`) for the step reached, and on any failure ``drop()`` closes what was
+    opened so far, without a LOGOUT::
+
+        with Opening(config, translate, MAIL_ERRORS, drop=self._drop) as opening:
+            self.client = connect()
+            opening.step = "login"
+            login(self.client)
+    """
+
+    def __init__(self, config: Mapping[str, Any],
+                 translation: Callable[..., MailboxError],
+                 errors: tuple[type[BaseException], ...], *, drop: Callable[[], object],
+                 step: str = "connect") -> None:
+        self.config, self.translation, self.errors, self.drop = config, translation, errors, drop
+        self.step = step
+
+    def __enter__(self) -> Opening:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc is None:
+            return
+        self.drop()
+        if isinstance(exc, self.errors):
+            raise self.translation(exc, config=self.config, step=self.step) from exc
+
+
+def close_quietly(polite: Callable[[], object], abrupt: Callable[[], object],
+                  errors: tuple[type[BaseException], ...] = (Exception,)) -> None:
+    """End a session that is done: ``polite()`` (LOGOUT, QUIT) or, when that fails, ``abrupt()``
+    (drop the socket); a failure of either is swallowed (``errors``), because closing must never
+    fail the import or the delivery that came before it."""
+    try:
+        polite()
+    except errors:
+        try:
+            abrupt()
+        except errors:
+            pass
 
 
 def translate(exc: BaseException, *, config: Mapping[str, Any], step: str) -> MailboxError:

@@ -27,7 +27,7 @@ from imapclient.exceptions import CapabilityError
 from helpdesk_core.errors import MailboxError
 from helpdesk_core.providers.base import MailboxSession, RemoteMessage
 
-from .errors import MAIL_ERRORS, translate
+from .errors import MAIL_ERRORS, Opening, close_quietly, translate
 
 __all__ = ["ImapLogin", "ImapSession", "password_login", "socket_timeout", "tls_context"]
 
@@ -101,20 +101,13 @@ class ImapSession(MailboxSession):
         #: UIDVALIDITY of the selected folder
         self.uidvalidity: int | None = None
         self._exists: int | None = None
-        step = "connect"
-        try:
+        with Opening(self.config, translate, MAIL_ERRORS, drop=self._drop) as opening:
             self.client = self._connect()
             quiet_imaplib(self.client)
-            step = "login"
+            opening.step = "login"
             login(self.client)
-            step = "select"
+            opening.step = "select"
             info = self.client.select_folder(self.folder)
-        except MAIL_ERRORS as exc:
-            self._drop()
-            raise translate(exc, config=self.config, step=step) from exc
-        except BaseException:
-            self._drop()
-            raise
         self.uidvalidity = _int_or_none(info.get(b"UIDVALIDITY"))
         self._exists = _int_or_none(info.get(b"EXISTS"))
 
@@ -255,12 +248,8 @@ class ImapSession(MailboxSession):
     def close(self) -> None:
         """Log out; errors are swallowed (the deletions were already expunged in :meth:`delete`)."""
         client, self.client = self.client, None
-        if client is None:
-            return
-        try:
-            client.logout()
-        except Exception:  # noqa: BLE001 - closing must never fail the import
-            _shutdown(client)
+        if client is not None:
+            close_quietly(client.logout, client.shutdown)
 
     # ---- internals ---------------------------------------------------------------------------
 

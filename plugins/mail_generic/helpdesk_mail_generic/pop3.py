@@ -23,7 +23,7 @@ from typing import Any
 from helpdesk_core.errors import MailboxError
 from helpdesk_core.providers.base import MailboxSession, RemoteMessage
 
-from .errors import MAIL_ERRORS, translate
+from .errors import MAIL_ERRORS, Opening, translate
 from .imap import tls_context
 
 __all__ = ["Pop3Login", "Pop3Session", "password_login"]
@@ -106,18 +106,11 @@ class Pop3Session(MailboxSession):
     # ---- connection --------------------------------------------------------------------------
 
     def _open(self) -> None:
-        step = "connect"
         pop: poplib.POP3 | None = None
-        try:
+        with Opening(self.config, translate, MAIL_ERRORS, drop=lambda: _drop(pop)) as opening:
             pop = self._connect()
-            step = "login"
+            opening.step = "login"
             self._login(pop)
-        except MAIL_ERRORS as exc:
-            _drop(pop)
-            raise translate(exc, config=self.config, step=step) from exc
-        except BaseException:
-            _drop(pop)
-            raise
         self.pop = pop
         self._generation += 1
         self._dirty = False
@@ -133,7 +126,7 @@ class Pop3Session(MailboxSession):
             raise MailboxError(f"Unknown security {security!r}: use ssl, starttls or none.", kind="tls")
         pop = _POP3(host, port or 110, timeout=timeout)
         if security == "starttls":
-            try:
+            with Opening(self.config, translate, MAIL_ERRORS, drop=lambda: _drop(pop), step="tls"):
                 try:
                     caps = pop.capa()
                 except poplib.error_proto:
@@ -141,11 +134,6 @@ class Pop3Session(MailboxSession):
                 if "STLS" not in caps:
                     raise poplib.error_proto("-ERR STLS not supported by server")
                 pop.stls(context=tls_context(self.config))
-            except BaseException as exc:
-                _drop(pop)
-                if isinstance(exc, MAIL_ERRORS):
-                    raise translate(exc, config=self.config, step="tls") from exc
-                raise
         return pop
 
     def _quit(self, step: str) -> None:

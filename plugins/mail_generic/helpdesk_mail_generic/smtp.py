@@ -35,7 +35,7 @@ from typing import Any
 from helpdesk_core.hooktypes import OutgoingMail
 from helpdesk_core.errors import DeliveryError, MailboxError
 
-from .errors import translate_smtp
+from .errors import Opening, close_quietly, translate_smtp
 from .imap import tls_context
 
 __all__ = ["SmtpLogin", "SmtpConnection", "connect_smtp", "password_login", "smtp_settings",
@@ -90,8 +90,7 @@ class SmtpConnection:
             raise MailboxError(f"SMTP security must be ssl, starttls or none (got {security!r}).",
                                kind="configuration", temporary=False)
         timeout = float(self.config.get("timeout") or DEFAULT_TIMEOUT)
-        step = "connect"
-        try:
+        with Opening(self.config, translate_smtp, _SMTP_ERRORS, drop=self.close) as opening:
             host, port = str(self.config["host"]), int(self.config["port"])
             if security == "ssl":  # connects (and checks the 220 greeting) in the constructor
                 client: smtplib.SMTP = smtplib.SMTP_SSL(host, port, local_hostname=_local_hostname(),
@@ -101,19 +100,13 @@ class SmtpConnection:
             self.client = client
             client.ehlo()
             if security == "starttls":
-                step = "tls"
+                opening.step = "tls"
                 if not client.has_extn("starttls"):
                     raise smtplib.SMTPNotSupportedError("STARTTLS extension not supported by server.")
                 client.starttls(context=tls_context(self.config))
                 client.ehlo()
-            step = "login"
+            opening.step = "login"
             authenticate(client)
-        except _SMTP_ERRORS as exc:
-            self.close()
-            raise translate_smtp(exc, config=self.config, step=step) from exc
-        except MailboxError:
-            self.close()
-            raise
 
     def send(self, mail: OutgoingMail) -> DeliveryError | None:
         """Send one mail; None when the server accepted it (for at least one recipient)."""
@@ -149,16 +142,10 @@ class SmtpConnection:
         return results
 
     def close(self) -> None:
+        """``QUIT``, or drop the socket when that fails; never raises."""
         client, self.client = self.client, None
-        if client is None:
-            return
-        try:
-            client.quit()
-        except _SMTP_ERRORS:
-            try:
-                client.close()
-            except _SMTP_ERRORS:
-                pass
+        if client is not None:
+            close_quietly(client.quit, client.close, _SMTP_ERRORS)
 
     def __enter__(self) -> SmtpConnection:
         return self

@@ -7,15 +7,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from helpdesk_core.testing.conformance import ConformanceMailbox, ProviderConformance, closed_port
+from helpdesk_core.testing.conformance import ConformanceMailbox, ProviderConformance, closed_port, oauth_client
 
 
 class TestGoogleConformance(ProviderConformance):
     @pytest.fixture
     def conformance_mailbox(self, dovecot, mail_user, oauth_server, smtp_sink):
-        oauth_server.rotate_refresh_tokens = False  # the suite validates the same secrets many times
-        smtp_sink.accept_tokens(oauth_server.token_owner)
-        client_id, client_secret = oauth_server.add_client()
+        client_id, client_secret = oauth_client(oauth_server, smtp_sink)
         _status, headers = oauth_server.authorize({"client_id": client_id, "redirect_uri": "http://127.0.0.1/",
                                                    "login_hint": mail_user.email, "response_type": "code"})
         code = parse_qs(urlsplit(headers["Location"]).query)["code"][0]

@@ -9,7 +9,7 @@ import msal
 import pytest
 import requests
 
-from helpdesk_core.testing.conformance import ConformanceMailbox, ProviderConformance, closed_port
+from helpdesk_core.testing.conformance import ConformanceMailbox, ProviderConformance, closed_port, oauth_client
 from helpdesk_mail_microsoft_oauth.tokens import DELEGATED_SCOPES, msal_app
 from ms_helpers import identity  # noqa: F401 - fixture
 
@@ -17,9 +17,7 @@ from ms_helpers import identity  # noqa: F401 - fixture
 class TestMicrosoftConformance(ProviderConformance):
     @pytest.fixture
     def conformance_mailbox(self, dovecot, mail_user, identity, smtp_sink):
-        identity.rotate_refresh_tokens = False  # the suite validates the same secrets many times
-        smtp_sink.accept_tokens(identity.token_owner)
-        client_id, client_secret = identity.add_app()
+        client_id, client_secret = oauth_client(identity, smtp_sink, app=True)
         config = {"email": mail_user.email, "client_id": client_id, "tenant": "contoso.test",
                   "authority_host": identity.https_url, "graph_url": identity.https_url, "host": "127.0.0.1",
                   "port": dovecot.imaps_port, "ca_file": str(dovecot.ca_file), "smtp_host": "127.0.0.1",
