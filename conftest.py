@@ -1,4 +1,5 @@
-"""Repo-root pytest configuration: the Hypothesis profiles. (The fixtures come from the
+"""Repo-root pytest configuration: the Hypothesis profiles, and fresh test databases migrated
+by copy (:func:`_migrate_empty_databases_by_copy`). (The fixtures come from the
 ``pytest11`` entry point of helpdesk-core, :mod:`helpdesk_core.testing.pytest_plugin`.)
 
 Profiles: "ci" (50 examples; loaded when CI=true, so CI stays well inside its time budget) and
@@ -7,8 +8,10 @@ picks one explicitly (e.g. HYPOTHESIS_PROFILE=ci make test for a quick local run
 """
 
 import os
-from pathlib import Path
+from collections.abc import Iterator
+from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -32,14 +35,6 @@ else:
 
 # --------------------------------------------------------------------------- migrated copies
 
-import shutil  # noqa: E402
-import sqlite3  # noqa: E402
-import tempfile  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from typing import Any  # noqa: E402
-
-import pytest  # noqa: E402
-
 _PG_TEMPLATE = "helpdesk_migrated_template"
 
 
@@ -49,7 +44,8 @@ def _migrate_empty_databases_by_copy() -> Iterator[None]:
     in this session, instead of running the thirteen migrations again.
 
     The suite brings hundreds of fresh databases to ``head`` (every ``app``, ``cli`` and
-    ``installation``), at 0.2–0.35 s each; a copy costs about 10 ms on SQLite (the backup API)
+    ``installation``), at 0.2–0.35 s each; a copy costs about 10 ms on SQLite (the backup API,
+    :func:`helpdesk_core.testing.apps.copy_migrated_sqlite`, as ``memory_app`` does)
     and 0.1 s on PostgreSQL (``CREATE DATABASE … TEMPLATE``). The copy is the result of a real
     ``alembic upgrade head`` of the same code, made once per session (and once per PostgreSQL
     cluster). A database that is not empty, an upgrade to another revision (the migration tests),
@@ -60,26 +56,10 @@ def _migrate_empty_databases_by_copy() -> Iterator[None]:
 
     from helpdesk_core import app as app_module
     from helpdesk_core.db import make_engine
+    from helpdesk_core.testing.apps import copy_migrated_sqlite
 
     real = app_module.upgrade
-    folder = Path(tempfile.mkdtemp(prefix="helpdesk-migrated-"))
-    sqlite_template: list[Path] = []
     pg_templates: set[tuple[Any, ...]] = set()
-
-    def copy_sqlite(engine: Any) -> None:
-        if not sqlite_template:
-            path = folder / "template.db"
-            template = make_engine(f"sqlite:///{path}")
-            real(template)
-            template.dispose()
-            sqlite_template.append(path)
-        source = sqlite3.connect(sqlite_template[0])
-        raw = engine.raw_connection()
-        try:
-            source.backup(raw.driver_connection)
-        finally:
-            raw.close()
-            source.close()
 
     def copy_postgres(engine: Any) -> None:
         import psycopg
@@ -107,7 +87,7 @@ def _migrate_empty_databases_by_copy() -> Iterator[None]:
                 raise
 
     def upgrade(engine: Any, revision: str = "head") -> None:
-        copy = {"sqlite": copy_sqlite, "postgresql": copy_postgres}.get(engine.dialect.name)
+        copy = {"sqlite": copy_migrated_sqlite, "postgresql": copy_postgres}.get(engine.dialect.name)
         if copy is None or revision != "head" or engine.url.database in (None, "", ":memory:"):
             return real(engine, revision)
         try:
@@ -122,4 +102,3 @@ def _migrate_empty_databases_by_copy() -> Iterator[None]:
         yield
     finally:
         app_module.upgrade = real
-        shutil.rmtree(folder, ignore_errors=True)

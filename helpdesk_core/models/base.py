@@ -77,8 +77,8 @@ class DepartmentRow:
     ``department_id`` (the row is deleted with its department), the first two columns of the
     table, as the migrations create them."""
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, sort_order=-2)
-    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"), sort_order=-1)
+    id: Mapped[intpk] = mapped_column(sort_order=-2)
+    department_id: Mapped[department_fk] = mapped_column(sort_order=-1)
 
 
 class Base(DeclarativeBase):

@@ -24,7 +24,7 @@ from sqlalchemy.pool import StaticPool
 from helpdesk_core.app import Helpdesk
 from helpdesk_core.config import Config
 from helpdesk_core.crypto import generate_key
-from helpdesk_core.db import make_engine
+from helpdesk_core.db import make_engine, upgrade
 
 #: the databases every ``db_url`` test runs on (``HELPDESK_TEST_DATABASES=sqlite`` narrows it)
 DATABASES = [d.strip() for d in os.environ.get("HELPDESK_TEST_DATABASES", "sqlite,postgresql").split(",")
@@ -70,11 +70,26 @@ class Cli:
 
 
 _MEMORY_KEY = generate_key()
-_TEMPLATE: list[Any] = []  # the migrated template engine, built once per process
+_MIGRATED: list[Any] = []  # the migrated in-memory database, built once per process
 
 
 def _memory_engine() -> Any:
     return make_engine("sqlite://", poolclass=StaticPool, connect_args={"timeout": 30})
+
+
+def copy_migrated_sqlite(engine: Any) -> None:
+    """Make the SQLite database of ``engine`` a copy (the backup API) of an in-memory one that
+    Alembic brought to ``head`` once per process: a fresh migrated database in milliseconds."""
+    if not _MIGRATED:
+        migrated = _memory_engine()
+        upgrade(migrated)
+        _MIGRATED.append(migrated)
+    source, target = _MIGRATED[0].raw_connection(), engine.raw_connection()
+    try:
+        source.driver_connection.backup(target.driver_connection)
+    finally:
+        target.close()
+        source.close()
 
 
 def memory_app(*plugins: object, load_entrypoints: bool = False) -> Helpdesk:
@@ -82,12 +97,8 @@ def memory_app(*plugins: object, load_entrypoints: bool = False) -> Helpdesk:
     home = Path("/nonexistent-helpdesk-home")
     config = Config(home=home, database_url="sqlite://", attachments_dir=home / "attachments",
                     secret_key=_MEMORY_KEY)
-    if not _TEMPLATE:
-        engine = _memory_engine()
-        Helpdesk.from_config(config, engine=engine, load_entrypoints=False).upgrade()
-        _TEMPLATE.append(engine)
     engine = _memory_engine()
-    _TEMPLATE[0].raw_connection().driver_connection.backup(engine.raw_connection().driver_connection)
+    copy_migrated_sqlite(engine)
     return Helpdesk.from_config(config, engine=engine, load_entrypoints=load_entrypoints,
                                 extra_plugins=plugins)
 
